@@ -1,0 +1,1 @@
+export * from './gen/backplane/echo/v1/echo';

@@ -1,0 +1,12 @@
+import { join } from 'node:path';
+
+/** Services are exported per proto package: `@backplane/proto/naming`, `@backplane/proto/echo`. */
+export * as echo from './echo';
+export * as naming from './naming';
+
+/**
+ * Path of the FileDescriptorSet (built by `buf build`) that holds every Backplane proto file and its
+ * imports. The runtime feeds it to server reflection so grpcurl and clients in any language can discover
+ * each service.
+ */
+export const descriptorSetPath: string = join(__dirname, '..', 'descriptors.binpb');

@@ -1,0 +1,1 @@
+export * from './gen/backplane/naming/v1/naming';

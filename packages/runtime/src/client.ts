@@ -1,0 +1,81 @@
+import {
+  type CallOptions as GrpcCallOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { BackplaneError, isServiceError } from './errors';
+
+/** Options every client method of every Backplane client package accepts. */
+export interface CallOptions {
+  /** Relative deadline in milliseconds. */
+  timeoutMs?: number;
+  /** Absolute deadline. */
+  deadline?: Date;
+  /** Cancels the call. */
+  signal?: AbortSignal;
+  metadata?: Metadata;
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<GrpcCallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+type StreamMethod<Req, Res> = (
+  request: Req,
+  metadata?: Metadata,
+  options?: Partial<GrpcCallOptions>,
+) => ClientReadableStream<Res>;
+
+function grpcOptions(opts: CallOptions): Partial<GrpcCallOptions> {
+  const deadline = opts.deadline ?? (opts.timeoutMs !== undefined ? new Date(Date.now() + opts.timeoutMs) : undefined);
+  return deadline ? { deadline } : {};
+}
+
+/** Calls a unary method of a grpc-js client; failures reject with a BackplaneError carrying the server's reason. */
+export function unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, opts: CallOptions = {}): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(BackplaneError.of('CANCELLED', 'the call was cancelled before it started'));
+      return;
+    }
+    const call = method(request, opts.metadata ?? new Metadata(), grpcOptions(opts), (err, res) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(BackplaneError.from(err));
+      else resolve(res);
+    });
+    const onAbort = () => call.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Iterates a server-streaming call; errors surface as BackplaneErrors, breaking out cancels the call. */
+export async function* serverStream<Req, Res>(
+  method: StreamMethod<Req, Res>,
+  request: Req,
+  opts: CallOptions = {},
+): AsyncGenerator<Res, void, undefined> {
+  const call = method(request, opts.metadata ?? new Metadata(), grpcOptions(opts));
+  const onAbort = () => call.cancel();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const message of call as AsyncIterable<Res>) yield message;
+  } catch (err) {
+    if (isServiceError(err)) throw BackplaneError.from(err);
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    call.cancel();
+  }
+}
+
+/** Metadata carrying a bearer token. */
+export function bearerMetadata(token: string): Metadata {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}

@@ -1,0 +1,251 @@
+import type {
+  Metadata,
+  ServerDuplexStream,
+  ServerReadableStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  UntypedServiceImplementation,
+  sendUnaryData,
+} from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import { BackplaneError, statusName } from './errors';
+import type { Logger } from './logger';
+
+/** What a handler knows about its call. */
+export interface CallContext {
+  /** Full method path, e.g. `/backplane.naming.v1.NamingService/Resolve`. */
+  readonly method: string;
+  readonly peer: string;
+  readonly metadata: Metadata;
+  /** Absolute deadline in ms since the epoch, or undefined when the client set none. */
+  readonly deadline: number | undefined;
+  /** Aborted when the client cancels, the deadline passes or the server shuts down. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+/** The response side of a streaming call. `send` waits while the client's window is full. */
+export interface ResponseSink<Res> {
+  send(message: Res): Promise<void>;
+}
+
+type Req<M> = M extends { requestDeserialize(value: Buffer): infer R } ? R : never;
+type Res<M> = M extends { responseSerialize(value: infer R): Buffer } ? R : never;
+
+export type UnaryHandler<Rq, Rs> = (request: Rq, ctx: CallContext) => Promise<Rs>;
+export type ServerStreamHandler<Rq, Rs> = (request: Rq, sink: ResponseSink<Rs>, ctx: CallContext) => Promise<void>;
+export type ClientStreamHandler<Rq, Rs> = (requests: AsyncIterable<Rq>, ctx: CallContext) => Promise<Rs>;
+export type BidiStreamHandler<Rq, Rs> = (
+  requests: AsyncIterable<Rq>,
+  sink: ResponseSink<Rs>,
+  ctx: CallContext,
+) => Promise<void>;
+
+/** The promise-based handler type of one method of a ts-proto service definition. */
+export type HandlerOf<M> = M extends { requestStream: false; responseStream: false }
+  ? UnaryHandler<Req<M>, Res<M>>
+  : M extends { requestStream: false; responseStream: true }
+    ? ServerStreamHandler<Req<M>, Res<M>>
+    : M extends { requestStream: true; responseStream: false }
+      ? ClientStreamHandler<Req<M>, Res<M>>
+      : BidiStreamHandler<Req<M>, Res<M>>;
+
+/** Handlers for every method of a service definition, e.g. `ServiceHandlers<typeof NamingServiceService>`. */
+export type ServiceHandlers<D> = { [K in keyof D]: HandlerOf<D[K]> };
+
+export interface WrapOptions {
+  log: Logger;
+  /** Aborted when the server starts shutting down; long calls (watches, waits) end with UNAVAILABLE. */
+  shutdownSignal: AbortSignal;
+  /** Runs before every handler; throw a BackplaneError (e.g. UNAUTHENTICATED) to refuse the call. */
+  authenticate?: (ctx: CallContext) => void | Promise<void>;
+  /** Count of calls in progress, for draining on shutdown. */
+  inFlight: { count: number };
+}
+
+const DECODE_ERROR = Symbol('decode-error');
+interface DecodeFailure {
+  [DECODE_ERROR]: Error;
+}
+
+function decodeFailure(value: unknown): Error | undefined {
+  return typeof value === 'object' && value !== null && DECODE_ERROR in value
+    ? (value as DecodeFailure)[DECODE_ERROR]
+    : undefined;
+}
+
+/**
+ * A copy of the definition whose request decoder never throws: a malformed message is handed to the
+ * wrapper, which answers INVALID_ARGUMENT (grpc-js itself would answer INTERNAL).
+ */
+export function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, unknown> = {};
+  for (const [key, method] of Object.entries(definition)) {
+    out[key] = {
+      ...method,
+      requestDeserialize: (buf: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(buf);
+        } catch (err) {
+          return { [DECODE_ERROR]: err as Error } satisfies DecodeFailure;
+        }
+      },
+    };
+  }
+  return out as ServiceDefinition;
+}
+
+type AnyCall =
+  | ServerUnaryCall<unknown, unknown>
+  | ServerWritableStream<unknown, unknown>
+  | ServerReadableStream<unknown, unknown>
+  | ServerDuplexStream<unknown, unknown>;
+
+function deadlineOf(call: AnyCall): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+function makeContext(method: string, call: AnyCall, opts: WrapOptions) {
+  const controller = new AbortController();
+  const deadline = deadlineOf(call);
+  const onShutdown = () => controller.abort(BackplaneError.unavailable('server is shutting down'));
+  opts.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+  (call as NodeJS.EventEmitter).on('cancelled', () => controller.abort(BackplaneError.of('CANCELLED', 'the client cancelled the call')));
+  let timer: NodeJS.Timeout | undefined;
+  if (deadline !== undefined) {
+    timer = setTimeout(
+      () => controller.abort(BackplaneError.of('TIMEOUT', 'deadline exceeded')),
+      Math.max(0, deadline - Date.now()),
+    );
+    timer.unref();
+  }
+  const ctx: CallContext = {
+    method,
+    peer: call.getPeer(),
+    metadata: call.metadata,
+    deadline,
+    signal: controller.signal,
+    log: opts.log,
+  };
+  const dispose = () => {
+    if (timer) clearTimeout(timer);
+    opts.shutdownSignal.removeEventListener('abort', onShutdown);
+  };
+  return { ctx, dispose };
+}
+
+/** What the client sees for a thrown error: BackplaneErrors as they are, anything else as a bare INTERNAL. */
+function toStatus(err: unknown, ctx: CallContext): BackplaneError {
+  if (err instanceof BackplaneError) return err;
+  ctx.log.error({ err, method: ctx.method, peer: ctx.peer }, 'handler failed');
+  return new BackplaneError(status.INTERNAL, 'INTERNAL', `internal error in ${ctx.method}; the server logged it`, {
+    cause: err,
+  });
+}
+
+function sinkFor<T>(call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>, signal: AbortSignal) {
+  return {
+    send(message: T): Promise<void> {
+      if (signal.aborted) return Promise.reject(signal.reason);
+      if (call.write(message)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          call.off('drain', onDrain);
+          reject(signal.reason);
+        };
+        call.once('drain', onDrain);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+  } satisfies ResponseSink<T>;
+}
+
+async function* decodedRequests(call: ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>) {
+  for await (const message of call as AsyncIterable<unknown>) {
+    const bad = decodeFailure(message);
+    if (bad) throw BackplaneError.badParameter(`malformed request message: ${bad.message}`);
+    yield message;
+  }
+}
+
+/**
+ * Turns promise-based handlers into grpc-js handlers that log every call (method, code, duration, peer),
+ * map thrown errors to statuses (a bug answers INTERNAL, never kills the process), check
+ * authentication and give each handler a CallContext with an abort signal.
+ */
+export function wrapHandlers(
+  definition: ServiceDefinition,
+  handlers: Record<string, (...args: never[]) => Promise<unknown>>,
+  opts: WrapOptions,
+): UntypedServiceImplementation {
+  const impl: UntypedServiceImplementation = {};
+  for (const [key, method] of Object.entries(definition)) {
+    const handler = handlers[key] as ((...args: unknown[]) => Promise<unknown>) | undefined;
+    if (!handler) throw new Error(`no handler for ${method.path}`);
+    const run = async (call: AnyCall, body: (ctx: CallContext) => Promise<unknown>) => {
+      const started = process.hrtime.bigint();
+      const { ctx, dispose } = makeContext(method.path, call, opts);
+      opts.inFlight.count++;
+      let error: BackplaneError | undefined;
+      let result: unknown;
+      try {
+        if (opts.authenticate) await opts.authenticate(ctx);
+        result = await body(ctx);
+      } catch (err) {
+        error = ctx.signal.aborted && !(err instanceof BackplaneError) ? BackplaneError.from(ctx.signal.reason) : toStatus(err, ctx);
+      } finally {
+        dispose();
+        opts.inFlight.count--;
+      }
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const code = error ? statusName(error.code) : 'OK';
+      const level = !error ? 'info' : error.code === status.INTERNAL || error.code === status.UNKNOWN ? 'error' : 'info';
+      opts.log[level]({ method: method.path, code, ms: Math.round(ms * 1000) / 1000, peer: ctx.peer, reason: error?.reason }, 'call');
+      return { error, result };
+    };
+
+    if (!method.requestStream && !method.responseStream) {
+      impl[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        void run(call, (ctx) => {
+          const bad = decodeFailure(call.request);
+          if (bad) throw BackplaneError.badParameter(`malformed request message: ${bad.message}`);
+          return handler(call.request, ctx);
+        }).then(({ error, result }) => (error ? callback(error.toServiceError()) : callback(null, result)));
+      };
+    } else if (!method.requestStream && method.responseStream) {
+      impl[key] = (call: ServerWritableStream<unknown, unknown>) => {
+        void run(call, (ctx) => {
+          const bad = decodeFailure(call.request);
+          if (bad) throw BackplaneError.badParameter(`malformed request message: ${bad.message}`);
+          return handler(call.request, sinkFor(call, ctx.signal), ctx);
+        }).then(({ error }) => endStream(call, error));
+      };
+    } else if (method.requestStream && !method.responseStream) {
+      impl[key] = (call: ServerReadableStream<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        void run(call, (ctx) => handler(decodedRequests(call), ctx)).then(({ error, result }) =>
+          error ? callback(error.toServiceError()) : callback(null, result),
+        );
+      };
+    } else {
+      impl[key] = (call: ServerDuplexStream<unknown, unknown>) => {
+        void run(call, (ctx) => handler(decodedRequests(call), sinkFor(call, ctx.signal), ctx)).then(({ error }) =>
+          endStream(call, error),
+        );
+      };
+    }
+  }
+  return impl;
+}
+
+function endStream(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, error?: BackplaneError) {
+  if (call.cancelled || call.destroyed || call.writableEnded) return;
+  if (error) call.emit('error', error.toServiceError());
+  else call.end();
+}

@@ -1,0 +1,30 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Field names whose values must never reach a log line. */
+export const REDACTED_PATHS = [
+  'ownerSecret',
+  '*.ownerSecret',
+  'authorization',
+  '*.authorization',
+  'token',
+  '*.token',
+  'password',
+  '*.password',
+];
+
+/** The one logger of a process. Structured JSON to stdout; children carry the service name. */
+export function createLogger(options: { level?: string; service?: string } = {}): Logger {
+  return pino({
+    level: options.level ?? 'info',
+    base: options.service ? { service: options.service, pid: process.pid } : { pid: process.pid },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+}
+
+/** A logger that writes nothing, for tests and libraries used without one. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

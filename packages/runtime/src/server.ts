@@ -1,0 +1,195 @@
+import { readFileSync } from 'node:fs';
+import { type ChannelOptions, Server, type ServiceDefinition } from '@grpc/grpc-js';
+import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { descriptorSetPath } from '@backplane/proto';
+import { HealthImplementation } from 'grpc-health-check';
+import { bearerTokenAuth } from './auth';
+import { type CallContext, type ServiceHandlers, tolerantDefinition, wrapHandlers } from './handlers';
+import { type Logger, silentLogger } from './logger';
+import { type TlsFiles, serverCredentials } from './tls';
+
+/** One gRPC service to serve: a ts-proto definition and its promise-based handlers. */
+export interface ServiceRegistration {
+  definition: ServiceDefinition;
+  handlers: Record<string, (...args: never[]) => Promise<unknown>>;
+}
+
+/** Pairs a definition with handlers, type-checking every handler against the contract. */
+export function service<D extends Record<string, unknown>>(definition: D, handlers: ServiceHandlers<D>): ServiceRegistration {
+  return {
+    definition: definition as unknown as ServiceDefinition,
+    handlers: handlers as unknown as ServiceRegistration['handlers'],
+  };
+}
+
+export interface StartServiceOptions {
+  /** Process-level name, e.g. `name-server`: used in logs. */
+  name: string;
+  services: ServiceRegistration[];
+  host?: string;
+  /** 0 picks a free port (tests). */
+  port?: number;
+  log?: Logger;
+  tls?: TlsFiles;
+  /** When set, every call (health checks excepted) needs `authorization: Bearer <token>`. */
+  authToken?: string | undefined;
+  /** A custom authentication hook, run after the bearer-token check. */
+  authenticate?: (ctx: CallContext) => void | Promise<void>;
+  /** How long close() waits for in-flight calls before cancelling them. */
+  shutdownTimeoutMs?: number;
+  /** Run after the server stopped, in reverse order (close stores here). */
+  onClose?: Array<() => unknown>;
+  grpcOptions?: ChannelOptions;
+}
+
+export interface RunningService {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** host:port to dial, e.g. `127.0.0.1:7000`. */
+  readonly address: string;
+  readonly server: Server;
+  readonly health: HealthImplementation;
+  readonly log: Logger;
+  /** Fully-qualified names of the served services (without health and reflection). */
+  readonly serviceNames: string[];
+  /** Aborted when shutdown starts. */
+  readonly shutdownSignal: AbortSignal;
+  /** Calls in progress. */
+  inFlight(): number;
+  addCloseHook(hook: () => unknown): void;
+  /** Graceful stop: NOT_SERVING, end long streams, drain calls up to the timeout, run close hooks. */
+  close(): Promise<void>;
+}
+
+export function serviceNameOf(definition: ServiceDefinition): string {
+  const first = Object.values(definition)[0];
+  if (!first) throw new Error('a service definition needs at least one method');
+  return first.path.split('/')[1] as string;
+}
+
+let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
+function reflectionFor(names: string[]): ReflectionService {
+  reflectionPackage ??= loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
+  return new ReflectionService(reflectionPackage, { services: names });
+}
+
+function bind(server: Server, address: string, creds: ReturnType<typeof serverCredentials>): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}
+
+/**
+ * Starts a grpc-js server with the given services plus grpc.health.v1 and server reflection, every call
+ * logged and guarded (see wrapHandlers).
+ */
+export async function startService(options: StartServiceOptions): Promise<RunningService> {
+  const log = (options.log ?? silentLogger()).child({ service: options.name });
+  const host = options.host ?? '127.0.0.1';
+  const server = new Server({
+    'grpc.max_receive_message_length': 8 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    ...options.grpcOptions,
+  });
+  const shutdown = new AbortController();
+  const inFlight = { count: 0 };
+  const tokenCheck = options.authToken ? bearerTokenAuth(options.authToken) : undefined;
+  const custom = options.authenticate;
+  const authenticate =
+    tokenCheck || custom
+      ? async (ctx: CallContext) => {
+          tokenCheck?.(ctx);
+          await custom?.(ctx);
+        }
+      : undefined;
+
+  const serviceNames = options.services.map((s) => serviceNameOf(s.definition));
+  for (const s of options.services) {
+    server.addService(
+      tolerantDefinition(s.definition),
+      wrapHandlers(s.definition, s.handlers, { log, shutdownSignal: shutdown.signal, authenticate, inFlight }),
+    );
+  }
+  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'SERVING'])) });
+  health.addToServer(server);
+  reflectionFor(serviceNames).addToServer(server);
+
+  const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const port = await bind(server, `${bindHost}:${options.port ?? 0}`, serverCredentials(options.tls));
+  const closeHooks = [...(options.onClose ?? [])];
+  let closing: Promise<void> | undefined;
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      log.info({ inFlight: inFlight.count }, 'shutting down');
+      for (const n of ['', ...serviceNames]) health.setStatus(n, 'NOT_SERVING');
+      shutdown.abort();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn({ inFlight: inFlight.count }, 'shutdown timeout: cancelling remaining calls');
+          server.forceShutdown();
+          resolve();
+        }, options.shutdownTimeoutMs ?? 5000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      for (const hook of closeHooks.reverse()) {
+        try {
+          await hook();
+        } catch (err) {
+          log.error({ err }, 'close hook failed');
+        }
+      }
+      log.info('stopped');
+    })();
+    return closing;
+  };
+
+  const address = `${bindHost === '0.0.0.0' || bindHost === '[::]' ? '127.0.0.1' : bindHost}:${port}`;
+  log.info({ address, services: serviceNames, tls: Boolean(options.tls?.cert) }, 'listening');
+  return {
+    name: options.name,
+    host,
+    port,
+    address,
+    server,
+    health,
+    log,
+    serviceNames,
+    shutdownSignal: shutdown.signal,
+    inFlight: () => inFlight.count,
+    addCloseHook: (hook) => closeHooks.push(hook),
+    close,
+  };
+}
+
+/**
+ * For a service's main: closes the service on SIGTERM or SIGINT and exits (a second signal exits at once);
+ * logs unhandled rejections instead of dying on them.
+ */
+export function closeOnSignals(running: { close(): Promise<void>; log: Logger }): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      running.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    running.log.info({ signal }, 'signal received');
+    running.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        running.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('unhandledRejection', (err) => running.log.error({ err }, 'unhandled promise rejection'));
+}

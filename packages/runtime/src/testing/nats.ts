@@ -1,0 +1,98 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, tempDir } from './ports';
+import { type SpawnedProcess, spawnProcess } from './processes';
+
+/** The nats-server binary: $NATS_SERVER_BIN, or Debian's package (`apt-get install nats-server`). */
+export function natsServerBinary(): string {
+  const candidates = [process.env.NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+  const found = candidates.find((c): c is string => !!c && existsSync(c));
+  if (!found) throw new Error('nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN');
+  return found;
+}
+
+export interface NatsServer {
+  /** nats://127.0.0.1:port */
+  readonly url: string;
+  readonly port: number;
+  readonly process: SpawnedProcess;
+  /** Stops the server and removes its JetStream directory. */
+  stop(): Promise<void>;
+  /** kill -9, keeping the store directory so `restart()` finds it. */
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+async function launch(args: string[], storeDir: string, port: number): Promise<SpawnedProcess> {
+  const proc = spawnProcess(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...args]);
+  await proc.waitForOutput(/Server is ready/);
+  return proc;
+}
+
+function handle(port: number, storeDir: { path: string; remove(): void }, extraArgs: () => string[], first: SpawnedProcess): NatsServer {
+  let proc = first;
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    get process() {
+      return proc;
+    },
+    async stop() {
+      await proc.stop();
+      storeDir.remove();
+    },
+    async kill() {
+      await proc.kill();
+    },
+    async restart() {
+      await proc.stop();
+      proc = await launch(extraArgs(), storeDir.path, port);
+    },
+  };
+}
+
+/** A real nats-server with JetStream on a free loopback port, its store in a temp dir. */
+export async function startNats(): Promise<NatsServer> {
+  const port = await freePort();
+  const dir = tempDir('backplane-nats-');
+  const proc = await launch([], dir.path, port);
+  return handle(port, dir, () => [], proc);
+}
+
+export interface NatsCluster {
+  readonly servers: NatsServer[];
+  /** Comma-separated client URLs of all three servers. */
+  readonly urls: string;
+  stop(): Promise<void>;
+}
+
+/** Three JetStream-enabled nats-servers clustered on loopback. */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
+  const servers = await Promise.all(
+    ports.map(async (port, i) => {
+      const dir = tempDir(`backplane-nats-${i}-`);
+      const args = () => [
+        '--name',
+        `n${i}`,
+        '--cluster_name',
+        'backplane-test',
+        '--cluster',
+        `nats://127.0.0.1:${clusterPorts[i]}`,
+        '--routes',
+        routes,
+      ];
+      const proc = await launch(args(), join(dir.path), port);
+      return handle(port, dir, args, proc);
+    }),
+  );
+  return {
+    servers,
+    urls: servers.map((s) => s.url).join(','),
+    stop: async () => {
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  };
+}
