@@ -1,7 +1,7 @@
 import {
-  type CallOptions as GrpcCallOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type CallOptions as GrpcCallOptions,
   Metadata,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -32,12 +32,17 @@ type StreamMethod<Req, Res> = (
 ) => ClientReadableStream<Res>;
 
 function grpcOptions(opts: CallOptions): Partial<GrpcCallOptions> {
-  const deadline = opts.deadline ?? (opts.timeoutMs !== undefined ? new Date(Date.now() + opts.timeoutMs) : undefined);
+  const deadline =
+    opts.deadline ?? (opts.timeoutMs !== undefined ? new Date(Date.now() + opts.timeoutMs) : undefined);
   return deadline ? { deadline } : {};
 }
 
 /** Calls a unary method of a grpc-js client; failures reject with a BackplaneError carrying the server's reason. */
-export function unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, opts: CallOptions = {}): Promise<Res> {
+export function unary<Req, Res>(
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  opts: CallOptions = {},
+): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     if (opts.signal?.aborted) {
       reject(BackplaneError.of('CANCELLED', 'the call was cancelled before it started'));

@@ -31,7 +31,10 @@ function setting<T>(
   description: string,
   defaultValue: T,
   parse: (raw: string) => T,
-  flag = env.replace(/^BACKPLANE_/, '').toLowerCase().replace(/_/g, '-'),
+  flag = env
+    .replace(/^BACKPLANE_/, '')
+    .toLowerCase()
+    .replace(/_/g, '-'),
 ): Setting<T> {
   return { env, flag, description, default: defaultValue, parse };
 }
@@ -82,7 +85,8 @@ export const settings = {
 export function parseHostPort(raw: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
   const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port < 1 || port > 65535) throw new Error(`must be host:port (e.g. 127.0.0.1:7000), got "${raw}"`);
+  if (!m || port < 1 || port > 65535)
+    throw new Error(`must be host:port (e.g. 127.0.0.1:7000), got "${raw}"`);
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
@@ -114,7 +118,9 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
   const known = new Set(Object.values(spec).map((s) => s.flag));
   for (const flag of flags.keys()) {
     if (!known.has(flag)) {
-      throw new ConfigError(`unknown flag --${flag}; known flags: ${[...known].map((f) => `--${f}`).join(', ')}`);
+      throw new ConfigError(
+        `unknown flag --${flag}; known flags: ${[...known].map((f) => `--${f}`).join(', ')}`,
+      );
     }
   }
   const out: Record<string, unknown> = {};
@@ -138,7 +144,8 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
 /** A Markdown table of settings, for READMEs and `--help`. */
 export function describeConfig(spec: ConfigSpec): string {
   const rows = Object.values(spec).map(
-    (s) => `| \`${s.env}\` | \`--${s.flag}\` | ${s.default === undefined ? '' : `\`${String(s.default)}\``} | ${s.description} |`,
+    (s) =>
+      `| \`${s.env}\` | \`--${s.flag}\` | ${s.default === undefined ? '' : `\`${String(s.default)}\``} | ${s.description} |`,
   );
   return ['| env | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
@@ -152,7 +159,11 @@ export function commonSettings(defaults: { port: number; service: string }) {
       'BACKPLANE_ADVERTISE_HOST',
       'host other processes use to reach this one (published to the name server); default: the listen host',
     ),
-    dataDir: settings.string('BACKPLANE_DATA_DIR', 'directory for embedded storage', `./data/${defaults.service}`),
+    dataDir: settings.string(
+      'BACKPLANE_DATA_DIR',
+      'directory for embedded storage',
+      `./data/${defaults.service}`,
+    ),
     logLevel: settings.oneOf('BACKPLANE_LOG_LEVEL', 'pino log level', 'info', [
       'trace',
       'debug',
@@ -167,9 +178,15 @@ export function commonSettings(defaults: { port: number; service: string }) {
       'the default name server (the seed\'s DNS at its well-known location); "" to not register',
       '127.0.0.1:7000',
     ),
-    tlsCert: settings.optionalString('BACKPLANE_TLS_CERT', 'PEM certificate file; enables TLS with --tls-key'),
+    tlsCert: settings.optionalString(
+      'BACKPLANE_TLS_CERT',
+      'PEM certificate file; enables TLS with --tls-key',
+    ),
     tlsKey: settings.optionalString('BACKPLANE_TLS_KEY', 'PEM private key file'),
-    tlsCa: settings.optionalString('BACKPLANE_TLS_CA', 'PEM CA file; when set, clients must present certificates'),
+    tlsCa: settings.optionalString(
+      'BACKPLANE_TLS_CA',
+      'PEM CA file; when set, clients must present certificates',
+    ),
     authToken: settings.optionalString(
       'BACKPLANE_AUTH_TOKEN',
       'when set, every call must carry "authorization: Bearer <token>" (health checks excepted)',

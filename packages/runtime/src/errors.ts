@@ -104,7 +104,10 @@ export function isServiceError(err: unknown): err is ServiceError {
   );
 }
 
-const codeNames = Object.fromEntries(Object.entries(status).map(([k, v]) => [v, k])) as Record<number, string>;
+const codeNames = Object.fromEntries(Object.entries(status).map(([k, v]) => [v, k])) as Record<
+  number,
+  string
+>;
 
 /** The name of a status code, e.g. `NOT_FOUND`. */
 export function statusName(code: number): string {

@@ -5,8 +5,8 @@ import type {
   ServerUnaryCall,
   ServerWritableStream,
   ServiceDefinition,
-  UntypedServiceImplementation,
   sendUnaryData,
+  UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { BackplaneError, statusName } from './errors';
@@ -34,7 +34,11 @@ type Req<M> = M extends { requestDeserialize(value: Buffer): infer R } ? R : nev
 type Res<M> = M extends { responseSerialize(value: infer R): Buffer } ? R : never;
 
 export type UnaryHandler<Rq, Rs> = (request: Rq, ctx: CallContext) => Promise<Rs>;
-export type ServerStreamHandler<Rq, Rs> = (request: Rq, sink: ResponseSink<Rs>, ctx: CallContext) => Promise<void>;
+export type ServerStreamHandler<Rq, Rs> = (
+  request: Rq,
+  sink: ResponseSink<Rs>,
+  ctx: CallContext,
+) => Promise<void>;
 export type ClientStreamHandler<Rq, Rs> = (requests: AsyncIterable<Rq>, ctx: CallContext) => Promise<Rs>;
 export type BidiStreamHandler<Rq, Rs> = (
   requests: AsyncIterable<Rq>,
@@ -113,7 +117,9 @@ function makeContext(method: string, call: AnyCall, opts: WrapOptions) {
   const deadline = deadlineOf(call);
   const onShutdown = () => controller.abort(BackplaneError.unavailable('server is shutting down'));
   opts.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
-  (call as NodeJS.EventEmitter).on('cancelled', () => controller.abort(BackplaneError.of('CANCELLED', 'the client cancelled the call')));
+  (call as NodeJS.EventEmitter).on('cancelled', () =>
+    controller.abort(BackplaneError.of('CANCELLED', 'the client cancelled the call')),
+  );
   let timer: NodeJS.Timeout | undefined;
   if (deadline !== undefined) {
     timer = setTimeout(
@@ -141,12 +147,20 @@ function makeContext(method: string, call: AnyCall, opts: WrapOptions) {
 function toStatus(err: unknown, ctx: CallContext): BackplaneError {
   if (err instanceof BackplaneError) return err;
   ctx.log.error({ err, method: ctx.method, peer: ctx.peer }, 'handler failed');
-  return new BackplaneError(status.INTERNAL, 'INTERNAL', `internal error in ${ctx.method}; the server logged it`, {
-    cause: err,
-  });
+  return new BackplaneError(
+    status.INTERNAL,
+    'INTERNAL',
+    `internal error in ${ctx.method}; the server logged it`,
+    {
+      cause: err,
+    },
+  );
 }
 
-function sinkFor<T>(call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>, signal: AbortSignal) {
+function sinkFor<T>(
+  call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>,
+  signal: AbortSignal,
+) {
   return {
     send(message: T): Promise<void> {
       if (signal.aborted) return Promise.reject(signal.reason);
@@ -167,7 +181,9 @@ function sinkFor<T>(call: ServerWritableStream<unknown, T> | ServerDuplexStream<
   } satisfies ResponseSink<T>;
 }
 
-async function* decodedRequests(call: ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>) {
+async function* decodedRequests(
+  call: ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+) {
   for await (const message of call as AsyncIterable<unknown>) {
     const bad = decodeFailure(message);
     if (bad) throw BackplaneError.badParameter(`malformed request message: ${bad.message}`);
@@ -199,15 +215,31 @@ export function wrapHandlers(
         if (opts.authenticate) await opts.authenticate(ctx);
         result = await body(ctx);
       } catch (err) {
-        error = ctx.signal.aborted && !(err instanceof BackplaneError) ? BackplaneError.from(ctx.signal.reason) : toStatus(err, ctx);
+        error =
+          ctx.signal.aborted && !(err instanceof BackplaneError)
+            ? BackplaneError.from(ctx.signal.reason)
+            : toStatus(err, ctx);
       } finally {
         dispose();
         opts.inFlight.count--;
       }
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const code = error ? statusName(error.code) : 'OK';
-      const level = !error ? 'info' : error.code === status.INTERNAL || error.code === status.UNKNOWN ? 'error' : 'info';
-      opts.log[level]({ method: method.path, code, ms: Math.round(ms * 1000) / 1000, peer: ctx.peer, reason: error?.reason }, 'call');
+      const level = !error
+        ? 'info'
+        : error.code === status.INTERNAL || error.code === status.UNKNOWN
+          ? 'error'
+          : 'info';
+      opts.log[level](
+        {
+          method: method.path,
+          code,
+          ms: Math.round(ms * 1000) / 1000,
+          peer: ctx.peer,
+          reason: error?.reason,
+        },
+        'call',
+      );
       return { error, result };
     };
 
@@ -235,8 +267,8 @@ export function wrapHandlers(
       };
     } else {
       impl[key] = (call: ServerDuplexStream<unknown, unknown>) => {
-        void run(call, (ctx) => handler(decodedRequests(call), sinkFor(call, ctx.signal), ctx)).then(({ error }) =>
-          endStream(call, error),
+        void run(call, (ctx) => handler(decodedRequests(call), sinkFor(call, ctx.signal), ctx)).then(
+          ({ error }) => endStream(call, error),
         );
       };
     }
@@ -244,7 +276,10 @@ export function wrapHandlers(
   return impl;
 }
 
-function endStream(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, error?: BackplaneError) {
+function endStream(
+  call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+  error?: BackplaneError,
+) {
   if (call.cancelled || call.destroyed || call.writableEnded) return;
   if (error) call.emit('error', error.toServiceError());
   else call.end();

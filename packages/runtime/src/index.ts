@@ -1,5 +1,7 @@
 export { bearerTokenAuth, secretsEqual } from './auth';
+export type { CallOptions } from './client';
 export { bearerMetadata, serverStream, unary } from './client';
+export type { CommonConfig, ConfigOf, ConfigSpec, Setting } from './config';
 export {
   ConfigError,
   commonSettings,
@@ -9,14 +11,8 @@ export {
   parseHostPort,
   settings,
 } from './config';
-export { BackplaneError, fromServiceError, isServiceError, REASON_KEY, Reason, statusName } from './errors';
-export { createLogger, REDACTED_PATHS, silentLogger } from './logger';
-export { closeOnSignals, serviceNameOf, service, startService } from './server';
-export { clientCredentials, serverCredentials } from './tls';
-
-export type { CallOptions } from './client';
-export type { CommonConfig, ConfigOf, ConfigSpec, Setting } from './config';
 export type { BackplaneErrorOptions } from './errors';
+export { BackplaneError, fromServiceError, isServiceError, REASON_KEY, Reason, statusName } from './errors';
 export type {
   BidiStreamHandler,
   CallContext,
@@ -28,5 +24,8 @@ export type {
   UnaryHandler,
 } from './handlers';
 export type { Logger } from './logger';
+export { createLogger, REDACTED_PATHS, silentLogger } from './logger';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
+export { closeOnSignals, service, serviceNameOf, startService } from './server';
 export type { TlsFiles } from './tls';
+export { clientCredentials, serverCredentials } from './tls';

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { descriptorSetPath } from '@backplane/proto';
 import { type ChannelOptions, Server, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { descriptorSetPath } from '@backplane/proto';
 import { HealthImplementation } from 'grpc-health-check';
 import { bearerTokenAuth } from './auth';
 import { type CallContext, type ServiceHandlers, tolerantDefinition, wrapHandlers } from './handlers';
 import { type Logger, silentLogger } from './logger';
-import { type TlsFiles, serverCredentials } from './tls';
+import { serverCredentials, type TlsFiles } from './tls';
 
 /** One gRPC service to serve: a ts-proto definition and its promise-based handlers. */
 export interface ServiceRegistration {
@@ -16,7 +16,10 @@ export interface ServiceRegistration {
 }
 
 /** Pairs a definition with handlers, type-checking every handler against the contract. */
-export function service<D extends Record<string, unknown>>(definition: D, handlers: ServiceHandlers<D>): ServiceRegistration {
+export function service<D extends Record<string, unknown>>(
+  definition: D,
+  handlers: ServiceHandlers<D>,
+): ServiceRegistration {
   return {
     definition: definition as unknown as ServiceDefinition,
     handlers: handlers as unknown as ServiceRegistration['handlers'],
@@ -110,10 +113,18 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   for (const s of options.services) {
     server.addService(
       tolerantDefinition(s.definition),
-      wrapHandlers(s.definition, s.handlers, { log, shutdownSignal: shutdown.signal, authenticate, inFlight }),
+      wrapHandlers(s.definition, s.handlers, {
+        log,
+        shutdownSignal: shutdown.signal,
+        authenticate,
+        inFlight,
+      }),
     );
   }
-  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serviceNames.map((n) => [n, 'SERVING'])) });
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    ...Object.fromEntries(serviceNames.map((n) => [n, 'SERVING'])),
+  });
   health.addToServer(server);
   reflectionFor(serviceNames).addToServer(server);
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { type ChannelCredentials, ServerCredentials, credentials } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js';
 
 export interface TlsFiles {
   /** PEM certificate (chain) file. */

@@ -8,12 +8,21 @@ describe('loadConfig', () => {
 
   it('uses defaults when nothing is set', () => {
     const cfg = loadConfig(spec, { env: {}, argv: [] });
-    expect(cfg).toMatchObject({ host: '127.0.0.1', port: 7000, dataDir: './data/demo', graceMs: 1000, nameServer: '127.0.0.1:7000' });
+    expect(cfg).toMatchObject({
+      host: '127.0.0.1',
+      port: 7000,
+      dataDir: './data/demo',
+      graceMs: 1000,
+      nameServer: '127.0.0.1:7000',
+    });
     expect(cfg.tlsCert).toBeUndefined();
   });
 
   it('reads BACKPLANE_* env vars, and flags override them', () => {
-    const cfg = loadConfig(spec, { env: { BACKPLANE_PORT: '7100', BACKPLANE_GRACE_MS: '5' }, argv: ['--port', '7200'] });
+    const cfg = loadConfig(spec, {
+      env: { BACKPLANE_PORT: '7100', BACKPLANE_GRACE_MS: '5' },
+      argv: ['--port', '7200'],
+    });
     expect(cfg.port).toBe(7200);
     expect(cfg.graceMs).toBe(5);
     expect(loadConfig(spec, { env: {}, argv: ['--grace-ms=7'] }).graceMs).toBe(7);
@@ -27,9 +36,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig(spec, { env: { BACKPLANE_PORT: 'seventy' }, argv: [] })).toThrow(
       /invalid BACKPLANE_PORT .*must be a port 0-65535/,
     );
-    expect(() => loadConfig(spec, { env: {}, argv: ['--grace-ms', '-1'] })).toThrow(/invalid --grace-ms .*between 0 and 60000/);
-    expect(() => loadConfig(spec, { env: { BACKPLANE_LOG_LEVEL: 'loud' }, argv: [] })).toThrow(/must be one of trace/);
-    expect(() => loadConfig(spec, { env: { BACKPLANE_NAMESERVER: 'nohost' }, argv: [] })).toThrow(/BACKPLANE_NAMESERVER/);
+    expect(() => loadConfig(spec, { env: {}, argv: ['--grace-ms', '-1'] })).toThrow(
+      /invalid --grace-ms .*between 0 and 60000/,
+    );
+    expect(() => loadConfig(spec, { env: { BACKPLANE_LOG_LEVEL: 'loud' }, argv: [] })).toThrow(
+      /must be one of trace/,
+    );
+    expect(() => loadConfig(spec, { env: { BACKPLANE_NAMESERVER: 'nohost' }, argv: [] })).toThrow(
+      /BACKPLANE_NAMESERVER/,
+    );
     expect(() => loadConfig(spec, { env: {}, argv: ['--no-such-flag'] })).toThrow(ConfigError);
   });
 

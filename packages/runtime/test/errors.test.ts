@@ -11,12 +11,18 @@ describe('BackplaneError', () => {
   });
 
   it('round-trips through a status: reason in trailing metadata', () => {
-    const original = new BackplaneError(status.FAILED_PRECONDITION, 'TYPE_MISMATCH', 'wrong type', { metadata: { k: 'v' } });
+    const original = new BackplaneError(status.FAILED_PRECONDITION, 'TYPE_MISMATCH', 'wrong type', {
+      metadata: { k: 'v' },
+    });
     const wire = original.toServiceError();
     expect(wire.metadata.get(REASON_KEY)).toEqual(['TYPE_MISMATCH']);
     const received = Object.assign(new Error(wire.details), wire) as ServiceError;
     const back = fromServiceError(received);
-    expect(back).toMatchObject({ code: status.FAILED_PRECONDITION, reason: 'TYPE_MISMATCH', message: 'wrong type' });
+    expect(back).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      reason: 'TYPE_MISMATCH',
+      message: 'wrong type',
+    });
     expect(back.is('TYPE_MISMATCH')).toBe(true);
     expect(back.is(status.FAILED_PRECONDITION)).toBe(true);
   });
@@ -26,7 +32,11 @@ describe('BackplaneError', () => {
     const e = BackplaneError.from(cause);
     expect(e).toMatchObject({ code: status.INTERNAL, reason: 'INTERNAL' });
     expect(e.cause).toBe(cause);
-    const plain = Object.assign(new Error('x'), { code: status.UNAVAILABLE, details: 'down', metadata: new Metadata() });
+    const plain = Object.assign(new Error('x'), {
+      code: status.UNAVAILABLE,
+      details: 'down',
+      metadata: new Metadata(),
+    });
     expect(BackplaneError.from(plain)).toMatchObject({ reason: 'UNAVAILABLE', message: 'down' });
   });
 });

@@ -1,6 +1,6 @@
-import { credentials, Metadata, status } from '@grpc/grpc-js';
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { EchoServiceClient, EchoServiceService } from '@backplane/proto/echo';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { credentials, status } from '@grpc/grpc-js';
 import { BackplaneError, bearerMetadata, type RunningService, service, unary } from '../src';
 import { healthCheck, reflectionListServices, startTestService } from '../src/testing';
 
@@ -11,7 +11,6 @@ function echoClient(address: string) {
 describe('startService', () => {
   let running: RunningService;
   let client: EchoServiceClient;
-  let slowCalls = 0;
 
   beforeAll(async () => {
     running = await startTestService({
@@ -24,7 +23,6 @@ describe('startService', () => {
             if (text === 'throw-string') throw 'not even an Error';
             if (text === 'not-found') throw BackplaneError.notFound('no such thing');
             if (text.startsWith('sleep:')) {
-              slowCalls++;
               await new Promise((r) => setTimeout(r, Number(text.slice(6))));
             }
             return { payload: req.payload };
@@ -50,7 +48,9 @@ describe('startService', () => {
       code: status.INTERNAL,
       reason: 'INTERNAL',
     });
-    await expect(unary(client.echo.bind(client), { payload: Buffer.from('throw-string') })).rejects.toMatchObject({
+    await expect(
+      unary(client.echo.bind(client), { payload: Buffer.from('throw-string') }),
+    ).rejects.toMatchObject({
       code: status.INTERNAL,
     });
     const res = await unary(client.echo.bind(client), { payload: Buffer.from('still here') });
@@ -58,7 +58,9 @@ describe('startService', () => {
   });
 
   it('maps a BackplaneError to its code and carries the reason', async () => {
-    const err = await unary(client.echo.bind(client), { payload: Buffer.from('not-found') }).catch((e: unknown) => e);
+    const err = await unary(client.echo.bind(client), { payload: Buffer.from('not-found') }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(BackplaneError);
     expect(err).toMatchObject({ code: status.NOT_FOUND, reason: 'NOT_FOUND', message: 'no such thing' });
   });
@@ -79,17 +81,23 @@ describe('startService', () => {
     // sanity: a valid hand-encoded message works through the same path
     const good = Buffer.from(new BinaryWriter().uint32(10).bytes(Buffer.from('x')).finish());
     const ok = await new Promise<Buffer>((resolve, reject) => {
-      client.makeUnaryRequest('/backplane.echo.v1.EchoService/Echo', (b: Buffer) => b, (b: Buffer) => b, good, (e, r) =>
-        e ? reject(e) : resolve(r as Buffer),
+      client.makeUnaryRequest(
+        '/backplane.echo.v1.EchoService/Echo',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        good,
+        (e, r) => (e ? reject(e) : resolve(r as Buffer)),
       );
     });
     expect(ok.toString('hex')).toBe(good.toString('hex'));
   });
 
   it('honours client deadlines', async () => {
-    const err = await unary(client.echo.bind(client), { payload: Buffer.from('sleep:500') }, { timeoutMs: 50 }).catch(
-      (e: unknown) => e,
-    );
+    const err = await unary(
+      client.echo.bind(client),
+      { payload: Buffer.from('sleep:500') },
+      { timeoutMs: 50 },
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: status.DEADLINE_EXCEEDED });
   });
 
@@ -115,9 +123,17 @@ describe('startService with a bearer token', () => {
         code: status.UNAUTHENTICATED,
       });
       await expect(
-        unary(client.echo.bind(client), { payload: Buffer.from('x') }, { metadata: bearerMetadata('wrong-token-xxxxxxxx') }),
+        unary(
+          client.echo.bind(client),
+          { payload: Buffer.from('x') },
+          { metadata: bearerMetadata('wrong-token-xxxxxxxx') },
+        ),
       ).rejects.toMatchObject({ code: status.UNAUTHENTICATED, message: 'invalid bearer token' });
-      const res = await unary(client.echo.bind(client), { payload: Buffer.from('ok') }, { metadata: bearerMetadata(token) });
+      const res = await unary(
+        client.echo.bind(client),
+        { payload: Buffer.from('ok') },
+        { metadata: bearerMetadata(token) },
+      );
       expect(res.payload.toString()).toBe('ok');
       await expect(healthCheck(running.address)).resolves.toBe('SERVING');
     } finally {
@@ -178,6 +194,5 @@ describe('RunningService.close', () => {
     expect(Date.now() - started).toBeLessThan(2000);
     expect(await call).toBeInstanceOf(BackplaneError);
     client.close();
-    void Metadata;
   });
 });

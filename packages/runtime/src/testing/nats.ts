@@ -5,9 +5,15 @@ import { type SpawnedProcess, spawnProcess } from './processes';
 
 /** The nats-server binary: $NATS_SERVER_BIN, or Debian's package (`apt-get install nats-server`). */
 export function natsServerBinary(): string {
-  const candidates = [process.env.NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+  const candidates = [
+    process.env.NATS_SERVER_BIN,
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ];
   const found = candidates.find((c): c is string => !!c && existsSync(c));
-  if (!found) throw new Error('nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN');
+  if (!found)
+    throw new Error('nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN');
   return found;
 }
 
@@ -24,12 +30,26 @@ export interface NatsServer {
 }
 
 async function launch(args: string[], storeDir: string, port: number): Promise<SpawnedProcess> {
-  const proc = spawnProcess(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...args]);
+  const proc = spawnProcess(natsServerBinary(), [
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-js',
+    '-sd',
+    storeDir,
+    ...args,
+  ]);
   await proc.waitForOutput(/Server is ready/);
   return proc;
 }
 
-function handle(port: number, storeDir: { path: string; remove(): void }, extraArgs: () => string[], first: SpawnedProcess): NatsServer {
+function handle(
+  port: number,
+  storeDir: { path: string; remove(): void },
+  extraArgs: () => string[],
+  first: SpawnedProcess,
+): NatsServer {
   let proc = first;
   return {
     url: `nats://127.0.0.1:${port}`,

@@ -1,19 +1,37 @@
 import { dirname, join } from 'node:path';
-import { type Client, type ServiceError, credentials, loadPackageDefinition, type ChannelCredentials } from '@grpc/grpc-js';
+import {
+  type ChannelCredentials,
+  type Client,
+  credentials,
+  loadPackageDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 
 type AnyClientCtor = new (address: string, creds: ChannelCredentials) => Client;
 
 function loadClient(protoFile: string, includeDir: string, path: string[]): AnyClientCtor {
-  const def = loadPackageDefinition(loadSync(protoFile, { includeDirs: [includeDir], keepCase: true, enums: String }));
+  const def = loadPackageDefinition(
+    loadSync(protoFile, { includeDirs: [includeDir], keepCase: true, enums: String }),
+  );
   let node: unknown = def;
   for (const part of path) node = (node as Record<string, unknown>)[part];
   return node as AnyClientCtor;
 }
 
 /** grpc.health.v1 Check against a running server: resolves to SERVING, NOT_SERVING, UNKNOWN or SERVICE_UNKNOWN. */
-export function healthCheck(address: string, service = '', creds = credentials.createInsecure()): Promise<string> {
-  const proto = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto', 'health', 'v1', 'health.proto');
+export function healthCheck(
+  address: string,
+  service = '',
+  creds = credentials.createInsecure(),
+): Promise<string> {
+  const proto = join(
+    dirname(require.resolve('grpc-health-check/package.json')),
+    'proto',
+    'health',
+    'v1',
+    'health.proto',
+  );
   const Ctor = loadClient(proto, dirname(proto), ['grpc', 'health', 'v1', 'Health']);
   const client = new Ctor(address, creds) as Client & {
     check(req: object, opts: object, cb: (err: ServiceError | null, res: { status: string }) => void): void;
@@ -28,7 +46,10 @@ export function healthCheck(address: string, service = '', creds = credentials.c
 }
 
 /** The service names a server lists through gRPC server reflection (what `grpcurl list` prints). */
-export function reflectionListServices(address: string, creds = credentials.createInsecure()): Promise<string[]> {
+export function reflectionListServices(
+  address: string,
+  creds = credentials.createInsecure(),
+): Promise<string[]> {
   const root = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build', 'proto');
   const proto = join(root, 'grpc', 'reflection', 'v1', 'reflection.proto');
   const Ctor = loadClient(proto, root, ['grpc', 'reflection', 'v1', 'ServerReflection']);

@@ -35,7 +35,11 @@ export function spawnProcess(
   options: { env?: NodeJS.ProcessEnv; cwd?: string; maxLifetimeMs?: number } = {},
 ): SpawnedProcess {
   hookExit();
-  const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let out = '';
   const listeners = new Set<() => void>();
