@@ -25,6 +25,8 @@ export type Reason = keyof typeof Reason;
 
 export interface BackplaneErrorOptions {
   cause?: unknown;
+  /** A more specific reason than the kind's own name, e.g. SCOPE_NOT_FOUND for a NOT_FOUND. */
+  reason?: string;
   /** Extra trailing metadata (string values only). */
   metadata?: Record<string, string>;
 }
@@ -48,7 +50,7 @@ export class BackplaneError extends Error {
 
   /** An error of one of the shared reasons, its code taken from the vocabulary. */
   static of(reason: Reason, message: string, options?: BackplaneErrorOptions): BackplaneError {
-    return new BackplaneError(Reason[reason], reason, message, options);
+    return new BackplaneError(Reason[reason], options?.reason ?? reason, message, options);
   }
 
   static notFound(message: string, options?: BackplaneErrorOptions): BackplaneError {

@@ -1,3 +1,4 @@
+export { AsyncQueue } from './async-queue';
 export { bearerTokenAuth, secretsEqual } from './auth';
 export type { CallOptions } from './client';
 export { bearerMetadata, serverStream, unary } from './client';
@@ -25,7 +26,10 @@ export type {
 } from './handlers';
 export type { Logger } from './logger';
 export { createLogger, REDACTED_PATHS, silentLogger } from './logger';
+export { runMain } from './main';
+export { openStore, prefixEnd } from './store';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export { closeOnSignals, service, serviceNameOf, startService } from './server';
+export type { Store } from './store';
 export type { TlsFiles } from './tls';
 export { clientCredentials, serverCredentials } from './tls';

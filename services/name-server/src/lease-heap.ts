@@ -1,0 +1,48 @@
+/**
+ * A min-heap of (expiresAt, addressId). Entries are never updated in place: a renewal pushes a new entry
+ * and the stale one is skipped when it surfaces (the caller checks the address's current expiry).
+ */
+export class LeaseHeap {
+  private readonly items: Array<{ at: number; id: string }> = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(at: number, id: string): void {
+    const items = this.items;
+    items.push({ at, id });
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((items[parent] as { at: number }).at <= at) break;
+      [items[i], items[parent]] = [items[parent] as { at: number; id: string }, items[i] as { at: number; id: string }];
+      i = parent;
+    }
+  }
+
+  peek(): { at: number; id: string } | undefined {
+    return this.items[0];
+  }
+
+  pop(): { at: number; id: string } | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && (items[l] as { at: number }).at < (items[m] as { at: number }).at) m = l;
+        if (r < items.length && (items[r] as { at: number }).at < (items[m] as { at: number }).at) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m] as { at: number; id: string }, items[i] as { at: number; id: string }];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

@@ -1,0 +1,38 @@
+import { credentials } from '@grpc/grpc-js';
+import { NamingServiceClient } from '@backplane/proto/naming';
+import { BackplaneError, unary } from '@backplane/runtime';
+import { bindingFromProto } from './convert';
+import type { ParentResolver, Resolution } from './registry';
+
+/** Delegates misses to a parent name server (another process), in its `scope`. */
+export class ParentNameServer implements ParentResolver {
+  private readonly client: NamingServiceClient;
+
+  constructor(
+    private readonly address: string,
+    private readonly scope: string,
+    private readonly timeoutMs = 5000,
+  ) {
+    this.client = new NamingServiceClient(address, credentials.createInsecure());
+  }
+
+  async resolve(name: string, expectedType: string): Promise<Resolution> {
+    try {
+      const res = await unary(this.client.resolve.bind(this.client), { scope: this.scope, name, expectedType }, {
+        timeoutMs: this.timeoutMs,
+      });
+      if (!res.binding) throw BackplaneError.unavailable(`parent name server ${this.address} sent an empty answer`);
+      return { binding: bindingFromProto(res.binding), nameServer: res.nameServer || this.address };
+    } catch (err) {
+      const e = BackplaneError.from(err);
+      if (e.code === 14 || e.code === 4) {
+        throw BackplaneError.unavailable(`parent name server ${this.address} is unreachable: ${e.message}`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
