@@ -1,6 +1,6 @@
 import { type ChannelCredentials, type ClientOptions, credentials } from '@grpc/grpc-js';
 import { defaultNameServer } from './naming-client';
-import { nameCache, registerNameResolver, type Resolved, targetFor } from './resolver';
+import { nameCache, type Resolved, registerNameResolver, targetFor } from './resolver';
 
 export interface ConnectOptions {
   scope?: string;
@@ -13,7 +13,11 @@ export interface ConnectOptions {
   channelOptions?: Partial<ClientOptions>;
 }
 
-type ClientConstructor<C> = new (address: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => C;
+type ClientConstructor<C> = new (
+  address: string,
+  creds: ChannelCredentials,
+  options?: Partial<ClientOptions>,
+) => C;
 
 function keyOf(name: string, options: ConnectOptions) {
   return {
@@ -30,15 +34,26 @@ function keyOf(name: string, options: ConnectOptions) {
  * name, so when the server migrates, new calls go to the new location with nothing to do for the caller.
  * Fails with NOT_FOUND, or FAILED_PRECONDITION (TYPE_MISMATCH) when the server has the wrong type.
  */
-export async function connect<C>(Client: ClientConstructor<C>, name: string, options: ConnectOptions = {}): Promise<C> {
+export async function connect<C>(
+  Client: ClientConstructor<C>,
+  name: string,
+  options: ConnectOptions = {},
+): Promise<C> {
   registerNameResolver();
   const key = keyOf(name, options);
   const resolved = await nameCache.follow(key).get();
   if (!resolved.ok) throw resolved.error;
-  return new Client(targetFor(key), options.credentials ?? credentials.createInsecure(), options.channelOptions);
+  return new Client(
+    targetFor(key),
+    options.credentials ?? credentials.createInsecure(),
+    options.channelOptions,
+  );
 }
 
 /** What `name` resolves to now, from the shared cache (one Resolve the first time, none after). */
-export function lookup(name: string, options: Omit<ConnectOptions, 'credentials' | 'channelOptions'> = {}): Promise<Resolved> {
+export function lookup(
+  name: string,
+  options: Omit<ConnectOptions, 'credentials' | 'channelOptions'> = {},
+): Promise<Resolved> {
   return nameCache.follow(keyOf(name, options)).get();
 }

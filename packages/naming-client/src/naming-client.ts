@@ -1,4 +1,3 @@
-import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import {
   type Binding,
   type Location,
@@ -8,6 +7,7 @@ import {
   type WatchResponse,
 } from '@backplane/proto/naming';
 import { type CallOptions, serverStream, unary } from '@backplane/runtime';
+import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 
 export const DEFAULT_NAMESERVER = '127.0.0.1:7000';
 
@@ -71,7 +71,10 @@ export class NamingClient {
 
   constructor(options: NamingClientOptions = {}) {
     this.nameServer = options.nameServer ?? defaultNameServer();
-    this.client = new NamingServiceClient(this.nameServer, options.credentials ?? grpcCredentials.createInsecure());
+    this.client = new NamingServiceClient(
+      this.nameServer,
+      options.credentials ?? grpcCredentials.createInsecure(),
+    );
     this.token = options.token;
   }
 
@@ -116,8 +119,17 @@ export class NamingClient {
     return unary(this.client.keepAlive.bind(this.client), { addressId, ownerSecret }, this.opts(call));
   }
 
-  async migrate(addressId: string, ownerSecret: string, location: Location, call?: CallOptions): Promise<Binding[]> {
-    const res = await unary(this.client.migrate.bind(this.client), { addressId, ownerSecret, location }, this.opts(call));
+  async migrate(
+    addressId: string,
+    ownerSecret: string,
+    location: Location,
+    call?: CallOptions,
+  ): Promise<Binding[]> {
+    const res = await unary(
+      this.client.migrate.bind(this.client),
+      { addressId, ownerSecret, location },
+      this.opts(call),
+    );
     return res.bindings;
   }
 
@@ -158,7 +170,12 @@ export class NamingClient {
   async *watch(name: string, options: WatchOptions = {}, call?: CallOptions): AsyncGenerator<WatchEvent> {
     const stream = serverStream(
       this.client.watch.bind(this.client),
-      { scope: options.scope ?? '', name, prefix: options.prefix ?? false, includeInherited: options.includeInherited ?? false },
+      {
+        scope: options.scope ?? '',
+        name,
+        prefix: options.prefix ?? false,
+        includeInherited: options.includeInherited ?? false,
+      },
       this.opts(call),
     );
     for await (const res of stream) yield toEvent(res);

@@ -1,5 +1,5 @@
-import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
 import type { Binding, Location } from '@backplane/proto/naming';
+import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
 import { NamingClient, type NamingClientOptions } from './naming-client';
 
 export interface PublishOptions extends NamingClientOptions {
@@ -48,7 +48,12 @@ export async function publish(
   let timer: NodeJS.Timeout | undefined;
 
   const bind = async () => {
-    const res = await client.bind(options.name, location, { scope, types: options.types ?? [], leaseTtlMs }, { timeoutMs: 5000 });
+    const res = await client.bind(
+      options.name,
+      location,
+      { scope, types: options.types ?? [], leaseTtlMs },
+      { timeoutMs: 5000 },
+    );
     addressId = res.addressId;
     ownerSecret = res.ownerSecret;
     binding = res.binding;
@@ -76,9 +81,12 @@ export async function publish(
 
   const schedule = () => {
     if (closed || leaseTtlMs === 0) return;
-    timer = setTimeout(() => {
-      void renew().finally(schedule);
-    }, Math.max(100, Math.floor(leaseTtlMs / 3)));
+    timer = setTimeout(
+      () => {
+        void renew().finally(schedule);
+      },
+      Math.max(100, Math.floor(leaseTtlMs / 3)),
+    );
     timer.unref();
   };
 

@@ -1,12 +1,14 @@
-import { experimental, Metadata, status } from '@grpc/grpc-js';
-import { BackplaneError } from '@backplane/runtime';
 import type { Binding } from '@backplane/proto/naming';
+import { BackplaneError } from '@backplane/runtime';
+import { experimental, Metadata, status } from '@grpc/grpc-js';
 import { NamingClient, type NamingClientOptions } from './naming-client';
 
 export const SCHEME = 'backplane-name';
 
 /** What a name currently resolves to, or why it does not. */
-export type Resolved = { ok: true; host: string; port: number; binding: Binding } | { ok: false; error: BackplaneError };
+export type Resolved =
+  | { ok: true; host: string; port: number; binding: Binding }
+  | { ok: false; error: BackplaneError };
 
 interface Key {
   nameServer: string;
@@ -86,13 +88,15 @@ class FollowedName {
         { timeoutMs: 5000, signal: this.abort.signal },
       );
       const loc = res.binding?.location;
-      next = loc && res.binding
-        ? { ok: true, host: loc.host, port: loc.port, binding: res.binding }
-        : { ok: false, error: BackplaneError.unavailable('the name server sent an empty resolution') };
+      next =
+        loc && res.binding
+          ? { ok: true, host: loc.host, port: loc.port, binding: res.binding }
+          : { ok: false, error: BackplaneError.unavailable('the name server sent an empty resolution') };
     } catch (err) {
       const error = BackplaneError.from(err);
       // keep serving the last good answer while the name server itself is unreachable
-      if (this.current?.ok && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) return;
+      if (this.current?.ok && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED))
+        return;
       next = { ok: false, error };
     }
     if (this.abort.signal.aborted) return;
@@ -203,7 +207,8 @@ interface StatusObject {
  */
 function report(listener: unknown, result: { endpoints: Endpoints } | { error: StatusObject }): void {
   if (typeof listener === 'function') {
-    const value = 'endpoints' in result ? { ok: true, value: result.endpoints } : { ok: false, error: result.error };
+    const value =
+      'endpoints' in result ? { ok: true, value: result.endpoints } : { ok: false, error: result.error };
     (listener as (e: unknown, a: object, s: null, note: string) => boolean)(value, {}, null, '');
     return;
   }
@@ -241,7 +246,9 @@ class NameResolver {
     this.unsubscribe ??= this.followed.subscribe((r) => report(this.listener, toStatus(r)));
     this.followed.refresh();
     // never call the listener synchronously from updateResolution
-    void this.followed.get().then((r) => setImmediate(() => this.unsubscribe && report(this.listener, toStatus(r))));
+    void this.followed
+      .get()
+      .then((r) => setImmediate(() => this.unsubscribe && report(this.listener, toStatus(r))));
   }
 
   destroy(): void {
@@ -256,5 +263,8 @@ let registered = false;
 export function registerNameResolver(): void {
   if (registered) return;
   registered = true;
-  experimental.registerResolver(SCHEME, NameResolver as unknown as Parameters<typeof experimental.registerResolver>[1]);
+  experimental.registerResolver(
+    SCHEME,
+    NameResolver as unknown as Parameters<typeof experimental.registerResolver>[1],
+  );
 }

@@ -27,9 +27,9 @@ export type {
 export type { Logger } from './logger';
 export { createLogger, REDACTED_PATHS, silentLogger } from './logger';
 export { runMain } from './main';
-export { openStore, prefixEnd } from './store';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export { closeOnSignals, service, serviceNameOf, startService } from './server';
 export type { Store } from './store';
+export { openStore, prefixEnd } from './store';
 export type { TlsFiles } from './tls';
 export { clientCredentials, serverCredentials } from './tls';

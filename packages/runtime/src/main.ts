@@ -10,7 +10,9 @@ export function runMain(main: () => Promise<unknown>): void {
       process.stderr.write(`configuration error: ${err.message}\n`);
       process.exit(2);
     }
-    process.stderr.write(`failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exit(1);
   });
 }

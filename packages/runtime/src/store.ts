@@ -16,7 +16,9 @@ export async function openStore(dir: string): Promise<Store> {
     await db.open();
   } catch (err) {
     const cause = (err as { cause?: { message?: string } }).cause;
-    throw new Error(`cannot open store at ${dir}: ${cause?.message ?? (err as Error).message}`, { cause: err });
+    throw new Error(`cannot open store at ${dir}: ${cause?.message ?? (err as Error).message}`, {
+      cause: err,
+    });
   }
   return db as unknown as Store;
 }

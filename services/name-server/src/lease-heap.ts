@@ -16,7 +16,10 @@ export class LeaseHeap {
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if ((items[parent] as { at: number }).at <= at) break;
-      [items[i], items[parent]] = [items[parent] as { at: number; id: string }, items[i] as { at: number; id: string }];
+      [items[i], items[parent]] = [
+        items[parent] as { at: number; id: string },
+        items[i] as { at: number; id: string },
+      ];
       i = parent;
     }
   }
@@ -39,7 +42,10 @@ export class LeaseHeap {
         if (l < items.length && (items[l] as { at: number }).at < (items[m] as { at: number }).at) m = l;
         if (r < items.length && (items[r] as { at: number }).at < (items[m] as { at: number }).at) m = r;
         if (m === i) break;
-        [items[i], items[m]] = [items[m] as { at: number; id: string }, items[i] as { at: number; id: string }];
+        [items[i], items[m]] = [
+          items[m] as { at: number; id: string },
+          items[i] as { at: number; id: string },
+        ];
         i = m;
       }
     }

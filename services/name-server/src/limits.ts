@@ -31,7 +31,8 @@ const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 /** Protobuf decoders replace invalid UTF-8 with U+FFFD: seeing one means the client sent bad bytes. */
 function checkText(what: string, value: string): void {
   if (value.includes('\ufffd')) throw BackplaneError.badParameter(`${what} is not valid UTF-8`);
-  if (CONTROL_RE.test(value)) throw BackplaneError.badParameter(`${what} must not contain control characters`);
+  if (CONTROL_RE.test(value))
+    throw BackplaneError.badParameter(`${what} must not contain control characters`);
 }
 
 export function validateName(name: string, what = 'name'): string {
@@ -39,7 +40,9 @@ export function validateName(name: string, what = 'name'): string {
   checkText(what, name);
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes > LIMITS.maxNameBytes) {
-    throw BackplaneError.badParameter(`${what} is ${bytes} bytes; at most ${LIMITS.maxNameBytes} are allowed`);
+    throw BackplaneError.badParameter(
+      `${what} is ${bytes} bytes; at most ${LIMITS.maxNameBytes} are allowed`,
+    );
   }
   return name;
 }
@@ -49,7 +52,9 @@ export function validateScope(scope: string, what = 'scope'): string {
   if (scope === '') return DEFAULT_SCOPE;
   checkText(what, scope);
   if (scope.length > LIMITS.maxScopeLength) {
-    throw BackplaneError.badParameter(`${what} is ${scope.length} characters; at most ${LIMITS.maxScopeLength} are allowed`);
+    throw BackplaneError.badParameter(
+      `${what} is ${scope.length} characters; at most ${LIMITS.maxScopeLength} are allowed`,
+    );
   }
   if (!SCOPE_RE.test(scope)) {
     throw BackplaneError.badParameter(
@@ -88,23 +93,31 @@ export function validateLocation(location: LocationInput | undefined): LocationI
   if (host.length === 0) throw BackplaneError.badParameter('location.host must not be empty');
   checkText('location.host', host);
   if (host.length > LIMITS.maxHostLength || /\s/.test(host)) {
-    throw BackplaneError.badParameter(`location.host must be a host name or IP address of at most ${LIMITS.maxHostLength} characters`);
+    throw BackplaneError.badParameter(
+      `location.host must be a host name or IP address of at most ${LIMITS.maxHostLength} characters`,
+    );
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw BackplaneError.badParameter(`location.port must be 1-65535, got ${port}`);
   }
   const entries = Object.entries(metadata ?? {});
   if (entries.length > LIMITS.maxMetadataEntries) {
-    throw BackplaneError.badParameter(`location.metadata has ${entries.length} entries; at most ${LIMITS.maxMetadataEntries} are allowed`);
+    throw BackplaneError.badParameter(
+      `location.metadata has ${entries.length} entries; at most ${LIMITS.maxMetadataEntries} are allowed`,
+    );
   }
   for (const [k, v] of entries) {
     checkText('location.metadata key', k);
     checkText(`location.metadata["${k}"]`, v);
     if (k.length === 0 || k.length > LIMITS.maxMetadataKeyLength) {
-      throw BackplaneError.badParameter(`location.metadata keys must be 1-${LIMITS.maxMetadataKeyLength} characters`);
+      throw BackplaneError.badParameter(
+        `location.metadata keys must be 1-${LIMITS.maxMetadataKeyLength} characters`,
+      );
     }
     if (v.length > LIMITS.maxMetadataValueLength) {
-      throw BackplaneError.badParameter(`location.metadata values must be at most ${LIMITS.maxMetadataValueLength} characters`);
+      throw BackplaneError.badParameter(
+        `location.metadata values must be at most ${LIMITS.maxMetadataValueLength} characters`,
+      );
     }
   }
   return { host, port, metadata: { ...metadata } };
@@ -112,7 +125,9 @@ export function validateLocation(location: LocationInput | undefined): LocationI
 
 export function validateLeaseTtl(ttlMs: number): number {
   if (!Number.isInteger(ttlMs) || ttlMs < 0) {
-    throw BackplaneError.badParameter(`lease_ttl_ms must be 0 (no lease) or a positive number of milliseconds, got ${ttlMs}`);
+    throw BackplaneError.badParameter(
+      `lease_ttl_ms must be 0 (no lease) or a positive number of milliseconds, got ${ttlMs}`,
+    );
   }
   if (ttlMs !== 0 && (ttlMs < LIMITS.minLeaseTtlMs || ttlMs > LIMITS.maxLeaseTtlMs)) {
     throw BackplaneError.badParameter(
@@ -124,7 +139,9 @@ export function validateLeaseTtl(ttlMs: number): number {
 
 export function validatePageSize(size: number): number {
   if (!Number.isInteger(size) || size < 0 || size > LIMITS.maxPageSize) {
-    throw BackplaneError.badParameter(`page_size must be 0 (default ${LIMITS.defaultPageSize}) to ${LIMITS.maxPageSize}, got ${size}`);
+    throw BackplaneError.badParameter(
+      `page_size must be 0 (default ${LIMITS.defaultPageSize}) to ${LIMITS.maxPageSize}, got ${size}`,
+    );
   }
   return size === 0 ? LIMITS.defaultPageSize : size;
 }

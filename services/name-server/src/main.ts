@@ -18,8 +18,11 @@ runMain(async () => {
   const config = loadConfig(nameServerSettings);
   const log = createLogger({ level: config.logLevel, service: 'name-server' });
   const store = await openStore(config.dataDir);
-  const parent = config.parentNameServer ? new ParentNameServer(config.parentNameServer, config.parentScope) : undefined;
-  const advertiseHost = config.advertiseHost ?? (config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host);
+  const parent = config.parentNameServer
+    ? new ParentNameServer(config.parentNameServer, config.parentScope)
+    : undefined;
+  const advertiseHost =
+    config.advertiseHost ?? (config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host);
   const self = `${advertiseHost}:${config.port}`;
   const registry = await Registry.open({ store, leaseGraceMs: config.leaseGraceMs, parent, self, log });
   const running = await startService({
@@ -38,6 +41,9 @@ runMain(async () => {
     port: running.port,
     metadata: {},
   });
-  log.info({ dataDir: config.dataDir, parent: config.parentNameServer, ...registry.stats() }, 'name server ready');
+  log.info(
+    { dataDir: config.dataDir, parent: config.parentNameServer, ...registry.stats() },
+    'name server ready',
+  );
   closeOnSignals(running);
 });

@@ -1,6 +1,6 @@
-import { credentials } from '@grpc/grpc-js';
 import { NamingServiceClient } from '@backplane/proto/naming';
 import { BackplaneError, unary } from '@backplane/runtime';
+import { credentials } from '@grpc/grpc-js';
 import { bindingFromProto } from './convert';
 import type { ParentResolver, Resolution } from './registry';
 
@@ -18,15 +18,22 @@ export class ParentNameServer implements ParentResolver {
 
   async resolve(name: string, expectedType: string): Promise<Resolution> {
     try {
-      const res = await unary(this.client.resolve.bind(this.client), { scope: this.scope, name, expectedType }, {
-        timeoutMs: this.timeoutMs,
-      });
-      if (!res.binding) throw BackplaneError.unavailable(`parent name server ${this.address} sent an empty answer`);
+      const res = await unary(
+        this.client.resolve.bind(this.client),
+        { scope: this.scope, name, expectedType },
+        {
+          timeoutMs: this.timeoutMs,
+        },
+      );
+      if (!res.binding)
+        throw BackplaneError.unavailable(`parent name server ${this.address} sent an empty answer`);
       return { binding: bindingFromProto(res.binding), nameServer: res.nameServer || this.address };
     } catch (err) {
       const e = BackplaneError.from(err);
       if (e.code === 14 || e.code === 4) {
-        throw BackplaneError.unavailable(`parent name server ${this.address} is unreachable: ${e.message}`, { cause: e });
+        throw BackplaneError.unavailable(`parent name server ${this.address} is unreachable: ${e.message}`, {
+          cause: e,
+        });
       }
       throw e;
     }

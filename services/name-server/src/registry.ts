@@ -211,7 +211,10 @@ export class Registry {
         }
       } catch (err) {
         this.log.error({ err }, 'store write failed; reloading state from the store');
-        for (const { p } of done) p.reject(BackplaneError.unavailable('the name server could not write to its store', { cause: err }));
+        for (const { p } of done)
+          p.reject(
+            BackplaneError.unavailable('the name server could not write to its store', { cause: err }),
+          );
         await this.load().catch((e: unknown) => this.log.fatal({ err: e }, 'reload failed'));
         continue;
       }
@@ -259,7 +262,10 @@ export class Registry {
   private ownedAddress(addressId: string, secret: string): AddressRecord {
     requireSecret(secret);
     const address = this.addresses.get(addressId);
-    if (!address) throw BackplaneError.notFound(`address "${addressId.slice(0, 64)}" does not exist (unbound or lease expired)`);
+    if (!address)
+      throw BackplaneError.notFound(
+        `address "${addressId.slice(0, 64)}" does not exist (unbound or lease expired)`,
+      );
     if (!secretsEqual(hashSecret(secret), address.secretHash)) {
       throw BackplaneError.permissionDenied('wrong owner secret for this address');
     }
@@ -268,7 +274,7 @@ export class Registry {
 
   // ---- mutations ----------------------------------------------------------------------------------
 
-  bind(input: BindInput): Promise<BindResult> {
+  async bind(input: BindInput): Promise<BindResult> {
     const scope = validateScope(input.scope);
     const name = validateName(input.name);
     if ('addressId' in input) {
@@ -307,7 +313,9 @@ export class Registry {
 
   private requireFree(scope: string, name: string): void {
     if (this.bindings.get(scope)?.has(name)) {
-      throw BackplaneError.alreadyExists(`name "${name}" is already bound in scope "${scope}"; the request is denied`);
+      throw BackplaneError.alreadyExists(
+        `name "${name}" is already bound in scope "${scope}"; the request is denied`,
+      );
     }
   }
 
@@ -362,7 +370,7 @@ export class Registry {
     });
   }
 
-  unbind(scopeInput: string, nameInput: string, ownerSecret: string): Promise<void> {
+  async unbind(scopeInput: string, nameInput: string, ownerSecret: string): Promise<void> {
     const scope = validateScope(scopeInput);
     const name = validateName(nameInput);
     requireSecret(ownerSecret);
@@ -386,7 +394,11 @@ export class Registry {
     return { leaseExpiresAt: address.leaseExpiresAt, leaseTtlMs: address.leaseTtlMs };
   }
 
-  migrate(addressId: string, ownerSecret: string, locationInput: LocationInput | undefined): Promise<BindingView[]> {
+  async migrate(
+    addressId: string,
+    ownerSecret: string,
+    locationInput: LocationInput | undefined,
+  ): Promise<BindingView[]> {
     requireSecret(ownerSecret);
     const location = validateLocation(locationInput);
     return this.run(() => {
@@ -406,7 +418,7 @@ export class Registry {
     });
   }
 
-  createScope(nameInput: string, parentInput: string): Promise<ScopeRecord> {
+  async createScope(nameInput: string, parentInput: string): Promise<ScopeRecord> {
     const name = validateScope(nameInput, 'scope name');
     const parent = parentInput === '' ? undefined : validateScope(parentInput, 'parent scope');
     return this.run(() => {
@@ -424,18 +436,22 @@ export class Registry {
     });
   }
 
-  deleteScope(nameInput: string, force: boolean): Promise<void> {
+  async deleteScope(nameInput: string, force: boolean): Promise<void> {
     const name = validateScope(nameInput, 'scope name');
     return this.run(() => {
       if (name === DEFAULT_SCOPE) throw BackplaneError.incorrectState('the default scope cannot be deleted');
       const scope = this.requireScope(name);
       const kids = this.children.get(name);
       if (kids && kids.size > 0) {
-        throw BackplaneError.incorrectState(`scope "${name}" has child scopes (${[...kids].slice(0, 5).join(', ')}); delete them first`);
+        throw BackplaneError.incorrectState(
+          `scope "${name}" has child scopes (${[...kids].slice(0, 5).join(', ')}); delete them first`,
+        );
       }
       const bound = [...(this.bindings.get(name)?.values() ?? [])];
       if (bound.length > 0 && !force) {
-        throw BackplaneError.incorrectState(`scope "${name}" still has ${bound.length} binding(s); pass force to unbind them`);
+        throw BackplaneError.incorrectState(
+          `scope "${name}" still has ${bound.length} binding(s); pass force to unbind them`,
+        );
       }
       const revision = ++this.revision;
       const out: StoreOp[] = [];
@@ -500,7 +516,9 @@ export class Registry {
       return { binding, nameServer: this.options.self ?? '' };
     }
     if (this.options.parent) return this.options.parent.resolve(name, expectedType);
-    throw BackplaneError.notFound(`no server named "${name}" in scope "${scope}" (looked in ${chain.join(' → ')})`);
+    throw BackplaneError.notFound(
+      `no server named "${name}" in scope "${scope}" (looked in ${chain.join(' → ')})`,
+    );
   }
 
   async list(
@@ -519,7 +537,7 @@ export class Registry {
     for (const s of chain) {
       for (const n of await listNames(this.options.store, s, prefix, after, pageSize + 1)) names.add(n);
     }
-    const sorted = [...names].sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    const sorted = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     const page = sorted.slice(0, pageSize);
     const bindings: BindingView[] = [];
     for (const n of page) {
@@ -532,14 +550,17 @@ export class Registry {
       }
     }
     const last = page[page.length - 1];
-    return { bindings, nextPageToken: sorted.length > pageSize && last !== undefined ? encodePageToken(last) : '' };
+    return {
+      bindings,
+      nextPageToken: sorted.length > pageSize && last !== undefined ? encodePageToken(last) : '',
+    };
   }
 
   /**
    * Subscribes to changes matching the filter and returns the matching bindings as of a committed
    * revision; every change after that revision reaches `onChange`, in order.
    */
-  watch(filter: WatchFilter, onChange: (change: Change) => void): Promise<WatchSubscription> {
+  async watch(filter: WatchFilter, onChange: (change: Change) => void): Promise<WatchSubscription> {
     const scope = validateScope(filter.scope);
     if (filter.name !== '' || !filter.prefix) validateName(filter.name);
     this.requireScope(scope);
@@ -584,6 +605,7 @@ function encodePageToken(lastName: string): string {
 function decodePageToken(token: string): string {
   if (token === '') return '';
   const name = Buffer.from(token, 'base64url').toString('utf8');
-  if (name === '' || encodePageToken(name) !== token) throw BackplaneError.badParameter('page_token is not one this server issued');
+  if (name === '' || encodePageToken(name) !== token)
+    throw BackplaneError.badParameter('page_token is not one this server issued');
   return name;
 }

@@ -1,5 +1,5 @@
-import { WatchEventType, NamingServiceService } from '@backplane/proto/naming';
-import { AsyncQueue, BackplaneError, service, type ServiceRegistration } from '@backplane/runtime';
+import { NamingServiceService, WatchEventType } from '@backplane/proto/naming';
+import { AsyncQueue, BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
 import { bindingToProto, locationFromProto, scopeToProto } from './convert';
 import type { Change } from './records';
 import type { Registry } from './registry';
@@ -25,7 +25,12 @@ export function namingService(registry: Registry): ServiceRegistration {
         );
       }
       const result = wantsExisting
-        ? await registry.bind({ scope: req.scope, name: req.name, addressId: req.addressId, ownerSecret: req.ownerSecret })
+        ? await registry.bind({
+            scope: req.scope,
+            name: req.name,
+            addressId: req.addressId,
+            ownerSecret: req.ownerSecret,
+          })
         : await registry.bind({
             scope: req.scope,
             name: req.name,
@@ -33,7 +38,11 @@ export function namingService(registry: Registry): ServiceRegistration {
             location: locationFromProto(req.location),
             leaseTtlMs: req.leaseTtlMs,
           });
-      return { binding: bindingToProto(result.binding), addressId: result.addressId, ownerSecret: result.ownerSecret ?? '' };
+      return {
+        binding: bindingToProto(result.binding),
+        addressId: result.addressId,
+        ownerSecret: result.ownerSecret ?? '',
+      };
     },
 
     unbind: async (req) => {
@@ -60,7 +69,13 @@ export function namingService(registry: Registry): ServiceRegistration {
     },
 
     list: async (req) => {
-      const page = await registry.list(req.scope, req.prefix, req.pageSize, req.pageToken, req.includeInherited);
+      const page = await registry.list(
+        req.scope,
+        req.prefix,
+        req.pageSize,
+        req.pageToken,
+        req.includeInherited,
+      );
       return { bindings: page.bindings.map(bindingToProto), nextPageToken: page.nextPageToken };
     },
 
@@ -75,12 +90,24 @@ export function namingService(registry: Registry): ServiceRegistration {
       );
       try {
         for (const b of sub.snapshot) {
-          await sink.send({ type: WatchEventType.WATCH_EVENT_TYPE_EXISTING, binding: bindingToProto(b), revision: b.revision });
+          await sink.send({
+            type: WatchEventType.WATCH_EVENT_TYPE_EXISTING,
+            binding: bindingToProto(b),
+            revision: b.revision,
+          });
         }
-        await sink.send({ type: WatchEventType.WATCH_EVENT_TYPE_SYNCED, binding: undefined, revision: sub.revision });
+        await sink.send({
+          type: WatchEventType.WATCH_EVENT_TYPE_SYNCED,
+          binding: undefined,
+          revision: sub.revision,
+        });
         for await (const change of queue.drain(ctx.signal)) {
           if (change.revision <= sub.revision) continue;
-          await sink.send({ type: eventType[change.type], binding: bindingToProto(change.binding), revision: change.revision });
+          await sink.send({
+            type: eventType[change.type],
+            binding: bindingToProto(change.binding),
+            revision: change.revision,
+          });
         }
       } finally {
         sub.unsubscribe();

@@ -76,7 +76,13 @@ export async function loadState(db: Store): Promise<LoadedState> {
 }
 
 /** Names bound in `scope`, in order, strictly after `after`, starting with `prefix`. */
-export async function listNames(db: Store, scope: string, prefix: string, after: string, limit: number): Promise<string[]> {
+export async function listNames(
+  db: Store,
+  scope: string,
+  prefix: string,
+  after: string,
+  limit: number,
+): Promise<string[]> {
   const base = K.bindingPrefix(scope);
   const from = base + prefix;
   const range = after && after >= prefix ? { gt: base + after } : { gte: from };

@@ -1,0 +1,61 @@
+import { join } from 'node:path';
+import { NamingServiceClient } from '@backplane/proto/naming';
+import { BackplaneError, type Store } from '@backplane/runtime';
+import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { MemoryLevel } from 'memory-level';
+
+export function memoryStore(): Store {
+  return new MemoryLevel<string, string>({ keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as Store;
+}
+
+export function namingClient(address: string): NamingServiceClient {
+  return new NamingServiceClient(address, credentials.createInsecure());
+}
+
+/** Sends raw bytes as the request of a unary method; resolves with the error (or undefined). */
+export function rawCall(
+  client: NamingServiceClient,
+  method: string,
+  body: Buffer,
+): Promise<ServiceError | undefined> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      `/backplane.naming.v1.NamingService/${method}`,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      (err) => resolve(err ?? undefined),
+    );
+  });
+}
+
+export async function expectCode(p: Promise<unknown>, code: number): Promise<BackplaneError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(BackplaneError);
+  expect((err as BackplaneError).code).toBe(code);
+  return err as BackplaneError;
+}
+
+export const MAIN = join(__dirname, '..', 'dist', 'main.js');
+
+/** Starts the real name-server binary on a free port with its data in `dataDir`. */
+export async function startBinary(dataDir: string, port?: number, extraEnv: Record<string, string> = {}) {
+  const p = port ?? (await freePort());
+  const proc = spawnProcess(process.execPath, [MAIN], {
+    env: {
+      ...process.env,
+      BACKPLANE_PORT: String(p),
+      BACKPLANE_DATA_DIR: dataDir,
+      BACKPLANE_LOG_LEVEL: 'info',
+      ...extraEnv,
+    },
+  });
+  await proc.waitForOutput(/name server ready/);
+  return { proc, port: p, address: `127.0.0.1:${p}` };
+}
+
+export { tempDir };
