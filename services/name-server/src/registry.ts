@@ -164,15 +164,15 @@ export class Registry {
   private addScope(s: ScopeRecord): void {
     this.scopes.set(s.name, s);
     if (s.parent) {
-      let set = this.children.get(s.parent);
-      if (!set) this.children.set(s.parent, (set = new Set()));
+      const set = this.children.get(s.parent) ?? new Set<string>();
+      this.children.set(s.parent, set);
       set.add(s.name);
     }
   }
 
   private scopeBindings(scope: string): Map<string, BindingRecord> {
-    let m = this.bindings.get(scope);
-    if (!m) this.bindings.set(scope, (m = new Map()));
+    const m = this.bindings.get(scope) ?? new Map<string, BindingRecord>();
+    this.bindings.set(scope, m);
     return m;
   }
 
