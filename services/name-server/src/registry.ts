@@ -41,7 +41,7 @@ export interface RegistryOptions {
   leaseGraceMs?: number;
   parent?: ParentResolver;
   /** This name server's address, reported in resolutions. */
-  self?: string;
+  self?: string | (() => string);
   log?: Logger;
   now?: () => number;
   /** How often leases are checked for expiry. */
@@ -513,7 +513,8 @@ export class Registry {
           `type mismatch: "${name}" in scope "${s}" implements [${binding.types.join(', ')}], not ${expectedType}`,
         );
       }
-      return { binding, nameServer: this.options.self ?? '' };
+      const self = this.options.self;
+      return { binding, nameServer: typeof self === 'function' ? self() : (self ?? '') };
     }
     if (this.options.parent) return this.options.parent.resolve(name, expectedType);
     throw BackplaneError.notFound(

@@ -1,0 +1,73 @@
+import { NamingServiceService } from '@backplane/proto/naming';
+import {
+  type Logger,
+  openStore,
+  type RunningService,
+  type Store,
+  serviceNameOf,
+  startService,
+  type TlsFiles,
+} from '@backplane/runtime';
+import { ParentNameServer } from './parent';
+import { Registry } from './registry';
+import { namingService } from './server';
+
+export interface NameServerOptions {
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  /** Where level keeps the bindings; or pass `store`. */
+  dataDir?: string;
+  store?: Store;
+  /** Host published for the name server itself; default: the listen host (127.0.0.1 for 0.0.0.0). */
+  advertiseHost?: string;
+  parentNameServer?: string;
+  parentScope?: string;
+  leaseGraceMs?: number;
+  log?: Logger;
+  tls?: TlsFiles;
+  authToken?: string;
+  shutdownTimeoutMs?: number;
+}
+
+export interface RunningNameServer extends RunningService {
+  readonly registry: Registry;
+}
+
+/** Opens the store, starts the NamingService and publishes the name server in its own default scope. */
+export async function startNameServer(options: NameServerOptions): Promise<RunningNameServer> {
+  const store = options.store ?? (await openStore(options.dataDir ?? './data/name-server'));
+  const ownsStore = !options.store;
+  const parent = options.parentNameServer
+    ? new ParentNameServer(options.parentNameServer, options.parentScope ?? '')
+    : undefined;
+  const host = options.host ?? '127.0.0.1';
+  const advertiseHost = options.advertiseHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  // the registry needs its own address, known only once the port is bound: resolve it lazily
+  let self = '';
+  const registry = await Registry.open({
+    store,
+    leaseGraceMs: options.leaseGraceMs,
+    parent,
+    self: () => self,
+    log: options.log,
+  });
+  const running = await startService({
+    name: 'name-server',
+    services: [namingService(registry)],
+    host,
+    port: options.port ?? 7000,
+    log: options.log,
+    tls: options.tls,
+    authToken: options.authToken,
+    shutdownTimeoutMs: options.shutdownTimeoutMs,
+    onClose: [() => (ownsStore ? store.close() : undefined), () => registry.close(), () => parent?.close()],
+  });
+  self = `${advertiseHost}:${running.port}`;
+  await registry.publishSelf('name-server', [serviceNameOf(NamingServiceService as never)], {
+    host: advertiseHost,
+    port: running.port,
+    metadata: {},
+  });
+  return Object.assign(running, { registry });
+}
