@@ -1,6 +1,6 @@
-import { EchoServiceService } from '@backplane/proto/echo';
 import { type RunningNameServer, startNameServer } from '@backplane/name-server';
-import { type RunningService, service, type Store } from '@backplane/runtime';
+import { EchoServiceService } from '@backplane/proto/echo';
+import { type RunningService, type Store, service } from '@backplane/runtime';
 import { startTestService } from '@backplane/runtime/testing';
 import { MemoryLevel } from 'memory-level';
 

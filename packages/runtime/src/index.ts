@@ -27,6 +27,7 @@ export type {
 export type { Logger } from './logger';
 export { createLogger, REDACTED_PATHS, silentLogger } from './logger';
 export { runMain } from './main';
+export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export { closeOnSignals, service, serviceNameOf, startService } from './server';
 export type { Store } from './store';

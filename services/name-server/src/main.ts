@@ -19,6 +19,9 @@ runMain(async () => {
     authToken: config.authToken,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   });
-  log.info({ dataDir: config.dataDir, parent: config.parentNameServer, ...running.registry.stats() }, 'name server ready');
+  log.info(
+    { dataDir: config.dataDir, parent: config.parentNameServer, ...running.registry.stats() },
+    'name server ready',
+  );
   closeOnSignals(running);
 });

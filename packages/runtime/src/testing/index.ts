@@ -1,7 +1,7 @@
+export { healthCheck, reflectionListServices } from '../probes';
 export type { NatsCluster, NatsServer } from './nats';
 export { natsServerBinary, startNats, startNatsCluster } from './nats';
 export { freePort, tempDir, waitFor } from './ports';
-export { healthCheck, reflectionListServices } from './probes';
 export type { SpawnedProcess } from './processes';
 export { spawnProcess } from './processes';
 export { startTestService } from './service';

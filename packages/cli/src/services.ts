@@ -1,0 +1,28 @@
+/**
+ * Every service `backplane up` starts, in start order (the name server first: the others register with
+ * it). A new service plugs in with one entry here.
+ */
+export interface ServiceEntry {
+  /** Folder under services/ and the name it is published under. */
+  name: string;
+  /** npm package holding the service. */
+  package: string;
+  /** Entry point inside the package. */
+  main: string;
+  /** Default port (its own well-known port). */
+  port: number;
+  /** Fully-qualified gRPC service names it serves. */
+  grpcServices: string[];
+  /** Extra environment for the distributed engine (`backplane up --nats`). */
+  natsEnv?: (natsUrl: string) => Record<string, string>;
+}
+
+export const SERVICES: ServiceEntry[] = [
+  {
+    name: 'name-server',
+    package: '@backplane/name-server',
+    main: 'dist/main.js',
+    port: 7000,
+    grpcServices: ['backplane.naming.v1.NamingService'],
+  },
+];

@@ -1,0 +1,202 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { healthCheck } from '@backplane/runtime';
+import { table } from './output';
+import { SERVICES, type ServiceEntry } from './services';
+
+export interface UpOptions {
+  dataDir: string;
+  host: string;
+  /** Per-service port overrides, e.g. { 'name-server': 17000 }. */
+  ports: Record<string, number>;
+  /** Start a local nats-server too and run services on the distributed engine where they have one. */
+  nats: boolean;
+  natsPort: number;
+  logLevel: string;
+  /** Raw JSON log lines instead of the compact human format. */
+  jsonLogs: boolean;
+  /** Stop after this many ms (for tests and demos); 0 = until a signal. */
+  forMs: number;
+}
+
+interface Started {
+  name: string;
+  address: string;
+  child: ChildProcess;
+  dataDir: string;
+}
+
+function mainOf(entry: ServiceEntry): string {
+  return join(dirname(require.resolve(`${entry.package}/package.json`)), entry.main);
+}
+
+function natsBinary(): string | undefined {
+  return [
+    process.env.NATS_SERVER_BIN,
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ].find((p): p is string => !!p && existsSync(p));
+}
+
+/** `{"level":30,"time":"…","msg":"listening","address":"…"}` → `info  listening address=…` */
+function compact(line: string): string {
+  try {
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    const { level, msg, time, pid, hostname, service, ...rest } = rec;
+    void time;
+    void pid;
+    void hostname;
+    void service;
+    const name =
+      { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }[level as number] ??
+      String(level);
+    const fields = Object.entries(rest).map(
+      ([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`,
+    );
+    return `${name.padEnd(5)} ${String(msg ?? '')} ${fields.join(' ')}`.trimEnd();
+  } catch {
+    return line;
+  }
+}
+
+function pipeOutput(name: string, child: ChildProcess, json: boolean): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    createInterface({ input: stream }).on('line', (line) => {
+      process.stdout.write(`[${name}] ${json ? line : compact(line)}\n`);
+    });
+  }
+}
+
+async function waitHealthy(
+  name: string,
+  address: string,
+  child: ChildProcess,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} while starting`);
+    const state = await healthCheck(address).catch(() => 'DOWN');
+    if (state === 'SERVING') return;
+    if (Date.now() > until)
+      throw new Error(`${name} did not become healthy at ${address} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      done();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts every service as its own process on its default port with embedded storage under the data
+ * directory, the name server first; prints what listens where; stops them all cleanly on Ctrl-C.
+ */
+export async function up(options: UpOptions): Promise<number> {
+  const dataDir = resolve(options.dataDir);
+  const started: Started[] = [];
+  const nameServerPort = options.ports['name-server'] ?? 7000;
+  const nameServer = `127.0.0.1:${nameServerPort}`;
+  let natsChild: ChildProcess | undefined;
+  let stopping = false;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => {
+    resolveDone = r;
+  });
+
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('stopping…\n');
+    for (const s of [...started].reverse()) await stopChild(s.child);
+    if (natsChild) await stopChild(natsChild);
+    process.stdout.write('all stopped\n');
+    resolveDone(code);
+  };
+  const onSignal = () => void stopAll(0);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const watchExit = (name: string, child: ChildProcess) =>
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      process.stdout.write(
+        `${name} exited unexpectedly (${signal ?? `code ${code}`}); stopping everything\n`,
+      );
+      void stopAll(1);
+    });
+
+  try {
+    let natsUrl: string | undefined;
+    if (options.nats) {
+      const bin = natsBinary();
+      if (!bin)
+        throw new Error('--nats needs nats-server (apt-get install nats-server, or set NATS_SERVER_BIN)');
+      const dir = join(dataDir, 'nats');
+      mkdirSync(dir, { recursive: true });
+      natsChild = spawn(bin, ['-a', '127.0.0.1', '-p', String(options.natsPort), '-js', '-sd', dir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      pipeOutput('nats', natsChild, true);
+      watchExit('nats-server', natsChild);
+      natsUrl = `nats://127.0.0.1:${options.natsPort}`;
+    }
+    for (const entry of SERVICES) {
+      const port = options.ports[entry.name] ?? entry.port;
+      const svcData = join(dataDir, entry.name);
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        BACKPLANE_HOST: options.host,
+        BACKPLANE_PORT: String(port),
+        BACKPLANE_DATA_DIR: svcData,
+        BACKPLANE_NAMESERVER: nameServer,
+        BACKPLANE_LOG_LEVEL: options.logLevel,
+        ...(natsUrl && entry.natsEnv ? entry.natsEnv(natsUrl) : {}),
+      };
+      const child = spawn(process.execPath, [mainOf(entry)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const address = `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`;
+      started.push({ name: entry.name, address, child, dataDir: svcData });
+      pipeOutput(entry.name, child, options.jsonLogs);
+      await waitHealthy(entry.name, address, child);
+      watchExit(entry.name, child);
+    }
+  } catch (err) {
+    process.stdout.write(`backplane up failed: ${(err as Error).message}\n`);
+    await stopAll(1);
+    return done;
+  }
+
+  const rows = started.map((s) => ({
+    service: s.name,
+    address: s.address,
+    pid: s.child.pid,
+    data: s.dataDir,
+  }));
+  if (natsChild)
+    rows.unshift({
+      service: 'nats',
+      address: `127.0.0.1:${options.natsPort}`,
+      pid: natsChild.pid,
+      data: join(dataDir, 'nats'),
+    });
+  process.stdout.write(
+    `\nBackplane is up (name server ${nameServer}):\n${table(rows, ['service', 'address', 'pid', 'data'])}\nCtrl-C stops everything.\n\n`,
+  );
+  if (options.forMs > 0) setTimeout(() => void stopAll(0), options.forMs).unref();
+  const code = await done;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return code;
+}
