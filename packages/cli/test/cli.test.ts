@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { SERVICES } from '../src/services';
+
+const BIN = join(__dirname, '..', 'dist', 'bin.js');
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('backplane up + backplane names', () => {
+  const dir = tempDir();
+  let port: number;
+  let upProc: ReturnType<typeof spawnProcess>;
+  let ns: string;
+
+  beforeAll(async () => {
+    port = await freePort();
+    ns = `127.0.0.1:${port}`;
+    upProc = spawnProcess(process.execPath, [BIN, 'up', '--data-dir', dir.path, '--ports', `name-server=${port}`]);
+    await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
+  }, 40_000);
+
+  afterAll(async () => {
+    await upProc.stop('SIGINT');
+    dir.remove();
+  });
+
+  it('starts every service and prints what listens where', () => {
+    for (const s of SERVICES) expect(upProc.output()).toMatch(new RegExp(`${s.name}\\s+127\\.0\\.0\\.1:\\d+`));
+  });
+
+  it('binds, resolves, lists and unbinds from the command line, with --json and exit codes', async () => {
+    const bound = await cli(['names', 'bind', 'cli/demo', '127.0.0.1:9999', '--type', 'demo.v1.Demo', '--ns', ns, '--json']);
+    expect(bound.code).toBe(0);
+    const { ownerSecret } = JSON.parse(bound.stdout) as { ownerSecret: string };
+    const resolved = await cli(['names', 'resolve', 'cli/demo', '--type', 'demo.v1.Demo', '--ns', ns, '--json']);
+    expect(JSON.parse(resolved.stdout).binding.location).toEqual({ host: '127.0.0.1', port: 9999, metadata: {} });
+    const ls = await cli(['names', 'ls', 'cli/', '--ns', ns]);
+    expect(ls.stdout).toMatch(/SCOPE\s+NAME\s+LOCATION/);
+    expect(ls.stdout).toMatch(/default\s+cli\/demo\s+127\.0\.0\.1:9999/);
+    // the services registered themselves
+    const all = await cli(['names', 'ls', '--ns', ns, '--json']);
+    const names = (JSON.parse(all.stdout) as Array<{ name: string }>).map((b) => b.name);
+    for (const s of SERVICES) expect(names).toContain(s.name);
+    const mismatch = await cli(['names', 'resolve', 'cli/demo', '--type', 'other.v1.Other', '--ns', ns]);
+    expect(mismatch.code).toBe(10 + 9); // FAILED_PRECONDITION
+    expect(mismatch.stderr).toContain('TYPE_MISMATCH');
+    const dup = await cli(['names', 'bind', 'cli/demo', '127.0.0.1:1', '--ns', ns]);
+    expect(dup.code).toBe(10 + 6); // ALREADY_EXISTS
+    expect((await cli(['names', 'unbind', 'cli/demo', '--secret', 'wrong', '--ns', ns])).code).toBe(10 + 7);
+    expect((await cli(['names', 'unbind', 'cli/demo', '--secret', ownerSecret, '--ns', ns])).code).toBe(0);
+    const gone = await cli(['names', 'resolve', 'cli/demo', '--ns', ns]);
+    expect(gone.code).toBe(10 + 5); // NOT_FOUND
+  }, 60_000);
+
+  it('answers a usage error with exit code 2', async () => {
+    expect((await cli(['names', 'bind'])).code).toBe(2);
+    expect((await cli(['no-such-command'])).code).toBe(2);
+  });
+
+  it('stops every service cleanly on Ctrl-C', async () => {
+    const code = await upProc.stop('SIGINT');
+    expect(code).toBe(0);
+    expect(upProc.output()).toContain('all stopped');
+    expect(upProc.output()).toContain('[name-server] info  stopped');
+  });
+});
