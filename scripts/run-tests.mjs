@@ -12,9 +12,12 @@ const packageDirs = ['packages', 'services']
   .filter((d) => existsSync(join(d, 'package.json')));
 
 function ensureNatsServer() {
-  const found = [process.env.NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].some(
-    (p) => p && existsSync(p),
-  );
+  const found = [
+    process.env.NATS_SERVER_BIN,
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ].some((p) => p && existsSync(p));
   if (found) return;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot) {
@@ -23,7 +26,9 @@ function ensureNatsServer() {
     const install = spawnSync('apt-get', ['install', '-y', '-qq', 'nats-server'], { stdio: 'inherit' });
     if (update.status === 0 && install.status === 0) return;
   }
-  console.error('the NATS tests need nats-server: `sudo apt-get install nats-server`, or set NATS_SERVER_BIN');
+  console.error(
+    'the NATS tests need nats-server: `sudo apt-get install nats-server`, or set NATS_SERVER_BIN',
+  );
   process.exit(1);
 }
 

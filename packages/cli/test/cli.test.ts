@@ -23,7 +23,14 @@ describe('backplane up + backplane names', () => {
   beforeAll(async () => {
     port = await freePort();
     ns = `127.0.0.1:${port}`;
-    upProc = spawnProcess(process.execPath, [BIN, 'up', '--data-dir', dir.path, '--ports', `name-server=${port}`]);
+    upProc = spawnProcess(process.execPath, [
+      BIN,
+      'up',
+      '--data-dir',
+      dir.path,
+      '--ports',
+      `name-server=${port}`,
+    ]);
     await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
   }, 40_000);
 
@@ -33,15 +40,39 @@ describe('backplane up + backplane names', () => {
   });
 
   it('starts every service and prints what listens where', () => {
-    for (const s of SERVICES) expect(upProc.output()).toMatch(new RegExp(`${s.name}\\s+127\\.0\\.0\\.1:\\d+`));
+    for (const s of SERVICES)
+      expect(upProc.output()).toMatch(new RegExp(`${s.name}\\s+127\\.0\\.0\\.1:\\d+`));
   });
 
   it('binds, resolves, lists and unbinds from the command line, with --json and exit codes', async () => {
-    const bound = await cli(['names', 'bind', 'cli/demo', '127.0.0.1:9999', '--type', 'demo.v1.Demo', '--ns', ns, '--json']);
+    const bound = await cli([
+      'names',
+      'bind',
+      'cli/demo',
+      '127.0.0.1:9999',
+      '--type',
+      'demo.v1.Demo',
+      '--ns',
+      ns,
+      '--json',
+    ]);
     expect(bound.code).toBe(0);
     const { ownerSecret } = JSON.parse(bound.stdout) as { ownerSecret: string };
-    const resolved = await cli(['names', 'resolve', 'cli/demo', '--type', 'demo.v1.Demo', '--ns', ns, '--json']);
-    expect(JSON.parse(resolved.stdout).binding.location).toEqual({ host: '127.0.0.1', port: 9999, metadata: {} });
+    const resolved = await cli([
+      'names',
+      'resolve',
+      'cli/demo',
+      '--type',
+      'demo.v1.Demo',
+      '--ns',
+      ns,
+      '--json',
+    ]);
+    expect(JSON.parse(resolved.stdout).binding.location).toEqual({
+      host: '127.0.0.1',
+      port: 9999,
+      metadata: {},
+    });
     const ls = await cli(['names', 'ls', 'cli/', '--ns', ns]);
     expect(ls.stdout).toMatch(/SCOPE\s+NAME\s+LOCATION/);
     expect(ls.stdout).toMatch(/default\s+cli\/demo\s+127\.0\.0\.1:9999/);

@@ -16,8 +16,12 @@ interface ComposeService {
 }
 
 describe('docker-compose.yml', () => {
-  const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, ComposeService> };
-  const serviceDirs = readdirSync(join(root, 'services')).filter((d) => existsSync(join(root, 'services', d, 'package.json')));
+  const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as {
+    services: Record<string, ComposeService>;
+  };
+  const serviceDirs = readdirSync(join(root, 'services')).filter((d) =>
+    existsSync(join(root, 'services', d, 'package.json')),
+  );
 
   it('lists every service under services/ in the launcher', () => {
     expect(SERVICES.map((s) => s.name).sort()).toEqual([...serviceDirs].sort());
@@ -28,26 +32,32 @@ describe('docker-compose.yml', () => {
     expect(readFileSync(join(root, 'deploy', 'nats.conf'), 'utf8')).toContain('jetstream');
   });
 
-  it.each(SERVICES.map((s) => [s.name, s] as const))('runs %s with its port, env, data volume, health check and name server', (name, entry) => {
-    const svc = compose.services[name];
-    expect(svc).toBeDefined();
-    if (!svc) return;
-    expect(svc.command).toEqual([name]);
-    expect(svc.ports).toContain(`${entry.port}:${entry.port}`);
-    expect(svc.environment?.BACKPLANE_PORT).toBe(String(entry.port));
-    expect(svc.environment?.BACKPLANE_HOST).toBe('0.0.0.0');
-    expect(svc.environment?.BACKPLANE_DATA_DIR).toBe('/data');
-    expect(svc.volumes?.some((v) => v.endsWith(':/data'))).toBe(true);
-    expect(svc.healthcheck?.test.join(' ')).toContain(`healthcheck ${entry.port}`);
-    if (name !== 'name-server') {
-      expect(svc.environment?.BACKPLANE_NAMESERVER).toBe('name-server:7000');
-      expect(svc.depends_on?.['name-server']?.condition).toBe('service_healthy');
-    }
-  });
+  it.each(SERVICES.map((s) => [s.name, s] as const))(
+    'runs %s with its port, env, data volume, health check and name server',
+    (name, entry) => {
+      const svc = compose.services[name];
+      expect(svc).toBeDefined();
+      if (!svc) return;
+      expect(svc.command).toEqual([name]);
+      expect(svc.ports).toContain(`${entry.port}:${entry.port}`);
+      expect(svc.environment?.BACKPLANE_PORT).toBe(String(entry.port));
+      expect(svc.environment?.BACKPLANE_HOST).toBe('0.0.0.0');
+      expect(svc.environment?.BACKPLANE_DATA_DIR).toBe('/data');
+      expect(svc.volumes?.some((v) => v.endsWith(':/data'))).toBe(true);
+      expect(svc.healthcheck?.test.join(' ')).toContain(`healthcheck ${entry.port}`);
+      if (name !== 'name-server') {
+        expect(svc.environment?.BACKPLANE_NAMESERVER).toBe('name-server:7000');
+        expect(svc.depends_on?.['name-server']?.condition).toBe('service_healthy');
+      }
+    },
+  );
 
   it('builds every service from the one image whose entrypoint knows them', () => {
     const entrypoint = readFileSync(join(root, 'deploy', 'entrypoint.sh'), 'utf8');
     expect(entrypoint).toContain('/app/services/$service/dist/main.js');
-    for (const entry of SERVICES) expect(compose.services[entry.name]?.build?.dockerfile ?? 'deploy/Dockerfile').toBe('deploy/Dockerfile');
+    for (const entry of SERVICES)
+      expect(compose.services[entry.name]?.build?.dockerfile ?? 'deploy/Dockerfile').toBe(
+        'deploy/Dockerfile',
+      );
   });
 });

@@ -1,0 +1,153 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, nameCache } from '@backplane/naming-client';
+import { EchoServiceClient } from '@backplane/proto/echo';
+import { NamingServiceClient } from '@backplane/proto/naming';
+import { unary } from '@backplane/runtime';
+import { freePort } from '@backplane/runtime/testing';
+import { credentials } from '@grpc/grpc-js';
+import { fmt, type Measurement, measure, printMeasurements, rssMb, writeResults } from './harness';
+import { firstLine, startChild, stopChild, waitServing } from './processes';
+
+const DURATION = Number(process.env.BENCH_DURATION_MS ?? 5000);
+const NAMES = Number(process.env.BENCH_NAMES ?? 100_000);
+const CONCURRENCY = 64;
+const nameServerMain = require.resolve('@backplane/name-server/dist/main.js');
+
+async function startNameServer() {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-ns-'));
+  const child = startChild(nameServerMain, { BACKPLANE_PORT: String(port), BACKPLANE_DATA_DIR: dataDir });
+  child.stdout?.resume();
+  const address = `127.0.0.1:${port}`;
+  await waitServing(address);
+  return {
+    child,
+    address,
+    stop: async () => {
+      await stopChild(child);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const bindReq = (name: string, port: number) => ({
+  scope: '',
+  name,
+  types: ['backplane.echo.v1.EchoService'],
+  location: { host: '127.0.0.1', port, metadata: {} },
+  leaseTtlMs: 0,
+  addressId: '',
+  ownerSecret: '',
+});
+
+export async function benchNaming(): Promise<void> {
+  console.log(`\n== name-server (${DURATION} ms per run, ${CONCURRENCY} concurrent calls)`);
+  const echo = startChild(join(__dirname, 'echo-server.js'));
+  const echoPort = Number((await firstLine(echo, /echo listening on (\d+)/))[1]);
+  const echoClient = new EchoServiceClient(`127.0.0.1:${echoPort}`, credentials.createInsecure());
+  const payload = Buffer.from('ping');
+  const baseline = await measure(
+    'echo (bare grpc-js)',
+    () => unary(echoClient.echo.bind(echoClient), { payload }),
+    {
+      concurrency: CONCURRENCY,
+      durationMs: DURATION,
+    },
+  );
+
+  const ns = await startNameServer();
+  const client = new NamingServiceClient(ns.address, credentials.createInsecure());
+  for (let i = 0; i < 1000; i++)
+    await unary(client.bind.bind(client), bindReq(`bench/resolve/${i}`, echoPort));
+  const resolve = await measure(
+    'Resolve',
+    (i) =>
+      unary(client.resolve.bind(client), {
+        scope: '',
+        name: `bench/resolve/${i % 1000}`,
+        expectedType: 'backplane.echo.v1.EchoService',
+      }),
+    { concurrency: CONCURRENCY, durationMs: DURATION },
+  );
+  const bind = await measure(
+    'Bind (durable)',
+    (i) => unary(client.bind.bind(client), bindReq(`bench/bind/${i}`, echoPort)),
+    {
+      concurrency: CONCURRENCY,
+      durationMs: DURATION,
+    },
+  );
+
+  // connect(): a client whose channel follows the name; its calls and repeated connect()s cost no Resolve
+  await unary(client.bind.bind(client), bindReq('bench/echo', echoPort));
+  const viaName = await connect(EchoServiceClient, 'bench/echo', { nameServer: ns.address });
+  const rpcsBefore = nameCache.stats.resolveRpcs;
+  const extra = [];
+  for (let i = 0; i < 1000; i++)
+    extra.push(await connect(EchoServiceClient, 'bench/echo', { nameServer: ns.address }));
+  for (const c of extra) c.close();
+  const connected = await measure(
+    'echo via connect()',
+    () => unary(viaName.echo.bind(viaName), { payload }),
+    {
+      concurrency: CONCURRENCY,
+      durationMs: DURATION,
+    },
+  );
+  const resolveRpcsForCached = nameCache.stats.resolveRpcs - rpcsBefore;
+  viaName.close();
+  nameCache.close();
+  client.close();
+  await ns.stop();
+
+  // memory: a fresh name server holding NAMES bindings
+  const big = await startNameServer();
+  const bigClient = new NamingServiceClient(big.address, credentials.createInsecure());
+  const rssEmpty = rssMb(big.child.pid as number);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < NAMES) {
+        const i = next++;
+        await unary(
+          bigClient.bind.bind(bigClient),
+          bindReq(`svc/${i.toString(36)}/instance-${i}`, 10_000 + (i % 50_000)),
+        );
+      }
+    }),
+  );
+  const fillSeconds = (performance.now() - t0) / 1000;
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssFull = rssMb(big.child.pid as number);
+  bigClient.close();
+  await big.stop();
+  await stopChild(echo);
+  echoClient.close();
+
+  const rows: Measurement[] = [baseline, resolve, bind, connected];
+  printMeasurements(rows, baseline);
+  const resolveRatio = resolve.opsPerSec / baseline.opsPerSec;
+  console.log(
+    `\nResolve / echo throughput: ${fmt(resolveRatio, 2)}× (target ≥ 0.70×) ${resolveRatio >= 0.7 ? 'OK' : 'BELOW TARGET'}`,
+  );
+  console.log(
+    `Resolve RPCs for 1000 cached connect()s + ${fmt(connected.ops)} calls: ${resolveRpcsForCached} (target 0)`,
+  );
+  console.log(
+    `RSS with ${fmt(NAMES)} names: ${fmt(rssFull, 1)} MB (empty: ${fmt(rssEmpty, 1)} MB; target < 300 MB) ${rssFull < 300 ? 'OK' : 'ABOVE TARGET'}; filled at ${fmt(NAMES / fillSeconds)} binds/s`,
+  );
+  const file = writeResults('name-server.json', {
+    measurements: rows,
+    ratios: {
+      resolveVsEcho: resolveRatio,
+      bindVsEcho: bind.opsPerSec / baseline.opsPerSec,
+      connectVsEcho: connected.opsPerSec / baseline.opsPerSec,
+    },
+    cachedConnectResolveRpcs: resolveRpcsForCached,
+    memory: { names: NAMES, rssMb: rssFull, rssEmptyMb: rssEmpty, fillBindsPerSec: NAMES / fillSeconds },
+  });
+  console.log(`results: ${file}`);
+}

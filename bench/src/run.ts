@@ -1,0 +1,19 @@
+import { benchNaming } from './naming';
+
+/** `pnpm bench [name…]`: runs the named benchmarks (default: all). */
+const benches: Record<string, () => Promise<void>> = { naming: benchNaming };
+
+async function main() {
+  const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  for (const [name, run] of Object.entries(benches)) {
+    if (wanted.length === 0 || wanted.includes(name)) await run();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
