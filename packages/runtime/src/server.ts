@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { descriptorSetPath } from '@backplane/proto';
 import { type ChannelOptions, Server, type ServiceDefinition } from '@grpc/grpc-js';
@@ -98,6 +99,8 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     ...options.grpcOptions,
   });
   const shutdown = new AbortController();
+  // every call in progress listens for shutdown: thousands of concurrent calls are normal, not a leak
+  setMaxListeners(0, shutdown.signal);
   const inFlight = { count: 0 };
   const tokenCheck = options.authToken ? bearerTokenAuth(options.authToken) : undefined;
   const custom = options.authenticate;

@@ -20,8 +20,8 @@ export interface AddressRecord {
   leaseTtlMs: number;
   /** In memory only; recomputed with a grace period after a restart. */
   leaseExpiresAt?: number;
-  /** In memory only: the binding keys (scope, name) bound to this address. */
-  names: Set<string>;
+  /** In memory only: the bindings of this address (an array: most addresses have one name). */
+  names: BindingRecord[];
 }
 
 export interface BindingRecord {
@@ -49,8 +49,4 @@ export interface Change {
   type: ChangeType;
   binding: BindingView;
   revision: number;
-}
-
-export function bindingKey(scope: string, name: string): string {
-  return `${scope}\u0000${name}`;
 }

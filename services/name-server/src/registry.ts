@@ -14,14 +14,7 @@ import {
   validateType,
   validateTypes,
 } from './limits';
-import {
-  type AddressRecord,
-  type BindingRecord,
-  type BindingView,
-  bindingKey,
-  type Change,
-  type ScopeRecord,
-} from './records';
+import type { AddressRecord, BindingRecord, BindingView, Change, ScopeRecord } from './records';
 import { listNames, loadState, ops, type StoreOp } from './store';
 
 /** Where a miss goes when this name server has a parent name server. */
@@ -85,6 +78,8 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+const EMPTY_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
 /**
@@ -99,6 +94,7 @@ export class Registry {
   private readonly bindings = new Map<string, Map<string, BindingRecord>>();
   private readonly leases = new LeaseHeap();
   private readonly listeners = new Set<(change: Change) => void>();
+  private readonly internPool = new Map<string, unknown>();
   private readonly afterCommit: Array<() => void> = [];
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
@@ -156,8 +152,10 @@ export class Registry {
     for (const b of state.bindings) {
       const address = this.addresses.get(b.addressId);
       if (!address || !this.scopes.has(b.scope)) continue;
-      this.scopeBindings(b.scope).set(b.name, b);
-      address.names.add(bindingKey(b.scope, b.name));
+      const record = { ...b, scope: (this.scopes.get(b.scope) as ScopeRecord).name };
+      this.scopeBindings(b.scope).set(b.name, record);
+      address.names = address.names.length === 0 ? [record] : address.names.concat(record);
+      this.internAddress(address);
     }
   }
 
@@ -242,6 +240,28 @@ export class Registry {
     };
   }
 
+  /**
+   * Shares equal type lists, hosts and empty metadata between addresses: with 100,000 servers of a few
+   * kinds, each kind's strings are held once. The pool is capped so hostile input cannot grow it forever.
+   */
+  private internAddress(address: AddressRecord): void {
+    const pool = this.internPool;
+    const intern = <T>(key: string, value: T): T => {
+      const found = pool.get(key);
+      if (found !== undefined) return found as T;
+      if (pool.size < 10_000) pool.set(key, value);
+      return value;
+    };
+    address.types = intern(`t\u0000${address.types.join('\u0000')}`, address.types);
+    const { host, port, metadata } = address.location;
+    const emptyMeta = Object.keys(metadata).length === 0;
+    address.location = {
+      host: intern(`h\u0000${host}`, host),
+      port,
+      metadata: emptyMeta ? EMPTY_METADATA : metadata,
+    };
+  }
+
   private requireScope(scope: string): ScopeRecord {
     const s = this.scopes.get(scope);
     if (!s) throw BackplaneError.notFound(`scope "${scope}" does not exist`, { reason: 'SCOPE_NOT_FOUND' });
@@ -298,8 +318,9 @@ export class Registry {
         location,
         secretHash: hashSecret(ownerSecret),
         leaseTtlMs,
-        names: new Set(),
+        names: [],
       };
+      this.internAddress(address);
       if (leaseTtlMs > 0) {
         address.leaseExpiresAt = this.now() + leaseTtlMs;
         this.leases.push(address.leaseExpiresAt, address.id);
@@ -321,9 +342,17 @@ export class Registry {
 
   private addBinding(scope: string, name: string, address: AddressRecord): Applied<BindResult> {
     this.requireFree(scope, name);
-    const record: BindingRecord = { scope, name, addressId: address.id, revision: ++this.revision };
+    // the scope record's own string, so 100,000 bindings share one copy of it
+    const scopeName = (this.scopes.get(scope) as ScopeRecord).name;
+    const record: BindingRecord = {
+      scope: scopeName,
+      name,
+      addressId: address.id,
+      revision: ++this.revision,
+    };
     this.scopeBindings(scope).set(name, record);
-    address.names.add(bindingKey(scope, name));
+    // an exact-size array: most addresses have one name, and spread or push would over-allocate
+    address.names = address.names.length === 0 ? [record] : address.names.concat(record);
     const binding = this.view(record, address);
     return {
       result: { binding, addressId: address.id },
@@ -337,9 +366,9 @@ export class Registry {
     const address = this.addresses.get(record.addressId) as AddressRecord;
     const view = { ...this.view(record, address), revision };
     this.bindings.get(record.scope)?.delete(record.name);
-    address.names.delete(bindingKey(record.scope, record.name));
+    address.names = address.names.filter((r) => r !== record);
     const out = [ops.delBinding(record.scope, record.name)];
-    if (address.names.size === 0) {
+    if (address.names.length === 0) {
       this.addresses.delete(address.id);
       out.push(ops.delAddress(address.id));
     }
@@ -361,7 +390,7 @@ export class Registry {
         location,
         secretHash: hashSecret(randomBytes(32).toString('base64url')),
         leaseTtlMs: 0,
-        names: new Set(),
+        names: [],
       };
       this.addresses.set(address.id, address);
       const applied = this.addBinding(DEFAULT_SCOPE, name, address);
@@ -405,11 +434,10 @@ export class Registry {
       const address = this.ownedAddress(addressId, ownerSecret);
       const revision = ++this.revision;
       address.location = location;
+      this.internAddress(address);
       const out: StoreOp[] = [ops.putAddress(address)];
       const changes: Change[] = [];
-      for (const key of address.names) {
-        const [scope, name] = key.split('\u0000') as [string, string];
-        const record = this.bindings.get(scope)?.get(name) as BindingRecord;
+      for (const record of address.names) {
         record.revision = revision;
         out.push(ops.putBinding(record));
         changes.push({ type: 'MIGRATED', binding: this.view(record, address), revision });
@@ -482,9 +510,8 @@ export class Registry {
         const address = this.addresses.get(e.id);
         if (!address || address.leaseTtlMs === 0 || (address.leaseExpiresAt ?? 0) > this.now()) continue;
         revision ||= ++this.revision;
-        for (const key of [...address.names]) {
-          const [scope, name] = key.split('\u0000') as [string, string];
-          const removed = this.removeBinding(this.bindings.get(scope)?.get(name) as BindingRecord, revision);
+        for (const record of [...address.names]) {
+          const removed = this.removeBinding(record, revision);
           out.push(...removed.ops);
           changes.push({ type: 'EXPIRED', binding: removed.view, revision });
         }

@@ -63,7 +63,7 @@ export async function loadState(db: Store): Promise<LoadedState> {
       state.scopes.push({ name: k.slice(6), parent: v.parent, createdAt: v.createdAt });
     } else if (k.startsWith('addr!')) {
       const v = JSON.parse(value) as StoredAddress;
-      state.addresses.push({ id: k.slice(5), ...v, names: new Set() });
+      state.addresses.push({ id: k.slice(5), ...v, names: [] });
     } else if (k.startsWith('bind!')) {
       const sep = k.indexOf('!', 5);
       const v = JSON.parse(value) as { addressId: string; revision: number };
