@@ -1,14 +1,11 @@
 import { type RunningNameServer, startNameServer } from '@backplane/name-server';
 import { EchoServiceService } from '@backplane/proto/echo';
-import { type RunningService, type Store, service } from '@backplane/runtime';
-import { startTestService } from '@backplane/runtime/testing';
-import { MemoryLevel } from 'memory-level';
+import { type RunningService, service } from '@backplane/runtime';
+import { memoryStore, startTestService } from '@backplane/runtime/testing';
+
+export { memoryStore };
 
 export const ECHO = 'backplane.echo.v1.EchoService';
-
-export function memoryStore(): Store {
-  return new MemoryLevel<string, string>({ keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as Store;
-}
 
 export function startTestNameServer(): Promise<RunningNameServer> {
   return startNameServer({ port: 0, store: memoryStore(), shutdownTimeoutMs: 1000 });

@@ -8,7 +8,7 @@ describe('README configuration table', () => {
   it.each(Object.values(nameServerSettings).map((s) => [s.env, s] as const))(
     'documents %s with its flag',
     (env, s) => {
-      expect(readme).toContain(`| \`${env}\` | \`--${s.flag}\` |`);
+      expect(readme).toMatch(new RegExp(`\\|\\s*\`${env}\`\\s*\\|\\s*\`--${s.flag}\`\\s*\\|`));
     },
   );
 });

@@ -1,13 +1,8 @@
 import { join } from 'node:path';
 import { NamingServiceClient } from '@backplane/proto/naming';
-import { BackplaneError, type Store } from '@backplane/runtime';
-import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { BackplaneError } from '@backplane/runtime';
+import { freePort, memoryStore, spawnProcess, tempDir } from '@backplane/runtime/testing';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { MemoryLevel } from 'memory-level';
-
-export function memoryStore(): Store {
-  return new MemoryLevel<string, string>({ keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as Store;
-}
 
 export function namingClient(address: string): NamingServiceClient {
   return new NamingServiceClient(address, credentials.createInsecure());
@@ -58,4 +53,4 @@ export async function startBinary(dataDir: string, port?: number, extraEnv: Reco
   return { proc, port: p, address: `127.0.0.1:${p}` };
 }
 
-export { tempDir };
+export { memoryStore, tempDir };

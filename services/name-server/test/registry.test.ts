@@ -1,17 +1,12 @@
 import { BackplaneError, openStore, type Store } from '@backplane/runtime';
-import { tempDir, waitFor } from '@backplane/runtime/testing';
+import { memoryStore, tempDir, waitFor } from '@backplane/runtime/testing';
 import { status } from '@grpc/grpc-js';
-import { MemoryLevel } from 'memory-level';
 import type { Change } from '../src/records';
 import { Registry } from '../src/registry';
 
 const FS = 'moose.FileServer';
 const ENC_FS = 'moose.EncryptingFileServer';
 const loc = (port: number, host = '127.0.0.1') => ({ host, port, metadata: {} });
-
-function memoryStore(): Store {
-  return new MemoryLevel<string, string>({ keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as Store;
-}
 
 async function rejection(p: Promise<unknown>): Promise<BackplaneError> {
   const err = await p.then(

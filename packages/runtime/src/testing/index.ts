@@ -1,4 +1,5 @@
 export { healthCheck, reflectionListServices } from '../probes';
+export { memoryStore } from './memory-store';
 export type { NatsCluster, NatsServer } from './nats';
 export { natsServerBinary, startNats, startNatsCluster } from './nats';
 export { freePort, tempDir, waitFor } from './ports';
