@@ -112,35 +112,56 @@ function deadlineOf(call: AnyCall): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/**
+ * The context of one call. Its abort signal is made on first use: most unary handlers never look at it,
+ * and wiring cancel, deadline and shutdown listeners for every call is measurable at high call rates.
+ */
 function makeContext(method: string, call: AnyCall, opts: WrapOptions) {
-  const controller = new AbortController();
-  const deadline = deadlineOf(call);
-  const onShutdown = () => controller.abort(BackplaneError.unavailable('server is shutting down'));
-  opts.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
-  (call as NodeJS.EventEmitter).on('cancelled', () =>
-    controller.abort(BackplaneError.of('CANCELLED', 'the client cancelled the call')),
-  );
+  let controller: AbortController | undefined;
   let timer: NodeJS.Timeout | undefined;
-  if (deadline !== undefined) {
-    timer = setTimeout(
-      () => controller.abort(BackplaneError.of('TIMEOUT', 'deadline exceeded')),
-      Math.max(0, deadline - Date.now()),
-    );
-    timer.unref();
-  }
+  let disposed = false;
+  const deadline = deadlineOf(call);
+  const onShutdown = () => controller?.abort(BackplaneError.unavailable('server is shutting down'));
+  const onCancel = () => controller?.abort(BackplaneError.of('CANCELLED', 'the client cancelled the call'));
+  const signal = (): AbortSignal => {
+    if (controller) return controller.signal;
+    controller = new AbortController();
+    if (disposed) return controller.signal;
+    if (opts.shutdownSignal.aborted) onShutdown();
+    else opts.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+    if (call.cancelled) onCancel();
+    else (call as NodeJS.EventEmitter).once('cancelled', onCancel);
+    if (deadline !== undefined) {
+      timer = setTimeout(
+        () => controller?.abort(BackplaneError.of('TIMEOUT', 'deadline exceeded')),
+        Math.max(0, deadline - Date.now()),
+      );
+      timer.unref();
+    }
+    return controller.signal;
+  };
   const ctx: CallContext = {
     method,
-    peer: call.getPeer(),
+    get peer() {
+      return call.getPeer();
+    },
     metadata: call.metadata,
     deadline,
-    signal: controller.signal,
+    get signal() {
+      return signal();
+    },
     log: opts.log,
   };
   const dispose = () => {
+    disposed = true;
+    if (!controller) return;
     if (timer) clearTimeout(timer);
     opts.shutdownSignal.removeEventListener('abort', onShutdown);
+    (call as NodeJS.EventEmitter).off('cancelled', onCancel);
   };
-  return { ctx, dispose };
+  const aborted = () => controller?.signal.aborted ?? false;
+  const reason = () => controller?.signal.reason;
+  return { ctx, dispose, aborted, reason };
 }
 
 /** What the client sees for a thrown error: BackplaneErrors as they are, anything else as a bare INTERNAL. */
@@ -207,7 +228,7 @@ export function wrapHandlers(
     if (!handler) throw new Error(`no handler for ${method.path}`);
     const run = async (call: AnyCall, body: (ctx: CallContext) => Promise<unknown>) => {
       const started = process.hrtime.bigint();
-      const { ctx, dispose } = makeContext(method.path, call, opts);
+      const { ctx, dispose, aborted, reason } = makeContext(method.path, call, opts);
       opts.inFlight.count++;
       let error: BackplaneError | undefined;
       let result: unknown;
@@ -216,9 +237,7 @@ export function wrapHandlers(
         result = await body(ctx);
       } catch (err) {
         error =
-          ctx.signal.aborted && !(err instanceof BackplaneError)
-            ? BackplaneError.from(ctx.signal.reason)
-            : toStatus(err, ctx);
+          aborted() && !(err instanceof BackplaneError) ? BackplaneError.from(reason()) : toStatus(err, ctx);
       } finally {
         dispose();
         opts.inFlight.count--;

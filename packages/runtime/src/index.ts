@@ -25,7 +25,7 @@ export type {
   UnaryHandler,
 } from './handlers';
 export type { Logger } from './logger';
-export { createLogger, REDACTED_PATHS, silentLogger } from './logger';
+export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logger';
 export { runMain } from './main';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';

@@ -1,18 +1,42 @@
+import { setFlagsFromString } from 'node:v8';
 import { ConfigError } from './config';
+
+/**
+ * V8 grows the old generation by up to 4× the live heap between full collections; a service that keeps a
+ * large index in memory then sits at several times the memory it needs (the name server with 100,000 names:
+ * ~280 MB RSS, of which ~60 MB live). Growing by a fixed percentage keeps RSS near the live set for the cost
+ * of more frequent (incremental, concurrent) collections. BACKPLANE_HEAP_GROWING_PERCENT overrides it;
+ * 0 restores V8's default.
+ */
+export const DEFAULT_HEAP_GROWING_PERCENT = 30;
+
+function tuneHeap(): void {
+  const raw = process.env.BACKPLANE_HEAP_GROWING_PERCENT;
+  const percent = raw === undefined || raw === '' ? DEFAULT_HEAP_GROWING_PERCENT : Number(raw);
+  if (!Number.isInteger(percent) || percent < 0 || percent > 400) {
+    throw new ConfigError(`invalid BACKPLANE_HEAP_GROWING_PERCENT: must be 0-400, got "${raw}"`);
+  }
+  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
+}
 
 /**
  * Runs a service's main: a configuration error prints one line naming the setting and exits 2; any
  * other start-up failure prints the error and exits 1.
  */
 export function runMain(main: () => Promise<unknown>): void {
-  main().catch((err: unknown) => {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(
-      `failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(1);
-  });
+  Promise.resolve()
+    .then(() => {
+      tuneHeap();
+      return main();
+    })
+    .catch((err: unknown) => {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`configuration error: ${err.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(
+        `failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(1);
+    });
 }

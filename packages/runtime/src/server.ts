@@ -7,7 +7,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { bearerTokenAuth } from './auth';
 import { type CallContext, type ServiceHandlers, tolerantDefinition, wrapHandlers } from './handlers';
-import { type Logger, silentLogger } from './logger';
+import { flushLogger, type Logger, silentLogger } from './logger';
 import { serverCredentials, type TlsFiles } from './tls';
 
 /** One gRPC service to serve: a ts-proto definition and its promise-based handlers. */
@@ -196,10 +196,10 @@ export function closeOnSignals(running: { close(): Promise<void>; log: Logger })
     stopping = true;
     running.log.info({ signal }, 'signal received');
     running.close().then(
-      () => process.exit(0),
+      () => flushLogger(running.log).then(() => process.exit(0)),
       (err: unknown) => {
         running.log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        return flushLogger(running.log).then(() => process.exit(1));
       },
     );
   };
