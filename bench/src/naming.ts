@@ -146,7 +146,7 @@ export async function benchNaming(): Promise<void> {
     median(
       (runs[k] ?? []).map((m, r) => ({
         ...m,
-        opsPerSec: m.opsPerSec / ((runs[0]?.[r] as Measurement).opsPerSec || 1),
+        opsPerSec: m.opsPerSec / (runs[0]?.[r]?.opsPerSec || 1),
       })),
     ).opsPerSec;
   const resolveRatio = pairedRatio(1);
