@@ -91,6 +91,17 @@ describe('backplane up + backplane names', () => {
     expect(gone.code).toBe(10 + 5); // NOT_FOUND
   }, 60_000);
 
+  it('watches changes as JSON lines until interrupted', async () => {
+    const watch = spawnProcess(process.execPath, [BIN, 'names', 'watch', 'w/', '--prefix', '--ns', ns, '--json']);
+    await watch.waitForOutput(/"type":"SYNCED"/);
+    const bound = await cli(['names', 'bind', 'w/one', '127.0.0.1:9001', '--ns', ns, '--json']);
+    const { ownerSecret } = JSON.parse(bound.stdout) as { ownerSecret: string };
+    await watch.waitForOutput(/"type":"BOUND".*"name":"w\/one"/);
+    await cli(['names', 'unbind', 'w/one', '--secret', ownerSecret, '--ns', ns]);
+    await watch.waitForOutput(/"type":"UNBOUND"/);
+    expect(await watch.stop('SIGINT')).toBe(0);
+  });
+
   it('answers a usage error with exit code 2', async () => {
     expect((await cli(['names', 'bind'])).code).toBe(2);
     expect((await cli(['no-such-command'])).code).toBe(2);
