@@ -92,7 +92,16 @@ describe('backplane up + backplane names', () => {
   }, 60_000);
 
   it('watches changes as JSON lines until interrupted', async () => {
-    const watch = spawnProcess(process.execPath, [BIN, 'names', 'watch', 'w/', '--prefix', '--ns', ns, '--json']);
+    const watch = spawnProcess(process.execPath, [
+      BIN,
+      'names',
+      'watch',
+      'w/',
+      '--prefix',
+      '--ns',
+      ns,
+      '--json',
+    ]);
     await watch.waitForOutput(/"type":"SYNCED"/);
     const bound = await cli(['names', 'bind', 'w/one', '127.0.0.1:9001', '--ns', ns, '--json']);
     const { ownerSecret } = JSON.parse(bound.stdout) as { ownerSecret: string };
