@@ -25,4 +25,11 @@ export const SERVICES: ServiceEntry[] = [
     port: 7000,
     grpcServices: ['backplane.naming.v1.NamingService'],
   },
+  {
+    name: 'ibp-depot',
+    package: '@backplane/ibp-depot',
+    main: 'dist/main.js',
+    port: 6714,
+    grpcServices: ['backplane.ibp.v1.DepotService'],
+  },
 ];

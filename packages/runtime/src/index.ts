@@ -1,3 +1,4 @@
+export { AsyncLock, Condition } from './async-lock';
 export { AsyncQueue } from './async-queue';
 export { bearerTokenAuth, secretsEqual } from './auth';
 export type { CallOptions } from './client';

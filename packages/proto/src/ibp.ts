@@ -1,0 +1,1 @@
+export * from './gen/backplane/ibp/v1/ibp';

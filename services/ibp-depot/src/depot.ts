@@ -1,0 +1,639 @@
+import { mkdirSync } from 'node:fs';
+import { type FileHandle, open, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AsyncLock,
+  BackplaneError,
+  Condition,
+  type Logger,
+  type Store,
+  silentLogger,
+} from '@backplane/runtime';
+import {
+  type CapKind,
+  formatCapability,
+  hashKey,
+  keyMatches,
+  newAllocationId,
+  newKey,
+  parseCapability,
+} from './capability';
+import { rangeRead, ringRead, ringWrite, writeFully } from './files';
+import { type PoolConfig, type PoolStatus, Pools } from './pools';
+import {
+  type AllocationRecord,
+  type AllocationType,
+  isQueue,
+  type PoolName,
+  type Reliability,
+} from './records';
+
+export interface DepotOptions {
+  store: Store;
+  pools: Record<PoolName, PoolConfig>;
+  /** Longest duration from now, in seconds. */
+  maxDurationSeconds: number;
+  log?: Logger;
+  now?: () => number;
+  reaperIntervalMs?: number;
+}
+
+export interface Attributes {
+  /** Absolute expiry in seconds since the epoch; 0 = permanent. */
+  duration: number;
+  reliability: Reliability;
+  type: AllocationType;
+}
+
+export interface CapSet {
+  readCap: string;
+  writeCap: string;
+  manageCap: string;
+}
+
+export interface Probe {
+  readRefCount: number;
+  writeRefCount: number;
+  currentSize: number;
+  maxSize: number;
+  attributes: Attributes;
+  /** Seconds until purge; -1 = permanent. */
+  timeLeft: number;
+}
+
+export type ManageCommand = 'INCR' | 'DECR' | 'PROBE' | 'CHNG';
+
+export interface ReadHooks {
+  /** Called with the number of bytes the read will yield, before the first chunk. */
+  onLength?: (length: number) => void;
+  /** Awaited after the last chunk and before a FIFO or circular queue consumes what was read. */
+  beforeConsume?: () => Promise<void>;
+}
+
+/** An area in memory: its record and the queues of the seed's blocking rules. */
+interface Live {
+  rec: AllocationRecord;
+  /** One active writer; the others queue in arrival order. */
+  writer: AsyncLock;
+  /** One reader at a time of a FIFO or circular queue. */
+  reader: AsyncLock;
+  /** Signalled when data arrives (a blocked FIFO read re-checks). */
+  data: Condition;
+  /** Metadata writes, in order. */
+  saving: Promise<void>;
+  freed: boolean;
+}
+
+const KEY = (id: string) => `alloc!${id}`;
+const CLEAN_KEY = 'meta!clean';
+const MAX_ALLOCATION = Number.MAX_SAFE_INTEGER;
+/** classic-level's write option: fsync the log before the write returns. */
+const SYNC = { sync: true } as never;
+
+function exceeded(message: string): BackplaneError {
+  return BackplaneError.of('RESOURCE_EXHAUSTED', message, { reason: 'IBP_E_WOULD_EXCEED_LIMIT' });
+}
+
+/**
+ * An IBP depot: storage areas in files of two pools, metadata in level, capabilities checked against
+ * stored key hashes. STABLE data is fsynced before a store is acknowledged.
+ */
+export class Depot {
+  private readonly areas = new Map<string, Live>();
+  private readonly pools: Pools;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private reaper: NodeJS.Timeout | undefined;
+  private capHost = '127.0.0.1';
+  private capPort = 6714;
+  private closed = false;
+
+  private constructor(private readonly options: DepotOptions) {
+    this.pools = new Pools(options.pools);
+    this.log = options.log ?? silentLogger();
+    this.now = options.now ?? Date.now;
+  }
+
+  static async open(options: DepotOptions): Promise<Depot> {
+    const depot = new Depot(options);
+    for (const p of Object.values(options.pools)) mkdirSync(p.dir, { recursive: true });
+    await depot.load();
+    depot.reaper = setInterval(() => void depot.reap(), options.reaperIntervalMs ?? 1000);
+    depot.reaper.unref();
+    return depot;
+  }
+
+  /** Where clients reach this depot: put in every capability it issues. */
+  setAddress(host: string, port: number): void {
+    this.capHost = host;
+    this.capPort = port;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reaper) clearInterval(this.reaper);
+    await Promise.all([...this.areas.values()].map((l) => l.saving));
+    await this.options.store.put(CLEAN_KEY, '1', SYNC);
+  }
+
+  // ---- start-up -----------------------------------------------------------------------------------
+
+  private async load(): Promise<void> {
+    const db = this.options.store;
+    const clean = (await db.get(CLEAN_KEY)) === '1';
+    await db.del(CLEAN_KEY, SYNC);
+    const lost: string[] = [];
+    for await (const [key, value] of db.iterator({ gte: 'alloc!', lt: 'alloc"' })) {
+      const rec = JSON.parse(value) as AllocationRecord;
+      const path = this.path(rec);
+      const length = await stat(path).then(
+        (s) => s.size,
+        () => -1,
+      );
+      const needed = isQueue(rec.type) ? Math.min(rec.maxSize, rec.head + rec.size) : rec.size;
+      if (length < needed || length < 0) {
+        if (rec.reliability === 'VOLATILE') {
+          lost.push(rec.id);
+          await db.del(String(key));
+          await rm(path, { force: true });
+          continue;
+        }
+        this.log.error({ id: rec.id, length, needed }, 'stable area shorter than its metadata says');
+      }
+      this.areas.set(rec.id, this.live(rec));
+      this.pools.add(rec);
+    }
+    if (!clean && this.areas.size + lost.length > 0) {
+      this.log.warn(
+        { lostVolatileAreas: lost.length },
+        'the depot did not shut down cleanly: VOLATILE areas may have lost data written before the crash',
+      );
+    }
+    if (lost.length > 0) this.log.warn({ ids: lost }, 'VOLATILE areas lost in the crash were removed');
+    await this.reap();
+  }
+
+  private live(rec: AllocationRecord): Live {
+    return {
+      rec,
+      writer: new AsyncLock(),
+      reader: new AsyncLock(),
+      data: new Condition(),
+      saving: Promise.resolve(),
+      freed: false,
+    };
+  }
+
+  private path(rec: AllocationRecord, generation?: number): string {
+    const dir = this.options.pools[rec.pool].dir;
+    // a BUFFER is rewritten whole into a new file per store, so its file name carries a generation
+    return rec.type === 'BUFFER' ? join(dir, `${rec.id}.${generation ?? rec.generation}`) : join(dir, rec.id);
+  }
+
+  // ---- capabilities -------------------------------------------------------------------------------
+
+  private authorize(cap: string, kind: CapKind, what: string): Live {
+    const c = parseCapability(cap, what);
+    if (c.kind !== kind) {
+      throw BackplaneError.of(
+        'INCORRECT_STATE',
+        `${what} must be a ${kind} capability, got a ${c.kind} capability`,
+        {
+          reason: 'IBP_E_WRONG_CAP_TYPE',
+        },
+      );
+    }
+    const live = this.areas.get(c.id);
+    const expired = live && live.rec.expiresAt !== 0 && live.rec.expiresAt <= this.now();
+    if (!live || live.freed || expired || !keyMatches(c.key, live.rec.keyHashes[kind])) {
+      throw BackplaneError.notFound(
+        `no storage area for this ${kind} capability (freed, expired, reclaimed or never issued here)`,
+        {
+          reason: 'IBP_E_CAP_NOT_FOUND',
+        },
+      );
+    }
+    return live;
+  }
+
+  private save(live: Live): Promise<void> {
+    live.rec.version += 1;
+    const sync = live.rec.reliability === 'STABLE';
+    live.saving = live.saving.then(() =>
+      live.freed
+        ? undefined
+        : this.options.store.put(KEY(live.rec.id), JSON.stringify(live.rec), { sync } as never),
+    );
+    return live.saving;
+  }
+
+  // ---- IBP_allocate -------------------------------------------------------------------------------
+
+  private validateDuration(duration: number): number {
+    if (!Number.isInteger(duration) || duration < 0) {
+      throw BackplaneError.badParameter(
+        `duration must be 0 (permanent) or seconds since the epoch, got ${duration}`,
+      );
+    }
+    if (duration === 0) return 0;
+    const nowS = this.now() / 1000;
+    if (duration <= nowS)
+      throw BackplaneError.badParameter(`duration ${duration} is in the past (now is ${Math.floor(nowS)})`);
+    if (duration - nowS > this.options.maxDurationSeconds) {
+      throw BackplaneError.badParameter(
+        `duration is ${Math.round(duration - nowS)} s from now; this depot allows at most ${this.options.maxDurationSeconds} s`,
+        { reason: 'IBP_E_INV_PAR_DURATION' },
+      );
+    }
+    return duration * 1000;
+  }
+
+  async allocate(size: number, attributes: Attributes): Promise<CapSet> {
+    if (this.closed) throw BackplaneError.unavailable('the depot is shutting down');
+    if (!Number.isSafeInteger(size) || size < 0 || size > MAX_ALLOCATION) {
+      throw BackplaneError.badParameter(`size must be a non-negative integer, got ${size}`, {
+        reason: 'IBP_E_INV_PAR_SIZE',
+      });
+    }
+    if (isQueue(attributes.type) && size === 0) {
+      throw BackplaneError.badParameter(`a ${attributes.type} needs a size of at least 1 byte`, {
+        reason: 'IBP_E_INV_PAR_SIZE',
+      });
+    }
+    const expiresAt = this.validateDuration(attributes.duration);
+    const { pool, reclaim } = this.pools.place(size, attributes.reliability, () =>
+      [...this.areas.values()].map((l) => l.rec),
+    );
+    for (const victim of reclaim) {
+      this.log.info(
+        { id: victim.id, size: victim.maxSize },
+        'reclaiming a VOLATILE area for a STABLE allocation',
+      );
+      await this.free(this.areas.get(victim.id) as Live);
+    }
+    const keys = { READ: newKey(), WRITE: newKey(), MANAGE: newKey() };
+    const rec: AllocationRecord = {
+      id: newAllocationId(),
+      type: attributes.type,
+      reliability: attributes.reliability,
+      pool,
+      maxSize: size,
+      expiresAt,
+      createdAt: this.now(),
+      readRefs: 1,
+      writeRefs: 1,
+      keyHashes: { READ: hashKey(keys.READ), WRITE: hashKey(keys.WRITE), MANAGE: hashKey(keys.MANAGE) },
+      size: 0,
+      head: 0,
+      generation: 0,
+      version: 0,
+    };
+    this.pools.add(rec);
+    const live = this.live(rec);
+    this.areas.set(rec.id, live);
+    try {
+      await (await open(this.path(rec), 'w')).close();
+      await this.save(live);
+    } catch (err) {
+      this.areas.delete(rec.id);
+      this.pools.remove(rec);
+      throw err;
+    }
+    const cap = (kind: CapKind) => formatCapability(this.capHost, this.capPort, rec.id, keys[kind], kind);
+    return { readCap: cap('READ'), writeCap: cap('WRITE'), manageCap: cap('MANAGE') };
+  }
+
+  // ---- IBP_store ----------------------------------------------------------------------------------
+
+  /** Stores exactly `total` bytes from `chunks`; nothing is applied unless all of them arrive. */
+  async store(
+    writeCap: string,
+    total: number,
+    chunks: AsyncIterable<Buffer>,
+    signal?: AbortSignal,
+  ): Promise<{ stored: number; currentSize: number }> {
+    const live = this.authorize(writeCap, 'WRITE', 'write_cap');
+    if (!Number.isSafeInteger(total) || total < 0)
+      throw BackplaneError.badParameter(`size must be ≥ 0, got ${total}`);
+    if (live.rec.writeRefs <= 0) {
+      throw BackplaneError.permissionDenied('the write capability was released (its reference count is 0)');
+    }
+    const release = await live.writer.acquire(signal);
+    try {
+      const rec = live.rec;
+      const room = rec.type === 'BYTE_ARRAY' || rec.type === 'FIFO' ? rec.maxSize - rec.size : rec.maxSize; // BUFFER, CIRCULAR_QUEUE
+      if (total > room) {
+        throw exceeded(
+          `storing ${total} bytes would exceed the area's limit (${room} bytes of room, max size ${rec.maxSize})`,
+        );
+      }
+      const sync = rec.reliability === 'STABLE';
+      switch (rec.type) {
+        case 'BYTE_ARRAY':
+          await this.receive(
+            this.path(rec),
+            total,
+            chunks,
+            (fh, buf, at) => writeFully(fh, buf, rec.size + at),
+            sync,
+          );
+          break;
+        case 'FIFO': {
+          const tail = (rec.head + rec.size) % rec.maxSize;
+          await this.receive(
+            this.path(rec),
+            total,
+            chunks,
+            (fh, buf, at) => ringWrite(fh, buf, (tail + at) % rec.maxSize, rec.maxSize),
+            sync,
+          );
+          break;
+        }
+        case 'BUFFER': {
+          const next = this.path(rec, rec.generation + 1);
+          await this.receive(next, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), sync, 'w');
+          break;
+        }
+        case 'CIRCULAR_QUEUE':
+          await this.storeCircular(live, total, chunks, sync);
+          break;
+      }
+      if (live.freed) throw BackplaneError.notFound('the area was freed while the store was in progress');
+      if (rec.type === 'BUFFER') {
+        const old = this.path(rec);
+        rec.size = total;
+        rec.generation += 1;
+        await this.save(live); // from here on the record names the new file
+        await rm(old, { force: true });
+      } else if (rec.type !== 'CIRCULAR_QUEUE') {
+        rec.size += total;
+        await this.save(live);
+      }
+      live.data.notifyAll();
+      return { stored: total, currentSize: rec.size };
+    } finally {
+      release();
+    }
+  }
+
+  /** Writes the incoming chunks with `put`, checks the byte count, fsyncs when asked. */
+  private async receive(
+    path: string,
+    total: number,
+    chunks: AsyncIterable<Buffer>,
+    put: (fh: FileHandle, buf: Buffer, at: number) => Promise<void>,
+    sync: boolean,
+    flags = 'r+',
+  ): Promise<void> {
+    const fh = await open(path, flags);
+    let at = 0;
+    try {
+      for await (const chunk of chunks) {
+        if (chunk.length === 0) continue;
+        if (at + chunk.length > total) {
+          throw BackplaneError.badParameter(`the stream carries more than the announced ${total} bytes`);
+        }
+        await put(fh, chunk, at);
+        at += chunk.length;
+      }
+      if (at !== total)
+        throw BackplaneError.badParameter(`the stream ended after ${at} of the announced ${total} bytes`);
+      if (sync) await fh.sync();
+    } catch (err) {
+      if (flags === 'w') await rm(path, { force: true });
+      throw err;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * A circular queue overwrites its oldest bytes, so the data is staged first (nothing is touched if the
+   * stream fails) and then written into the ring while no reader is active.
+   */
+  private async storeCircular(
+    live: Live,
+    total: number,
+    chunks: AsyncIterable<Buffer>,
+    sync: boolean,
+  ): Promise<void> {
+    const rec = live.rec;
+    const stage = `${this.path(rec)}.stage`;
+    await this.receive(stage, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), false, 'w');
+    const releaseReader = await live.reader.acquire();
+    try {
+      const src = await open(stage, 'r');
+      const ring = await open(this.path(rec), 'r+');
+      try {
+        const tail = (rec.head + rec.size) % rec.maxSize;
+        let at = 0;
+        for await (const chunk of rangeRead(src, 0, total)) {
+          await ringWrite(ring, chunk, (tail + at) % rec.maxSize, rec.maxSize);
+          at += chunk.length;
+        }
+        if (sync) await ring.sync();
+      } finally {
+        await src.close();
+        await ring.close();
+      }
+      const overflow = Math.max(0, rec.size + total - rec.maxSize);
+      rec.head = (rec.head + overflow) % rec.maxSize;
+      rec.size = Math.min(rec.maxSize, rec.size + total);
+      await this.save(live);
+    } finally {
+      releaseReader();
+      await rm(stage, { force: true });
+    }
+  }
+
+  // ---- IBP_read -----------------------------------------------------------------------------------
+
+  /**
+   * Streams `size` bytes from `offset` (-1 = all). FIFO and circular-queue reads consume; a FIFO read waits
+   * for all requested bytes. Bytes are consumed only once all of them were handed out.
+   */
+  async *read(
+    readCap: string,
+    offset: number,
+    size: number,
+    signal?: AbortSignal,
+    hooks: ReadHooks = {},
+  ): AsyncGenerator<Buffer> {
+    const live = this.authorize(readCap, 'READ', 'read_cap');
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw BackplaneError.badParameter(`offset must be ≥ 0, got ${offset}`);
+    if (!Number.isSafeInteger(size) || size < -1)
+      throw BackplaneError.badParameter(`size must be -1 (all) or ≥ 0, got ${size}`);
+    const rec = live.rec;
+    if (!isQueue(rec.type)) {
+      const available = rec.size;
+      if (offset > available) {
+        throw BackplaneError.badParameter(
+          `offset ${offset} is past the end of the data (${available} bytes)`,
+          {
+            reason: 'IBP_E_INV_PAR_OFFSET',
+          },
+        );
+      }
+      const n = size === -1 ? available - offset : size;
+      if (offset + n > available) {
+        throw BackplaneError.badParameter(
+          `reading ${n} bytes from ${offset} passes the end of the data (${available} bytes)`,
+          {
+            reason: 'IBP_E_INV_PAR_SIZE',
+          },
+        );
+      }
+      hooks.onLength?.(n);
+      const fh = await open(this.path(rec), 'r');
+      try {
+        yield* rangeRead(fh, offset, n);
+      } finally {
+        await fh.close();
+      }
+      return;
+    }
+    const release = await live.reader.acquire(signal);
+    try {
+      let n: number;
+      if (rec.type === 'FIFO') {
+        n = size === -1 ? rec.maxSize : size;
+        if (n > rec.maxSize) {
+          throw BackplaneError.badParameter(`a FIFO of ${rec.maxSize} bytes can never hold ${n}`, {
+            reason: 'IBP_E_INV_PAR_SIZE',
+          });
+        }
+        await live.data.waitUntil(() => live.freed || rec.size >= n, signal);
+        if (live.freed) throw BackplaneError.notFound('the area was freed while the read waited');
+      } else {
+        n = size === -1 ? rec.size : Math.min(size, rec.size);
+      }
+      hooks.onLength?.(n);
+      const fh = await open(this.path(rec), 'r');
+      try {
+        yield* ringRead(fh, rec.head, n, rec.maxSize);
+      } finally {
+        await fh.close();
+      }
+      // consumed only once the receiver has everything (a Copy's target acknowledged, a Deliver's peer got it)
+      await hooks.beforeConsume?.();
+      rec.head = n === 0 ? rec.head : (rec.head + n) % rec.maxSize;
+      rec.size -= n;
+      await this.save(live);
+    } finally {
+      release();
+    }
+  }
+
+  // ---- IBP_manage ---------------------------------------------------------------------------------
+
+  async manage(
+    manageCap: string,
+    command: ManageCommand,
+    capType: 'READ' | 'WRITE' | undefined,
+    change: { attributes?: Partial<Attributes>; size?: number } = {},
+  ): Promise<Probe> {
+    const live = this.authorize(manageCap, 'MANAGE', 'manage_cap');
+    const rec = live.rec;
+    switch (command) {
+      case 'INCR':
+      case 'DECR': {
+        if (!capType) throw BackplaneError.badParameter(`${command} needs cap_type READ or WRITE`);
+        const field = capType === 'READ' ? 'readRefs' : 'writeRefs';
+        rec[field] = Math.max(0, rec[field] + (command === 'INCR' ? 1 : -1));
+        if (rec.readRefs === 0) {
+          await this.free(live);
+          return this.probe(rec);
+        }
+        await this.save(live);
+        break;
+      }
+      case 'PROBE':
+        break;
+      case 'CHNG':
+        await this.change(live, change.attributes ?? {}, change.size ?? 0);
+        break;
+    }
+    return this.probe(rec);
+  }
+
+  private async change(live: Live, attributes: Partial<Attributes>, size: number): Promise<void> {
+    const rec = live.rec;
+    if (attributes.type !== undefined && attributes.type !== rec.type) {
+      throw BackplaneError.incorrectState(`the type of an area cannot change (it is ${rec.type})`);
+    }
+    const expiresAt =
+      attributes.duration === undefined ? rec.expiresAt : this.validateDuration(attributes.duration);
+    if (size !== 0 && size !== rec.maxSize) {
+      if (isQueue(rec.type)) throw BackplaneError.incorrectState(`the size of a ${rec.type} cannot change`);
+      if (!Number.isSafeInteger(size) || size < rec.size) {
+        throw BackplaneError.badParameter(
+          `the new size ${size} is below the ${rec.size} bytes already stored`,
+        );
+      }
+      if (!this.pools.resize(rec, size))
+        throw exceeded(`the ${rec.pool} pool has no room to grow this area to ${size} bytes`);
+      rec.maxSize = size;
+    }
+    rec.expiresAt = expiresAt;
+    if (attributes.reliability !== undefined && attributes.reliability !== rec.reliability) {
+      rec.reliability = attributes.reliability;
+      if (rec.reliability === 'STABLE') {
+        const fh = await open(this.path(rec), 'r+');
+        await fh.sync();
+        await fh.close();
+      }
+    }
+    await this.save(live);
+  }
+
+  private probe(rec: AllocationRecord): Probe {
+    return {
+      readRefCount: rec.readRefs,
+      writeRefCount: rec.writeRefs,
+      currentSize: rec.size,
+      maxSize: rec.maxSize,
+      attributes: {
+        duration: rec.expiresAt === 0 ? 0 : Math.floor(rec.expiresAt / 1000),
+        reliability: rec.reliability,
+        type: rec.type,
+      },
+      timeLeft: rec.expiresAt === 0 ? -1 : Math.max(0, Math.floor((rec.expiresAt - this.now()) / 1000)),
+    };
+  }
+
+  // ---- freeing, expiry, status ----------------------------------------------------------------------
+
+  private async free(live: Live): Promise<void> {
+    if (live.freed) return;
+    live.freed = true;
+    this.areas.delete(live.rec.id);
+    this.pools.remove(live.rec);
+    live.data.notifyAll();
+    await live.saving.catch(() => undefined);
+    await this.options.store.del(KEY(live.rec.id), SYNC);
+    await rm(this.path(live.rec), { force: true });
+  }
+
+  /** Removes expired areas: they are never served again. */
+  async reap(): Promise<number> {
+    const now = this.now();
+    const expired = [...this.areas.values()].filter((l) => l.rec.expiresAt !== 0 && l.rec.expiresAt <= now);
+    for (const live of expired) {
+      this.log.info({ id: live.rec.id }, 'area expired');
+      await this.free(live).catch((err: unknown) =>
+        this.log.error({ err }, 'could not remove an expired area'),
+      );
+    }
+    return expired.length;
+  }
+
+  status(): { stable: PoolStatus; volatile: PoolStatus; maxDurationSeconds: number } {
+    return {
+      stable: this.pools.status('stable'),
+      volatile: this.pools.status('volatile'),
+      maxDurationSeconds: this.options.maxDurationSeconds,
+    };
+  }
+}

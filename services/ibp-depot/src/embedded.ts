@@ -1,0 +1,80 @@
+import { isAbsolute, join } from 'node:path';
+import {
+  type Logger,
+  openStore,
+  type RunningService,
+  type Store,
+  startService,
+  type TlsFiles,
+} from '@backplane/runtime';
+import { MB } from './config';
+import { Depot } from './depot';
+import { depotService } from './server';
+import { allowList } from './transfer';
+
+export interface DepotServerOptions {
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  /** Metadata (level) lives here, and the pools by default. */
+  dataDir: string;
+  store?: Store;
+  stableSizeMb?: number;
+  stableDir?: string;
+  volatileSizeMb?: number;
+  volatileDir?: string;
+  /** Host put in capabilities; default the advertise host. */
+  hostname?: string;
+  advertiseHost?: string;
+  maxDurationSeconds?: number;
+  allowNetworks?: string;
+  log?: Logger;
+  tls?: TlsFiles;
+  authToken?: string;
+  shutdownTimeoutMs?: number;
+}
+
+export interface RunningDepot extends RunningService {
+  readonly depot: Depot;
+}
+
+const under = (base: string, dir: string | undefined, fallback: string) =>
+  dir ? (isAbsolute(dir) ? dir : join(process.cwd(), dir)) : join(base, fallback);
+
+/** Opens the metadata store and pools, starts the DepotService, and puts this address in capabilities. */
+export async function startDepot(options: DepotServerOptions): Promise<RunningDepot> {
+  const store = options.store ?? (await openStore(join(options.dataDir, 'meta')));
+  const ownsStore = !options.store;
+  const depot = await Depot.open({
+    store,
+    pools: {
+      stable: {
+        dir: under(options.dataDir, options.stableDir, 'stable'),
+        capacity: (options.stableSizeMb ?? 1024) * MB,
+      },
+      volatile: {
+        dir: under(options.dataDir, options.volatileDir, 'volatile'),
+        capacity: (options.volatileSizeMb ?? 256) * MB,
+      },
+    },
+    maxDurationSeconds: options.maxDurationSeconds ?? 30 * 24 * 3600,
+    log: options.log,
+  });
+  const host = options.host ?? '127.0.0.1';
+  const running = await startService({
+    name: 'ibp-depot',
+    services: [depotService(depot, allowList(options.allowNetworks ?? '127.0.0.0/8,::1/128'))],
+    host,
+    port: options.port ?? 6714,
+    log: options.log,
+    tls: options.tls,
+    authToken: options.authToken,
+    shutdownTimeoutMs: options.shutdownTimeoutMs,
+    grpcOptions: { 'grpc.max_receive_message_length': 8 * MB },
+    onClose: [() => (ownsStore ? store.close() : undefined), () => depot.close()],
+  });
+  const capHost =
+    options.hostname || options.advertiseHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  depot.setAddress(capHost, running.port);
+  return Object.assign(running, { depot });
+}

@@ -1,0 +1,10 @@
+export type { Capability, CapKind } from './capability';
+export { formatCapability, parseCapability } from './capability';
+export { depotSettings } from './config';
+export type { Attributes, CapSet, ManageCommand, Probe } from './depot';
+export { Depot } from './depot';
+export type { DepotServerOptions, RunningDepot } from './embedded';
+export { startDepot } from './embedded';
+export type { AllocationType, Reliability } from './records';
+export { depotService } from './server';
+export { allowList } from './transfer';

@@ -1,0 +1,154 @@
+import type { BlockList } from 'node:net';
+import {
+  CapType,
+  DepotServiceService,
+  type Attributes as PbAttributes,
+  ManageCommand as PbCommand,
+  Reliability as PbReliability,
+  AllocationType as PbType,
+  type StoreRequest,
+} from '@backplane/proto/ibp';
+import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
+import type { Attributes, Depot, ManageCommand } from './depot';
+import type { AllocationType, Reliability } from './records';
+import { copy, deliver, remoteStore } from './transfer';
+
+const TYPES: Record<number, AllocationType> = {
+  [PbType.ALLOCATION_TYPE_BYTE_ARRAY]: 'BYTE_ARRAY',
+  [PbType.ALLOCATION_TYPE_BUFFER]: 'BUFFER',
+  [PbType.ALLOCATION_TYPE_FIFO]: 'FIFO',
+  [PbType.ALLOCATION_TYPE_CIRCULAR_QUEUE]: 'CIRCULAR_QUEUE',
+};
+const RELIABILITIES: Record<number, Reliability> = {
+  [PbReliability.RELIABILITY_STABLE]: 'STABLE',
+  [PbReliability.RELIABILITY_VOLATILE]: 'VOLATILE',
+};
+const COMMANDS: Record<number, ManageCommand> = {
+  [PbCommand.MANAGE_COMMAND_INCR]: 'INCR',
+  [PbCommand.MANAGE_COMMAND_DECR]: 'DECR',
+  [PbCommand.MANAGE_COMMAND_PROBE]: 'PROBE',
+  [PbCommand.MANAGE_COMMAND_CHNG]: 'CHNG',
+};
+const invert = <T extends string>(m: Record<number, T>) =>
+  Object.fromEntries(Object.entries(m).map(([k, v]) => [v, Number(k)])) as Record<T, number>;
+const TYPE_TO_PB = invert(TYPES);
+const RELIABILITY_TO_PB = invert(RELIABILITIES);
+
+function attributesFromProto(a: PbAttributes | undefined): Attributes {
+  if (!a) throw BackplaneError.badParameter('attributes are required (duration, reliability, type)');
+  const type = TYPES[a.type];
+  const reliability = RELIABILITIES[a.reliability];
+  if (!type)
+    throw BackplaneError.badParameter('attributes.type must be BYTE_ARRAY, BUFFER, FIFO or CIRCULAR_QUEUE', {
+      reason: 'IBP_E_INV_PAR_ATTR',
+    });
+  if (!reliability)
+    throw BackplaneError.badParameter('attributes.reliability must be STABLE or VOLATILE', {
+      reason: 'IBP_E_INV_PAR_ATTR',
+    });
+  return { duration: a.duration, reliability, type };
+}
+
+/** The first message of a Store stream names the capability and size; every message may carry data. */
+async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>): AsyncGenerator<Buffer> {
+  if (first.data.length > 0) yield first.data;
+  for (;;) {
+    const next = await rest.next();
+    if (next.done) return;
+    if (next.value.writeCap !== '')
+      throw BackplaneError.badParameter('write_cap belongs in the first message only');
+    yield next.value.data;
+  }
+}
+
+/** DepotService RPCs ↔ Depot. */
+export function depotService(depot: Depot, allowed: BlockList): ServiceRegistration {
+  return service(DepotServiceService, {
+    allocate: async (req) => {
+      const caps = await depot.allocate(req.size, attributesFromProto(req.attributes));
+      return { caps };
+    },
+
+    store: async (requests, ctx) => {
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done)
+        throw BackplaneError.badParameter(
+          'an empty Store stream: the first message must carry write_cap and size',
+        );
+      const r = await depot.store(
+        first.value.writeCap,
+        first.value.size,
+        chunksOf(first.value, it),
+        ctx.signal,
+      );
+      return { stored: r.stored, currentSize: r.currentSize };
+    },
+
+    read: async (req, sink, ctx) => {
+      for await (const data of depot.read(req.readCap, req.offset, req.size, ctx.signal))
+        await sink.send({ data });
+    },
+
+    copy: async (req, ctx) => ({
+      copied: await copy(depot, req.sourceReadCap, req.targetWriteCap, req.offset, req.size, ctx.signal),
+    }),
+
+    deliver: async (req, ctx) => ({
+      delivered: await deliver(
+        depot,
+        req.readCap,
+        req.host,
+        req.port,
+        req.offset,
+        req.size,
+        allowed,
+        ctx.signal,
+      ),
+    }),
+
+    remoteStore: async (req, ctx) => ({
+      stored: await remoteStore(depot, req.writeCap, req.host, req.port, req.size, allowed, ctx.signal),
+    }),
+
+    manage: async (req) => {
+      const command = COMMANDS[req.command];
+      if (!command) throw BackplaneError.badParameter('command must be INCR, DECR, PROBE or CHNG');
+      const capType =
+        req.capType === CapType.CAP_TYPE_READ
+          ? 'READ'
+          : req.capType === CapType.CAP_TYPE_WRITE
+            ? 'WRITE'
+            : undefined;
+      const a = req.attributes;
+      const p = await depot.manage(req.manageCap, command, capType, {
+        attributes: a
+          ? { duration: a.duration, reliability: RELIABILITIES[a.reliability], type: TYPES[a.type] }
+          : undefined,
+        size: req.size,
+      });
+      return {
+        readRefCount: p.readRefCount,
+        writeRefCount: p.writeRefCount,
+        currentSize: p.currentSize,
+        maxSize: p.maxSize,
+        attributes: {
+          duration: p.attributes.duration,
+          reliability: RELIABILITY_TO_PB[p.attributes.reliability],
+          type: TYPE_TO_PB[p.attributes.type],
+        },
+        timeLeft: p.timeLeft,
+      };
+    },
+
+    status: async () => {
+      const s = depot.status();
+      return {
+        stable: s.stable,
+        volatile: s.volatile,
+        maxAllocationSize: Math.max(s.stable.capacity, s.volatile.capacity),
+        maxDurationSeconds: s.maxDurationSeconds,
+      };
+    },
+  });
+}

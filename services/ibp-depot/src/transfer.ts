@@ -1,0 +1,204 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, connect, isIP, type Socket } from 'node:net';
+import { DepotServiceClient, type StoreResponse } from '@backplane/proto/ibp';
+import { BackplaneError } from '@backplane/runtime';
+import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
+import { parseCapability } from './capability';
+import type { Depot } from './depot';
+
+/** Networks Deliver and RemoteStore may connect to, so a depot is not an open relay. */
+export function allowList(cidrs: string): BlockList {
+  const list = new BlockList();
+  for (const raw of cidrs
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean)) {
+    const [net, bits] = raw.split('/');
+    const type = isIP(net ?? '');
+    if (!type || bits === undefined || !/^\d+$/.test(bits)) throw new Error(`not a CIDR network: "${raw}"`);
+    list.addSubnet(net as string, Number(bits), type === 6 ? 'ipv6' : 'ipv4');
+  }
+  return list;
+}
+
+async function permittedAddress(host: string, port: number, allowed: BlockList): Promise<string> {
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw BackplaneError.badParameter(`port must be 1-65535, got ${port}`);
+  if (host === '' || host.length > 253)
+    throw BackplaneError.badParameter('host must be a host name or IP address');
+  const address = isIP(host) ? host : (await lookup(host).catch(() => undefined))?.address;
+  if (!address) throw BackplaneError.badParameter(`cannot resolve host "${host}"`);
+  if (!allowed.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')) {
+    throw BackplaneError.permissionDenied(`${address} is outside the networks this depot may connect to`);
+  }
+  return address;
+}
+
+function dial(address: string, port: number, signal?: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: address, port });
+    const onAbort = () => socket.destroy(signal?.reason as Error);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', (err) =>
+      reject(BackplaneError.unavailable(`cannot connect to ${address}:${port}: ${err.message}`)),
+    );
+    socket.once('close', () => signal?.removeEventListener('abort', onAbort));
+  });
+}
+
+function write(socket: Socket, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.write(chunk)) resolve();
+    else {
+      const onDrain = () => {
+        socket.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        socket.off('drain', onDrain);
+        reject(BackplaneError.unavailable(`delivery failed: ${err.message}`));
+      };
+      socket.once('drain', onDrain);
+      socket.once('error', onError);
+    }
+  });
+}
+
+/** IBP_deliver: connects to a waiting listener and sends the bytes; FIFO data is consumed once sent. */
+export async function deliver(
+  depot: Depot,
+  readCap: string,
+  host: string,
+  port: number,
+  offset: number,
+  size: number,
+  allowed: BlockList,
+  signal?: AbortSignal,
+): Promise<number> {
+  const address = await permittedAddress(host, port, allowed);
+  const socket = await dial(address, port, signal);
+  let sent = 0;
+  try {
+    const finished = () =>
+      new Promise<void>((resolve, reject) => {
+        socket.end(() => resolve());
+        socket.once('error', (err) => reject(BackplaneError.unavailable(`delivery failed: ${err.message}`)));
+      });
+    for await (const chunk of depot.read(readCap, offset, size, signal, { beforeConsume: finished })) {
+      await write(socket, chunk);
+      sent += chunk.length;
+    }
+    if (!socket.writableEnded) await finished();
+    return sent;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** The bytes of a socket, exactly `size` of them; fewer is an error. */
+async function* exactly(socket: Socket, size: number): AsyncGenerator<Buffer> {
+  let got = 0;
+  for await (const chunk of socket as AsyncIterable<Buffer>) {
+    const take = Math.min(chunk.length, size - got);
+    if (take > 0) yield chunk.subarray(0, take);
+    got += take;
+    if (got >= size) return;
+  }
+  if (got < size)
+    throw BackplaneError.unavailable(`the peer closed the connection after ${got} of ${size} bytes`);
+}
+
+/** IBP_remote_store: connects to host:port and stores exactly `size` bytes read from it. */
+export async function remoteStore(
+  depot: Depot,
+  writeCap: string,
+  host: string,
+  port: number,
+  size: number,
+  allowed: BlockList,
+  signal?: AbortSignal,
+): Promise<number> {
+  const address = await permittedAddress(host, port, allowed);
+  const socket = await dial(address, port, signal);
+  try {
+    const r = await depot.store(
+      writeCap,
+      size,
+      size === 0 ? (async function* () {})() : exactly(socket, size),
+      signal,
+    );
+    return r.stored;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/**
+ * IBP_copy: a third-party transfer. This depot reads the source area and streams it straight into a Store
+ * call on the target depot named by the write capability; the bytes never pass through the caller.
+ */
+export async function copy(
+  depot: Depot,
+  sourceReadCap: string,
+  targetWriteCap: string,
+  offset: number,
+  size: number,
+  signal?: AbortSignal,
+  creds: ChannelCredentials = credentials.createInsecure(),
+): Promise<number> {
+  const target = parseCapability(targetWriteCap, 'target_write_cap');
+  if (target.kind !== 'WRITE') {
+    throw BackplaneError.of(
+      'INCORRECT_STATE',
+      `target_write_cap must be a WRITE capability, got ${target.kind}`,
+      {
+        reason: 'IBP_E_WRONG_CAP_TYPE',
+      },
+    );
+  }
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  const client = new DepotServiceClient(`${host}:${target.port}`, creds);
+  let settle: (r: StoreResponse) => void = () => undefined;
+  let fail: (e: unknown) => void = () => undefined;
+  const response = new Promise<StoreResponse>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  const call = client.store({ deadline: new Date(Date.now() + 3_600_000) }, (err, res) =>
+    err ? fail(BackplaneError.from(err)) : settle(res),
+  );
+  const onAbort = () => call.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let length = -1;
+  let first = true;
+  const send = (data: Buffer) =>
+    new Promise<void>((resolve) => {
+      const msg = first ? { writeCap: targetWriteCap, size: length, data } : { writeCap: '', size: 0, data };
+      first = false;
+      if (call.write(msg)) resolve();
+      else call.once('drain', resolve);
+    });
+  try {
+    const chunks = depot.read(sourceReadCap, offset, size, signal, {
+      onLength: (n) => {
+        length = n;
+      },
+      beforeConsume: async () => {
+        call.end();
+        await response;
+      },
+    });
+    for await (const chunk of chunks) await send(chunk);
+    if (first) await send(Buffer.alloc(0));
+    if (!call.writableEnded) call.end();
+    const res = await response;
+    return Number(res.stored);
+  } catch (err) {
+    call.cancel();
+    throw BackplaneError.from(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    client.close();
+  }
+}

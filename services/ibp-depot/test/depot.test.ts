@@ -1,0 +1,263 @@
+import { status } from '@grpc/grpc-js';
+import type { Depot } from '../src';
+import { attrs, chunked, collect, failure, KB, openTestDepot, type TestDepot } from './helpers';
+
+describe('Depot', () => {
+  let t: TestDepot;
+  let depot: Depot;
+
+  beforeEach(async () => {
+    t = await openTestDepot();
+    depot = t.depot;
+  });
+  afterEach(() => t.close());
+
+  const store = (cap: string, data: string | Buffer) =>
+    depot.store(cap, Buffer.byteLength(data), chunked(data, 3));
+  const read = (cap: string, offset = 0, size = -1, signal?: AbortSignal) =>
+    collect(depot.read(cap, offset, size, signal)).then((b) => b.toString());
+
+  it('issues capability URLs and keeps only hashes of their keys', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY'));
+    for (const [cap, kind] of [
+      [caps.readCap, 'READ'],
+      [caps.writeCap, 'WRITE'],
+      [caps.manageCap, 'MANAGE'],
+    ] as const) {
+      expect(cap).toMatch(
+        new RegExp(`^ibp://127\\.0\\.0\\.1:6714/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]{43}/${kind}$`),
+      );
+    }
+    const dump: string[] = [];
+    for await (const [, v] of t.store.iterator()) dump.push(v);
+    const keys = [caps.readCap, caps.writeCap, caps.manageCap].map(
+      (c) => (c.split('#')[1] as string).split('/')[0] as string,
+    );
+    for (const key of keys) expect(dump.join('\n')).not.toContain(key);
+  });
+
+  it('appends to a BYTE_ARRAY and reads any range of it', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY'));
+    await store(caps.writeCap, 'hello');
+    const r = await store(caps.writeCap, ' world');
+    expect(r).toEqual({ stored: 6, currentSize: 11 });
+    expect(await read(caps.readCap)).toBe('hello world');
+    expect(await read(caps.readCap, 6, 5)).toBe('world');
+    expect(await read(caps.readCap, 11, -1)).toBe('');
+    expect((await failure(read(caps.readCap, 12))).reason).toBe('IBP_E_INV_PAR_OFFSET');
+    expect((await failure(read(caps.readCap, 6, 6))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('overwrites a BUFFER from the start', async () => {
+    const caps = await depot.allocate(100, attrs('BUFFER'));
+    await store(caps.writeCap, 'hello world');
+    await store(caps.writeCap, 'bye');
+    expect(await read(caps.readCap)).toBe('bye');
+  });
+
+  it('refuses a store past the limit with nothing partially applied', async () => {
+    const caps = await depot.allocate(10, attrs('BYTE_ARRAY'));
+    await store(caps.writeCap, '123456');
+    const err = await failure(store(caps.writeCap, 'abcdef'));
+    expect(err).toMatchObject({ code: status.RESOURCE_EXHAUSTED, reason: 'IBP_E_WOULD_EXCEED_LIMIT' });
+    expect(await read(caps.readCap)).toBe('123456');
+    // a stream shorter or longer than announced changes nothing either
+    expect((await failure(depot.store(caps.writeCap, 4, chunked('ab')))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(depot.store(caps.writeCap, 1, chunked('ab')))).code).toBe(status.INVALID_ARGUMENT);
+    expect(await read(caps.readCap)).toBe('123456');
+    const buf = await depot.allocate(4, attrs('BUFFER'));
+    await store(buf.writeCap, 'keep');
+    expect((await failure(depot.store(buf.writeCap, 4, chunked('xy')))).code).toBe(status.INVALID_ARGUMENT);
+    expect(await read(buf.readCap)).toBe('keep');
+  });
+
+  it('consumes a FIFO in order and ignores the offset', async () => {
+    const caps = await depot.allocate(8, attrs('FIFO'));
+    await store(caps.writeCap, 'abc');
+    await store(caps.writeCap, 'defgh');
+    expect((await failure(store(caps.writeCap, 'i'))).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await read(caps.readCap, 99, 4)).toBe('abcd');
+    await store(caps.writeCap, 'ijk'); // wraps around the ring
+    expect(await read(caps.readCap, 0, 7)).toBe('efghijk');
+  });
+
+  it('blocks a FIFO read until a later store supplies the bytes, and honours the deadline', async () => {
+    const caps = await depot.allocate(16, attrs('FIFO'));
+    const pending = read(caps.readCap, 0, 5);
+    await new Promise((r) => setTimeout(r, 50));
+    await store(caps.writeCap, 'ab');
+    await store(caps.writeCap, 'cdef');
+    expect(await pending).toBe('abcde');
+    const timeout = AbortSignal.timeout(100);
+    const started = Date.now();
+    expect(await failure(read(caps.readCap, 0, 10, timeout)).catch((e: unknown) => e)).toBeDefined();
+    expect(Date.now() - started).toBeLessThan(2000);
+    // the timed-out read consumed nothing
+    expect(await read(caps.readCap, 0, 1)).toBe('f');
+  });
+
+  it('lets a CIRCULAR_QUEUE overwrite its oldest bytes', async () => {
+    const caps = await depot.allocate(8, attrs('CIRCULAR_QUEUE'));
+    await store(caps.writeCap, '12345678');
+    await store(caps.writeCap, 'ab');
+    expect(await read(caps.readCap, 0, -1)).toBe('345678ab');
+    await store(caps.writeCap, 'xyz');
+    expect(await read(caps.readCap, 0, 2)).toBe('xy');
+    expect(await read(caps.readCap)).toBe('z');
+    expect((await failure(store(caps.writeCap, '123456789'))).code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+
+  it('refuses capabilities of the wrong kind, forged and truncated ones', async () => {
+    const caps = await depot.allocate(10, attrs('BYTE_ARRAY'));
+    expect(await failure(store(caps.readCap, 'x'))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      reason: 'IBP_E_WRONG_CAP_TYPE',
+    });
+    expect((await failure(read(caps.writeCap))).code).toBe(status.FAILED_PRECONDITION);
+    expect((await failure(depot.manage(caps.readCap, 'PROBE', undefined))).code).toBe(
+      status.FAILED_PRECONDITION,
+    );
+    const forged = caps.readCap.replace(/#[^/]+/, `#${'A'.repeat(43)}`);
+    expect(await failure(read(forged))).toMatchObject({
+      code: status.NOT_FOUND,
+      reason: 'IBP_E_CAP_NOT_FOUND',
+    });
+    expect((await failure(read(caps.readCap.slice(0, -10)))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(read(''))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(read('ibp://x:1/zz#yy/READ'))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('manages reference counts: the read count reaching 0 frees the space', async () => {
+    const caps = await depot.allocate(1000, attrs('BYTE_ARRAY'));
+    await store(caps.writeCap, 'data');
+    const probe = await depot.manage(caps.manageCap, 'PROBE', undefined);
+    expect(probe).toMatchObject({
+      readRefCount: 1,
+      writeRefCount: 1,
+      currentSize: 4,
+      maxSize: 1000,
+      timeLeft: -1,
+    });
+    expect(depot.status().stable.used).toBe(1000);
+    await depot.manage(caps.manageCap, 'INCR', 'READ');
+    await depot.manage(caps.manageCap, 'DECR', 'READ');
+    expect(await read(caps.readCap)).toBe('data');
+    await depot.manage(caps.manageCap, 'DECR', 'WRITE');
+    expect((await failure(store(caps.writeCap, 'x'))).code).toBe(status.PERMISSION_DENIED);
+    await depot.manage(caps.manageCap, 'DECR', 'READ');
+    expect((await failure(read(caps.readCap))).code).toBe(status.NOT_FOUND);
+    expect(depot.status().stable).toMatchObject({ used: 0, allocations: 0 });
+    expect((await failure(depot.manage(caps.manageCap, 'INCR', undefined))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('changes duration, reliability and size with CHNG, within limits', async () => {
+    const caps = await depot.allocate(10, attrs('BYTE_ARRAY'));
+    await store(caps.writeCap, '12345');
+    const until = Math.floor(t.clock.now / 1000) + 600;
+    const p = await depot.manage(caps.manageCap, 'CHNG', undefined, {
+      attributes: { duration: until, reliability: 'VOLATILE' },
+      size: 20,
+    });
+    expect(p).toMatchObject({
+      maxSize: 20,
+      attributes: { duration: until, reliability: 'VOLATILE', type: 'BYTE_ARRAY' },
+    });
+    expect(p.timeLeft).toBeGreaterThan(590);
+    expect((await failure(depot.manage(caps.manageCap, 'CHNG', undefined, { size: 3 }))).code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect(
+      (await failure(depot.manage(caps.manageCap, 'CHNG', undefined, { attributes: { type: 'FIFO' } }))).code,
+    ).toBe(status.FAILED_PRECONDITION);
+    const tooLong = Math.floor(t.clock.now / 1000) + 7200;
+    expect(
+      await failure(depot.manage(caps.manageCap, 'CHNG', undefined, { attributes: { duration: tooLong } })),
+    ).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      reason: 'IBP_E_INV_PAR_DURATION',
+    });
+  });
+
+  it('expires areas: never served after their duration, removed by the reaper', async () => {
+    const until = Math.floor(t.clock.now / 1000) + 60;
+    const caps = await depot.allocate(10, attrs('BYTE_ARRAY', 'STABLE', until));
+    await store(caps.writeCap, 'soon gone');
+    t.clock.now += 61_000;
+    expect((await failure(read(caps.readCap))).code).toBe(status.NOT_FOUND);
+    expect(await depot.reap()).toBe(1);
+    expect(depot.status().stable.allocations).toBe(0);
+    expect((await failure(depot.allocate(1, attrs('BYTE_ARRAY', 'STABLE', 1)))).code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+  });
+
+  it('handles zero-size and pool-size allocations and refuses more than the pool holds', async () => {
+    const zero = await depot.allocate(0, attrs('BYTE_ARRAY'));
+    await store(zero.writeCap, '');
+    expect(await read(zero.readCap)).toBe('');
+    expect((await failure(store(zero.writeCap, 'x'))).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect((await failure(depot.allocate(0, attrs('FIFO')))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(depot.allocate(-1, attrs('BYTE_ARRAY')))).code).toBe(status.INVALID_ARGUMENT);
+    const small = await openTestDepot({ stable: 4 * KB, volatile: 0 });
+    try {
+      const max = await small.depot.allocate(4 * KB, attrs('BYTE_ARRAY'));
+      await small.depot.store(max.writeCap, 4 * KB, chunked(Buffer.alloc(4 * KB, 7), 1000));
+      expect((await collect(small.depot.read(max.readCap, 0, -1))).length).toBe(4 * KB);
+      expect((await failure(small.depot.allocate(1, attrs('BYTE_ARRAY')))).code).toBe(
+        status.RESOURCE_EXHAUSTED,
+      );
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('reclaims VOLATILE areas, oldest first, to make room for STABLE ones', async () => {
+    const small = await openTestDepot({ stable: 1000, volatile: 1000 });
+    try {
+      const old = await small.depot.allocate(400, attrs('BYTE_ARRAY', 'VOLATILE'));
+      small.clock.now += 1;
+      const young = await small.depot.allocate(400, attrs('BYTE_ARRAY', 'VOLATILE'));
+      await small.depot.allocate(1000, attrs('BYTE_ARRAY', 'STABLE')); // fills the stable pool
+      expect((await failure(small.depot.allocate(300, attrs('BYTE_ARRAY', 'VOLATILE')))).code).toBe(
+        status.RESOURCE_EXHAUSTED,
+      );
+      await small.depot.allocate(500, attrs('BYTE_ARRAY', 'STABLE')); // needs one volatile area reclaimed
+      expect((await failure(collect(small.depot.read(old.readCap, 0, -1)))).code).toBe(status.NOT_FOUND);
+      await expect(collect(small.depot.read(young.readCap, 0, -1))).resolves.toBeDefined();
+      expect(small.depot.status().volatile).toMatchObject({ capacity: 1000, used: 900, allocations: 2 });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('serialises concurrent writers without interleaving their bytes', async () => {
+    const caps = await depot.allocate(64 * KB, attrs('BYTE_ARRAY'));
+    const slow = async function* (ch: string) {
+      for (let i = 0; i < 8; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        yield Buffer.alloc(KB, ch);
+      }
+    };
+    await Promise.all(['a', 'b', 'c'].map((ch) => depot.store(caps.writeCap, 8 * KB, slow(ch))));
+    const data = await read(caps.readCap);
+    expect(data).toHaveLength(24 * KB);
+    expect(data).toMatch(/^(a{8192}|b{8192}|c{8192}){3}$/);
+  });
+
+  it('keeps areas, data and capabilities across a restart', async () => {
+    const ba = await depot.allocate(100, attrs('BYTE_ARRAY'));
+    const fifo = await depot.allocate(8, attrs('FIFO'));
+    const buf = await depot.allocate(8, attrs('BUFFER'));
+    await store(ba.writeCap, 'persist me');
+    await store(fifo.writeCap, 'abcdef');
+    expect(await read(fifo.readCap, 0, 2)).toBe('ab');
+    await store(buf.writeCap, 'first');
+    await store(buf.writeCap, 'second');
+    t = await t.reopen();
+    depot = t.depot;
+    expect(await read(ba.readCap)).toBe('persist me');
+    expect(await read(fifo.readCap, 0, 4)).toBe('cdef');
+    expect(await read(buf.readCap)).toBe('second');
+    expect(depot.status().stable.allocations).toBe(3);
+  });
+});
