@@ -1,0 +1,171 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { AllocationType, CapType, type DepotServiceClient, ManageCommand } from '@backplane/proto/ibp';
+import { type BackplaneError, unary } from '@backplane/runtime';
+import { tempDir } from '@backplane/runtime/testing';
+import { status } from '@grpc/grpc-js';
+import { type RunningDepot, startDepot } from '../src';
+import { allocate, depotClient, readVia, storeVia } from './grpc';
+
+function listen(onConnection: (s: Socket) => void): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve) => {
+    const server = createServer(onConnection);
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, port: (server.address() as { port: number }).port }),
+    );
+  });
+}
+
+describe('DepotService over gRPC', () => {
+  const dir = tempDir('ibp-grpc-');
+  let running: RunningDepot;
+  let client: DepotServiceClient;
+
+  beforeAll(async () => {
+    running = await startDepot({
+      port: 0,
+      dataDir: dir.path,
+      stableSizeMb: 64,
+      volatileSizeMb: 16,
+      shutdownTimeoutMs: 1000,
+    });
+    client = depotClient(running.address);
+  });
+  afterAll(async () => {
+    client.close();
+    await running.close();
+    dir.remove();
+  });
+
+  it('allocates, stores in chunks and reads back a few MiB, with capabilities naming this depot', async () => {
+    const caps = await allocate(client, 8 * 1024 * 1024);
+    expect(caps.readCap.startsWith(`ibp://${running.address}/`)).toBe(true);
+    const data = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    const res = await storeVia(client, caps.writeCap, data);
+    expect(Number(res.currentSize)).toBe(data.length);
+    const back = await readVia(client, caps.readCap);
+    expect(back.equals(data)).toBe(true);
+    expect((await readVia(client, caps.readCap, 1000, 10)).equals(data.subarray(1000, 1010))).toBe(true);
+  });
+
+  it('answers bad requests with clear codes', async () => {
+    const bad = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: BackplaneError) => e,
+      );
+    expect((await bad(unary(client.allocate.bind(client), { size: 10, attributes: undefined })))?.code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect(
+      (
+        await bad(
+          unary(client.allocate.bind(client), {
+            size: 10,
+            attributes: { duration: 0, reliability: 1, type: 0 },
+          }),
+        )
+      )?.code,
+    ).toBe(status.INVALID_ARGUMENT);
+    expect(
+      (
+        await bad(
+          unary(client.allocate.bind(client), {
+            size: 2 ** 40,
+            attributes: { duration: 0, reliability: 1, type: 1 },
+          }),
+        )
+      )?.code,
+    ).toBe(status.RESOURCE_EXHAUSTED);
+    expect((await bad(storeVia(client, 'not a cap', Buffer.from('x'))))?.code).toBe(status.INVALID_ARGUMENT);
+    const caps = await allocate(client, 4);
+    expect((await bad(storeVia(client, caps.writeCap, Buffer.from('too long'))))?.code).toBe(
+      status.RESOURCE_EXHAUSTED,
+    );
+    expect((await bad(readVia(client, caps.readCap, 5)))?.code).toBe(status.INVALID_ARGUMENT);
+    const probe = await unary(client.manage.bind(client), {
+      manageCap: caps.manageCap,
+      command: ManageCommand.MANAGE_COMMAND_PROBE,
+      capType: CapType.CAP_TYPE_UNSPECIFIED,
+      attributes: undefined,
+      size: 0,
+    });
+    expect(probe).toMatchObject({ readRefCount: 1, writeRefCount: 1, maxSize: 4, timeLeft: -1 });
+    const st = await unary(client.status.bind(client), {});
+    expect(st.stable?.capacity).toBe(64 * 1024 * 1024);
+    expect(st.stable?.allocations).toBeGreaterThanOrEqual(2);
+  });
+
+  it('delivers bytes to a waiting TCP listener, consuming a FIFO', async () => {
+    const caps = await allocate(client, 1024, AllocationType.ALLOCATION_TYPE_FIFO);
+    await storeVia(client, caps.writeCap, Buffer.from('deliver these bytes'));
+    const received: Buffer[] = [];
+    const done = new Promise<void>((resolve) => {
+      void listen((s) => {
+        s.on('data', (d: Buffer) => received.push(d));
+        s.on('end', () => resolve());
+      }).then(({ server, port }) => {
+        void unary(client.deliver.bind(client), {
+          readCap: caps.readCap,
+          host: '127.0.0.1',
+          port,
+          offset: 0,
+          size: 7,
+        }).then((r) => {
+          expect(Number(r.delivered)).toBe(7);
+          server.close();
+        });
+      });
+    });
+    await done;
+    expect(Buffer.concat(received).toString()).toBe('deliver');
+    expect((await readVia(client, caps.readCap, 0, 12)).toString()).toBe(' these bytes');
+  });
+
+  it('fetches bytes from a TCP peer with RemoteStore', async () => {
+    const caps = await allocate(client, 1024);
+    const { server, port } = await listen((s) => s.end(Buffer.from('pulled from a socket and more')));
+    try {
+      const r = await unary(client.remoteStore.bind(client), {
+        writeCap: caps.writeCap,
+        host: '127.0.0.1',
+        port,
+        size: 18,
+      });
+      expect(Number(r.stored)).toBe(18);
+      expect((await readVia(client, caps.readCap)).toString()).toBe('pulled from a sock');
+      // a peer that sends fewer bytes than asked stores nothing
+      const short = await listen((s) => s.end(Buffer.from('tiny')));
+      const err = await unary(client.remoteStore.bind(client), {
+        writeCap: caps.writeCap,
+        host: '127.0.0.1',
+        port: short.port,
+        size: 100,
+      }).catch((e: BackplaneError) => e);
+      expect((err as BackplaneError).code).toBe(status.UNAVAILABLE);
+      short.server.close();
+      expect((await readVia(client, caps.readCap)).toString()).toBe('pulled from a sock');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses to act as an open relay outside the allowed networks', async () => {
+    const caps = await allocate(client, 16);
+    const err = await unary(client.deliver.bind(client), {
+      readCap: caps.readCap,
+      host: '10.1.2.3',
+      port: 9,
+      offset: 0,
+      size: -1,
+    }).catch((e: BackplaneError) => e);
+    expect((err as BackplaneError).code).toBe(status.PERMISSION_DENIED);
+    const err2 = await unary(client.remoteStore.bind(client), {
+      writeCap: caps.writeCap,
+      host: '192.0.2.1',
+      port: 9,
+      size: 1,
+    }).catch((e: BackplaneError) => e);
+    expect((err2 as BackplaneError).code).toBe(status.PERMISSION_DENIED);
+  });
+});
