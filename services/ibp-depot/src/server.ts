@@ -123,7 +123,11 @@ export function depotService(depot: Depot, allowed: BlockList): ServiceRegistrat
       const a = req.attributes;
       const p = await depot.manage(req.manageCap, command, capType, {
         attributes: a
-          ? { duration: a.duration, reliability: RELIABILITIES[a.reliability], type: TYPES[a.type] }
+          ? {
+              duration: a.duration === -1 ? undefined : a.duration,
+              reliability: RELIABILITIES[a.reliability],
+              type: TYPES[a.type],
+            }
           : undefined,
         size: req.size,
       });

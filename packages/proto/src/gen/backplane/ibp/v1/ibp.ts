@@ -298,7 +298,10 @@ export interface ManageRequest {
   command: ManageCommand;
   /** INCR and DECR: which reference count. */
   capType: CapType;
-  /** CHNG: the new duration and reliability (type cannot change). */
+  /**
+   * CHNG: the new duration (-1 = unchanged) and reliability (UNSPECIFIED =
+   * unchanged); the type cannot change.
+   */
   attributes?:
     | Attributes
     | undefined;

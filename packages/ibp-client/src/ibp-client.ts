@@ -1,0 +1,317 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import {
+  AllocationType,
+  type CapSet,
+  CapType,
+  DepotServiceClient,
+  ManageCommand,
+  type ManageResponse,
+  Reliability,
+  type StatusResponse,
+} from '@backplane/proto/ibp';
+import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
+import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
+
+export type { CapSet, ManageResponse, StatusResponse } from '@backplane/proto/ibp';
+
+export const DEFAULT_DEPOT = '127.0.0.1:6714';
+/** Bytes per Store message. */
+export const CHUNK_SIZE = 1024 * 1024;
+
+export type AreaType = 'BYTE_ARRAY' | 'BUFFER' | 'FIFO' | 'CIRCULAR_QUEUE';
+
+export interface AllocateOptions {
+  type?: AreaType;
+  reliability?: 'STABLE' | 'VOLATILE';
+  /** When the area is purged: a Date, seconds from now (a number), or 0 / undefined for permanent. */
+  duration?: Date | number;
+}
+
+export interface TransferOptions extends CallOptions {
+  /** Called as bytes move: (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+const TYPES: Record<AreaType, AllocationType> = {
+  BYTE_ARRAY: AllocationType.ALLOCATION_TYPE_BYTE_ARRAY,
+  BUFFER: AllocationType.ALLOCATION_TYPE_BUFFER,
+  FIFO: AllocationType.ALLOCATION_TYPE_FIFO,
+  CIRCULAR_QUEUE: AllocationType.ALLOCATION_TYPE_CIRCULAR_QUEUE,
+};
+
+/** host:port of the depot a capability belongs to. */
+export function depotOf(cap: string): string {
+  const m = /^ibp:\/\/(\[[^\]]+\]|[^/:[\]]+):(\d+)\//.exec(cap);
+  if (!m) throw BackplaneError.badParameter('not an IBP capability (ibp://host:port/…)');
+  return `${m[1]}:${m[2]}`;
+}
+
+async function* bufferChunks(data: Buffer): AsyncGenerator<Buffer> {
+  for (let i = 0; i < data.length; i += CHUNK_SIZE) yield data.subarray(i, i + CHUNK_SIZE);
+}
+
+/**
+ * Talks to any number of depots: each capability names its depot, and one channel per depot is kept.
+ * Failures reject with BackplaneError (reason = the IBP error name where there is one).
+ */
+export class IbpClient {
+  private readonly clients = new Map<string, DepotServiceClient>();
+  private readonly credentials: ChannelCredentials;
+  private readonly token: string | undefined;
+  /** The depot used by allocate() and status() when none is given. */
+  readonly depot: string;
+
+  constructor(options: { depot?: string; credentials?: ChannelCredentials; token?: string } = {}) {
+    this.depot = options.depot ?? process.env.BACKPLANE_IBP_DEPOT ?? DEFAULT_DEPOT;
+    this.credentials = options.credentials ?? grpcCredentials.createInsecure();
+    this.token = options.token;
+  }
+
+  private client(address: string): DepotServiceClient {
+    let c = this.clients.get(address);
+    if (!c) {
+      c = new DepotServiceClient(address, this.credentials, {
+        'grpc.max_receive_message_length': 8 * 1024 * 1024,
+      });
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  private opts(o: CallOptions = {}): CallOptions {
+    if (!this.token) return o;
+    const metadata = o.metadata?.clone() ?? new Metadata();
+    metadata.set('authorization', `Bearer ${this.token}`);
+    return { ...o, metadata };
+  }
+
+  /** IBP_allocate on `depot` (default: this client's depot). */
+  async allocate(
+    size: number,
+    options: AllocateOptions = {},
+    depot = this.depot,
+    call?: CallOptions,
+  ): Promise<CapSet> {
+    const d = options.duration;
+    const duration =
+      d === undefined || d === 0
+        ? 0
+        : d instanceof Date
+          ? Math.floor(d.getTime() / 1000)
+          : Math.floor(Date.now() / 1000 + d);
+    const c = this.client(depot);
+    const res = await unary(
+      c.allocate.bind(c),
+      {
+        size,
+        attributes: {
+          duration,
+          reliability:
+            options.reliability === 'VOLATILE'
+              ? Reliability.RELIABILITY_VOLATILE
+              : Reliability.RELIABILITY_STABLE,
+          type: TYPES[options.type ?? 'BYTE_ARRAY'],
+        },
+      },
+      this.opts(call),
+    );
+    if (!res.caps) throw BackplaneError.unavailable('the depot sent no capabilities');
+    return res.caps;
+  }
+
+  /**
+   * IBP_store from a Buffer, a file path, or a Readable (whose length must be given as `size`).
+   * Resolves once the depot acknowledged every byte (STABLE data is then on its disk).
+   */
+  async store(
+    writeCap: string,
+    source: Buffer | string | Readable,
+    options: TransferOptions & { size?: number } = {},
+  ): Promise<{ stored: number; currentSize: number }> {
+    let size: number;
+    let chunks: AsyncIterable<Buffer>;
+    if (Buffer.isBuffer(source)) {
+      size = source.length;
+      chunks = bufferChunks(source);
+    } else if (typeof source === 'string') {
+      size = (await stat(source)).size;
+      chunks = createReadStream(source, { highWaterMark: CHUNK_SIZE });
+    } else {
+      if (options.size === undefined)
+        throw BackplaneError.badParameter('storing a stream needs its size (options.size)');
+      size = options.size;
+      chunks = source as AsyncIterable<Buffer>;
+    }
+    const c = this.client(depotOf(writeCap));
+    const o = this.opts(options);
+    const deadline =
+      o.deadline ?? (o.timeoutMs !== undefined ? new Date(Date.now() + o.timeoutMs) : undefined);
+    return new Promise((resolve, reject) => {
+      const call = c.store(o.metadata ?? new Metadata(), deadline ? { deadline } : {}, (err, res) =>
+        err
+          ? reject(BackplaneError.from(err))
+          : resolve({ stored: Number(res.stored), currentSize: Number(res.currentSize) }),
+      );
+      options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      const pump = async () => {
+        call.write({ writeCap, size, data: Buffer.alloc(0) });
+        let done = 0;
+        for await (const chunk of chunks) {
+          if (!call.write({ writeCap: '', size: 0, data: chunk }))
+            await new Promise<void>((r) => call.once('drain', () => r()));
+          done += chunk.length;
+          options.onProgress?.(done, size);
+        }
+        call.end();
+      };
+      pump().catch((err: unknown) => {
+        call.cancel();
+        reject(BackplaneError.from(err));
+      });
+    });
+  }
+
+  /** The chunks of an IBP_read, as they arrive. */
+  async *readChunks(
+    readCap: string,
+    options: { offset?: number; size?: number } & CallOptions = {},
+  ): AsyncGenerator<Buffer> {
+    const c = this.client(depotOf(readCap));
+    for await (const r of serverStream(
+      c.read.bind(c),
+      { readCap, offset: options.offset ?? 0, size: options.size ?? -1 },
+      this.opts(options),
+    )) {
+      yield r.data;
+    }
+  }
+
+  /** IBP_read into a Buffer, or into a Writable or a file (then resolves with the byte count). */
+  read(readCap: string, options?: { offset?: number; size?: number } & TransferOptions): Promise<Buffer>;
+  read(
+    readCap: string,
+    options: { offset?: number; size?: number } & TransferOptions,
+    dest: Writable | string,
+  ): Promise<number>;
+  async read(
+    readCap: string,
+    options: { offset?: number; size?: number } & TransferOptions = {},
+    dest?: Writable | string,
+  ): Promise<Buffer | number> {
+    let done = 0;
+    if (dest === undefined) {
+      const parts: Buffer[] = [];
+      for await (const chunk of this.readChunks(readCap, options)) {
+        parts.push(chunk);
+        done += chunk.length;
+        options.onProgress?.(done, options.size ?? -1);
+      }
+      return Buffer.concat(parts);
+    }
+    const out = typeof dest === 'string' ? createWriteStream(dest) : dest;
+    for await (const chunk of this.readChunks(readCap, options)) {
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      done += chunk.length;
+      options.onProgress?.(done, options.size ?? -1);
+    }
+    if (typeof dest === 'string') {
+      out.end();
+      await finished(out);
+    }
+    return done;
+  }
+
+  /** IBP_copy: the source depot sends straight to the target depot. */
+  async copy(
+    sourceReadCap: string,
+    targetWriteCap: string,
+    options: { offset?: number; size?: number } & CallOptions = {},
+  ) {
+    const c = this.client(depotOf(sourceReadCap));
+    const r = await unary(
+      c.copy.bind(c),
+      { sourceReadCap, targetWriteCap, offset: options.offset ?? 0, size: options.size ?? -1 },
+      this.opts(options),
+    );
+    return Number(r.copied);
+  }
+
+  /** IBP_deliver to a listener waiting at host:port. */
+  async deliver(
+    readCap: string,
+    host: string,
+    port: number,
+    options: { offset?: number; size?: number } & CallOptions = {},
+  ) {
+    const c = this.client(depotOf(readCap));
+    const r = await unary(
+      c.deliver.bind(c),
+      { readCap, host, port, offset: options.offset ?? 0, size: options.size ?? -1 },
+      this.opts(options),
+    );
+    return Number(r.delivered);
+  }
+
+  /** IBP_remote_store: the depot pulls `size` bytes from host:port. */
+  async remoteStore(writeCap: string, host: string, port: number, size: number, call?: CallOptions) {
+    const c = this.client(depotOf(writeCap));
+    const r = await unary(c.remoteStore.bind(c), { writeCap, host, port, size }, this.opts(call));
+    return Number(r.stored);
+  }
+
+  /** IBP_manage. */
+  manage(
+    manageCap: string,
+    command: 'INCR' | 'DECR' | 'PROBE' | 'CHNG',
+    options: {
+      capType?: 'READ' | 'WRITE';
+      /** CHNG: new expiry in seconds since the epoch, 0 = permanent; leave out to keep it. */
+      duration?: number;
+      reliability?: 'STABLE' | 'VOLATILE';
+      size?: number;
+    } = {},
+    call?: CallOptions,
+  ): Promise<ManageResponse> {
+    const c = this.client(depotOf(manageCap));
+    const change = command === 'CHNG';
+    return unary(
+      c.manage.bind(c),
+      {
+        manageCap,
+        command: ManageCommand[`MANAGE_COMMAND_${command}`],
+        capType: options.capType ? CapType[`CAP_TYPE_${options.capType}`] : CapType.CAP_TYPE_UNSPECIFIED,
+        attributes: change
+          ? {
+              duration: options.duration ?? -1, // -1 = unchanged
+              reliability:
+                options.reliability === 'VOLATILE'
+                  ? Reliability.RELIABILITY_VOLATILE
+                  : options.reliability === 'STABLE'
+                    ? Reliability.RELIABILITY_STABLE
+                    : Reliability.RELIABILITY_UNSPECIFIED,
+              type: AllocationType.ALLOCATION_TYPE_UNSPECIFIED,
+            }
+          : undefined,
+        size: options.size ?? 0,
+      },
+      this.opts(call),
+    );
+  }
+
+  probe(manageCap: string, call?: CallOptions): Promise<ManageResponse> {
+    return this.manage(manageCap, 'PROBE', {}, call);
+  }
+
+  status(depot = this.depot, call?: CallOptions): Promise<StatusResponse> {
+    const c = this.client(depot);
+    return unary(c.status.bind(c), {}, this.opts(call));
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,9 @@
+export type {
+  AllocateOptions,
+  AreaType,
+  CapSet,
+  ManageResponse,
+  StatusResponse,
+  TransferOptions,
+} from './ibp-client';
+export { CHUNK_SIZE, DEFAULT_DEPOT, depotOf, IbpClient } from './ibp-client';
