@@ -1,7 +1,8 @@
+import { benchIbp } from './ibp';
 import { benchNaming } from './naming';
 
 /** `pnpm bench [name…]`: runs the named benchmarks (default: all). */
-const benches: Record<string, () => Promise<void>> = { naming: benchNaming };
+const benches: Record<string, () => Promise<void>> = { naming: benchNaming, ibp: benchIbp };
 
 async function main() {
   const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

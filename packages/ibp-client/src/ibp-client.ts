@@ -157,14 +157,17 @@ export class IbpClient {
       );
       options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
       const pump = async () => {
-        call.write({ writeCap, size, data: Buffer.alloc(0) });
+        let first = true;
         let done = 0;
         for await (const chunk of chunks) {
-          if (!call.write({ writeCap: '', size: 0, data: chunk }))
-            await new Promise<void>((r) => call.once('drain', () => r()));
+          // the first message carries the capability, the size and the first chunk: a small store is one message
+          const msg = first ? { writeCap, size, data: chunk } : { writeCap: '', size: 0, data: chunk };
+          first = false;
+          if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', () => r()));
           done += chunk.length;
           options.onProgress?.(done, size);
         }
+        if (first) call.write({ writeCap, size, data: Buffer.alloc(0) });
         call.end();
       };
       pump().catch((err: unknown) => {

@@ -612,7 +612,7 @@ export class Depot {
     this.pools.remove(live.rec);
     live.data.notifyAll();
     await live.saving.catch(() => undefined);
-    await this.options.store.del(KEY(live.rec.id), SYNC);
+    await this.options.store.del(KEY(live.rec.id), live.rec.reliability === 'STABLE' ? SYNC : {});
     await rm(this.path(live.rec), { force: true });
   }
 

@@ -71,6 +71,7 @@ export async function startDepot(options: DepotServerOptions): Promise<RunningDe
     authToken: options.authToken,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     grpcOptions: { 'grpc.max_receive_message_length': 8 * MB },
+    flowControlWindow: 16 * MB,
     onClose: [() => (ownsStore ? store.close() : undefined), () => depot.close()],
   });
   const capHost =

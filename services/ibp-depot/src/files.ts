@@ -35,29 +35,53 @@ export async function ringWrite(
   if (first < data.length) await writeFully(fh, data.subarray(first), 0);
 }
 
-/** Reads `length` bytes of a ring from position `start`, in chunks of at most CHUNK bytes. */
-export async function* ringRead(
-  fh: FileHandle,
-  start: number,
-  length: number,
-  ringSize: number,
-): AsyncGenerator<Buffer> {
+/**
+ * Yields the pieces described by `spans` ([position, length] pairs), reading the next piece from disk
+ * while the current one is being sent (disk and network overlap).
+ */
+async function* prefetching(fh: FileHandle, spans: Iterable<[number, number]>): AsyncGenerator<Buffer> {
+  const it = spans[Symbol.iterator]();
+  const start = (): Promise<Buffer> | undefined => {
+    const n = it.next();
+    if (n.done) return undefined;
+    const p = readFully(fh, n.value[1], n.value[0]);
+    p.catch(() => undefined); // observed below; this only keeps an abandoned prefetch from being "unhandled"
+    return p;
+  };
+  let next = start();
+  while (next) {
+    const buf = await next;
+    next = start();
+    yield buf;
+  }
+}
+
+function* ringSpans(start: number, length: number, ringSize: number): Generator<[number, number]> {
   let pos = start;
   let left = length;
   while (left > 0) {
     const n = Math.min(left, CHUNK, ringSize - pos);
-    yield await readFully(fh, n, pos);
+    yield [pos, n];
     left -= n;
     pos = (pos + n) % ringSize;
   }
 }
 
+function* rangeSpans(offset: number, length: number): Generator<[number, number]> {
+  for (let done = 0; done < length; done += CHUNK) yield [offset + done, Math.min(CHUNK, length - done)];
+}
+
+/** Reads `length` bytes of a ring from position `start`, in chunks of at most CHUNK bytes. */
+export function ringRead(
+  fh: FileHandle,
+  start: number,
+  length: number,
+  ringSize: number,
+): AsyncGenerator<Buffer> {
+  return prefetching(fh, ringSpans(start, length, ringSize));
+}
+
 /** Reads `length` bytes from `offset` of a flat file, in chunks of at most CHUNK bytes. */
-export async function* rangeRead(fh: FileHandle, offset: number, length: number): AsyncGenerator<Buffer> {
-  let done = 0;
-  while (done < length) {
-    const n = Math.min(CHUNK, length - done);
-    yield await readFully(fh, n, offset + done);
-    done += n;
-  }
+export function rangeRead(fh: FileHandle, offset: number, length: number): AsyncGenerator<Buffer> {
+  return prefetching(fh, rangeSpans(offset, length));
 }

@@ -1,0 +1,180 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { IbpClient } from '@backplane/ibp-client';
+import { EchoServiceClient } from '@backplane/proto/echo';
+import { unary } from '@backplane/runtime';
+import { freePort } from '@backplane/runtime/testing';
+import { credentials } from '@grpc/grpc-js';
+import { fmt, measure, rssMb, writeResults } from './harness';
+import { firstLine, startChild, stopChild, waitServing } from './processes';
+
+const MiB = 1024 * 1024;
+const GIB = Number(process.env.BENCH_IBP_GIB ?? 1);
+const STREAM_GIB = Number(process.env.BENCH_IBP_STREAM_GIB ?? 4);
+const DURATION = Number(process.env.BENCH_DURATION_MS ?? 5000);
+const depotMain = require.resolve('@backplane/ibp-depot/dist/main.js');
+
+function chunk(): Buffer {
+  const b = Buffer.allocUnsafe(MiB);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((i * 2654435761) >>> 0, i);
+  return b;
+}
+
+/** `count` MiB chunks from one buffer: bulk data without holding gigabytes in memory. */
+function chunks(count: number, buf: Buffer): Readable {
+  let i = 0;
+  return new Readable({
+    read() {
+      this.push(i++ < count ? buf : null);
+    },
+  });
+}
+
+const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+async function tcpBaseline(bytes: number, buf: Buffer): Promise<number> {
+  const sink = startChild(require.resolve('./tcp-sink.js'));
+  const port = Number((await firstLine(sink, /sink listening on (\d+)/))[1]);
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', async () => {
+      for (let sent = 0; sent < bytes; sent += buf.length) {
+        if (!s.write(buf)) await new Promise((r) => s.once('drain', r));
+      }
+      s.end();
+    });
+    s.on('data', () => undefined);
+    s.on('end', () => resolve());
+    s.on('error', reject);
+  });
+  const ms = performance.now() - t0;
+  await stopChild(sink);
+  return mbps(bytes, ms);
+}
+
+async function fileBaseline(bytes: number, buf: Buffer, dir: string): Promise<number> {
+  const path = join(dir, 'baseline.bin');
+  const t0 = performance.now();
+  const fh = await open(path, 'w');
+  for (let done = 0; done < bytes; done += buf.length) await fh.write(buf, 0, buf.length, done);
+  await fh.sync();
+  await fh.close();
+  const ms = performance.now() - t0;
+  rmSync(path);
+  return mbps(bytes, ms);
+}
+
+export async function benchIbp(): Promise<void> {
+  console.log(`\n== ibp-depot (${GIB} GiB transfers in 1 MiB chunks; ${STREAM_GIB} GiB stream for RSS)`);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ibp-'));
+  const port = await freePort();
+  const depot = startChild(depotMain, {
+    BACKPLANE_PORT: String(port),
+    BACKPLANE_DATA_DIR: join(dir, 'depot'),
+    BACKPLANE_NAMESERVER: '',
+    BACKPLANE_IBP_STABLE_SIZE_MB: String((STREAM_GIB + GIB + 1) * 1024),
+    BACKPLANE_IBP_VOLATILE_SIZE_MB: String((GIB + 1) * 1024),
+  });
+  depot.stdout?.resume();
+  const address = `127.0.0.1:${port}`;
+  await waitServing(address);
+  const ibp = new IbpClient({ depot: address });
+  const buf = chunk();
+  const bytes = GIB * 1024 * MiB;
+  try {
+    const tcp = await tcpBaseline(bytes, buf);
+    const file = await fileBaseline(bytes, buf, dir);
+    const slower = Math.min(tcp, file);
+
+    const results: Record<string, number> = {};
+    for (const reliability of ['STABLE', 'VOLATILE'] as const) {
+      const caps = await ibp.allocate(bytes, { reliability });
+      let t0 = performance.now();
+      await ibp.store(caps.writeCap, chunks(GIB * 1024, buf), { size: bytes });
+      results[`store ${reliability}`] = mbps(bytes, performance.now() - t0);
+      t0 = performance.now();
+      let got = 0;
+      for await (const c of ibp.readChunks(caps.readCap)) got += c.length;
+      if (got !== bytes) throw new Error(`read ${got} of ${bytes} bytes`);
+      results[`read ${reliability}`] = mbps(bytes, performance.now() - t0);
+      await ibp.manage(caps.manageCap, 'DECR', { capType: 'READ' });
+    }
+
+    // RSS while streaming a large allocation in and out
+    const streamBytes = STREAM_GIB * 1024 * MiB;
+    let maxRss = rssMb(depot.pid as number);
+    const sampler = setInterval(() => {
+      maxRss = Math.max(maxRss, rssMb(depot.pid as number));
+    }, 100);
+    const big = await ibp.allocate(streamBytes);
+    await ibp.store(big.writeCap, chunks(STREAM_GIB * 1024, buf), { size: streamBytes });
+    let streamed = 0;
+    for await (const c of ibp.readChunks(big.readCap)) streamed += c.length;
+    clearInterval(sampler);
+    await ibp.manage(big.manageCap, 'DECR', { capType: 'READ' });
+
+    // small allocations against the echo baseline
+    const echo = startChild(require.resolve('./echo-server.js'));
+    const echoPort = Number((await firstLine(echo, /echo listening on (\d+)/))[1]);
+    const echoClient = new EchoServiceClient(`127.0.0.1:${echoPort}`, credentials.createInsecure());
+    const small = Buffer.alloc(4096, 1);
+    const opts = { concurrency: 16, durationMs: DURATION };
+    const echoRun = await measure(
+      'echo (bare grpc-js)',
+      () => unary(echoClient.echo.bind(echoClient), { payload: small }),
+      opts,
+    );
+    const smallRun = await measure(
+      'Allocate+Store(4 KiB)+Read',
+      async () => {
+        const caps = await ibp.allocate(4096, { reliability: 'VOLATILE' });
+        await ibp.store(caps.writeCap, small);
+        await ibp.read(caps.readCap);
+      },
+      opts,
+    );
+    echoClient.close();
+    await stopChild(echo);
+
+    const rows = [
+      ['plain TCP socket copy', tcp],
+      ['file write + fsync', file],
+      ...Object.entries(results),
+    ] as Array<[string, number]>;
+    console.log('transfer                      MB/s   vs slower baseline');
+    for (const [name, v] of rows)
+      console.log(`${name.padEnd(28)} ${fmt(v).padStart(6)}   ${fmt(v / slower, 2)}×`);
+    const readRatio = (results['read STABLE'] as number) / slower;
+    const storeRatio = (results['store STABLE'] as number) / slower;
+    console.log(
+      `Read ${fmt(readRatio, 2)}× and STABLE Store ${fmt(storeRatio, 2)}× the slower baseline (target ≥ 0.50×) ${Math.min(readRatio, storeRatio) >= 0.5 ? 'OK' : 'BELOW TARGET'}`,
+    );
+    const smallRatio = smallRun.opsPerSec / echoRun.opsPerSec;
+    console.log(
+      `Allocate+Store(4 KiB)+Read: ${fmt(smallRun.opsPerSec)} ops/s vs echo ${fmt(echoRun.opsPerSec)} ops/s = ${fmt(smallRatio, 2)}× (target ≥ 0.30×) ${smallRatio >= 0.3 ? 'OK' : 'BELOW TARGET'}`,
+    );
+    console.log(
+      `depot RSS while streaming ${STREAM_GIB} GiB in and out: max ${fmt(maxRss, 1)} MB (target < 200 MB) ${maxRss < 200 ? 'OK' : 'ABOVE TARGET'}`,
+    );
+    const path = writeResults('ibp-depot.json', {
+      transferMBps: Object.fromEntries(rows),
+      ratios: {
+        readVsSlowerBaseline: readRatio,
+        stableStoreVsSlowerBaseline: storeRatio,
+        smallOpsVsEcho: smallRatio,
+      },
+      small: { echo: echoRun, allocStoreRead: smallRun },
+      streamGiB: STREAM_GIB,
+      maxRssMb: maxRss,
+    });
+    console.log(`results: ${path}`);
+  } finally {
+    ibp.close();
+    await stopChild(depot);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
