@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { ibpCommand } from './ibp';
 import { namesCommand } from './names';
 import { describeError, EXIT, exitCodeFor } from './output';
 import { up } from './up';
@@ -50,6 +51,7 @@ program
   });
 
 namesCommand(program);
+ibpCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

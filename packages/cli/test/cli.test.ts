@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
 import { SERVICES } from '../src/services';
@@ -19,9 +20,11 @@ describe('backplane up + backplane names', () => {
   let port: number;
   let upProc: ReturnType<typeof spawnProcess>;
   let ns: string;
+  let depotPort: number;
 
   beforeAll(async () => {
     port = await freePort();
+    depotPort = await freePort();
     ns = `127.0.0.1:${port}`;
     upProc = spawnProcess(process.execPath, [
       BIN,
@@ -29,7 +32,7 @@ describe('backplane up + backplane names', () => {
       '--data-dir',
       dir.path,
       '--ports',
-      `name-server=${port}`,
+      `name-server=${port},ibp-depot=${depotPort}`,
     ]);
     await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
   }, 40_000);
@@ -109,6 +112,32 @@ describe('backplane up + backplane names', () => {
     await cli(['names', 'unbind', 'w/one', '--secret', ownerSecret, '--ns', ns]);
     await watch.waitForOutput(/"type":"UNBOUND"/);
     expect(await watch.stop('SIGINT')).toBe(0);
+  });
+
+  it('allocates, stores, reads, probes and copies in the depot from the command line', async () => {
+    const depot = `127.0.0.1:${depotPort}`;
+    const alloc = await cli(['ibp', 'allocate', '1024', '--depot', depot, '--json']);
+    expect(alloc.stderr).toBe('');
+    expect(alloc.code).toBe(0);
+    const caps = JSON.parse(alloc.stdout) as { readCap: string; writeCap: string; manageCap: string };
+    const input = join(dir.path, 'in.txt');
+    writeFileSync(input, 'stored from the CLI');
+    expect((await cli(['ibp', 'store', caps.writeCap, input])).stdout).toContain('stored 19 bytes');
+    expect((await cli(['ibp', 'read', caps.readCap])).stdout).toBe('stored from the CLI');
+    const probe = JSON.parse((await cli(['ibp', 'probe', caps.manageCap, '--json'])).stdout) as {
+      currentSize: number;
+    };
+    expect(Number(probe.currentSize)).toBe(19);
+    const other = JSON.parse((await cli(['ibp', 'allocate', '64', '--depot', depot, '--json'])).stdout) as {
+      writeCap: string;
+      readCap: string;
+    };
+    expect((await cli(['ibp', 'copy', caps.readCap, other.writeCap, '--size', '6'])).stdout).toContain(
+      'copied 6 bytes',
+    );
+    expect((await cli(['ibp', 'read', other.readCap])).stdout).toBe('stored');
+    expect((await cli(['ibp', 'status', '--depot', depot])).stdout).toMatch(/stable\s+\d+\s+\d+\s+2/);
+    expect((await cli(['ibp', 'read', caps.writeCap])).code).toBe(10 + 9); // a write capability cannot read
   });
 
   it('answers a usage error with exit code 2', async () => {
