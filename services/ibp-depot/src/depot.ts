@@ -18,6 +18,7 @@ import {
   newKey,
   parseCapability,
 } from './capability';
+import { FileCache } from './file-cache';
 import { rangeRead, ringRead, ringWrite, writeFully } from './files';
 import { type PoolConfig, type PoolStatus, Pools } from './pools';
 import {
@@ -101,6 +102,7 @@ function exceeded(message: string): BackplaneError {
 export class Depot {
   private readonly areas = new Map<string, Live>();
   private readonly pools: Pools;
+  private readonly files = new FileCache();
   private readonly log: Logger;
   private readonly now: () => number;
   private reaper: NodeJS.Timeout | undefined;
@@ -134,6 +136,7 @@ export class Depot {
     this.closed = true;
     if (this.reaper) clearInterval(this.reaper);
     await Promise.all([...this.areas.values()].map((l) => l.saving));
+    await this.files.closeAll();
     await this.options.store.put(CLEAN_KEY, '1', SYNC);
   }
 
@@ -293,7 +296,8 @@ export class Depot {
     const live = this.live(rec);
     this.areas.set(rec.id, live);
     try {
-      await (await open(this.path(rec), 'w')).close();
+      await this.files.acquire(this.path(rec), true);
+      this.files.release(this.path(rec));
       await this.save(live);
     } catch (err) {
       this.areas.delete(rec.id);
@@ -365,6 +369,7 @@ export class Depot {
         rec.size = total;
         rec.generation += 1;
         await this.save(live); // from here on the record names the new file
+        this.files.forget(old);
         await rm(old, { force: true });
       } else if (rec.type !== 'CIRCULAR_QUEUE') {
         rec.size += total;
@@ -386,7 +391,8 @@ export class Depot {
     sync: boolean,
     flags = 'r+',
   ): Promise<void> {
-    const fh = await open(path, flags);
+    const cached = flags === 'r+';
+    const fh = cached ? await this.files.acquire(path) : await open(path, flags);
     let at = 0;
     try {
       for await (const chunk of chunks) {
@@ -404,7 +410,8 @@ export class Depot {
       if (flags === 'w') await rm(path, { force: true });
       throw err;
     } finally {
-      await fh.close();
+      if (cached) this.files.release(path);
+      else await fh.close();
     }
   }
 
@@ -424,7 +431,8 @@ export class Depot {
     const releaseReader = await live.reader.acquire();
     try {
       const src = await open(stage, 'r');
-      const ring = await open(this.path(rec), 'r+');
+      const ringPath = this.path(rec);
+      const ring = await this.files.acquire(ringPath);
       try {
         const tail = (rec.head + rec.size) % rec.maxSize;
         let at = 0;
@@ -435,7 +443,7 @@ export class Depot {
         if (sync) await ring.sync();
       } finally {
         await src.close();
-        await ring.close();
+        this.files.release(ringPath);
       }
       const overflow = Math.max(0, rec.size + total - rec.maxSize);
       rec.head = (rec.head + overflow) % rec.maxSize;
@@ -486,11 +494,13 @@ export class Depot {
         );
       }
       hooks.onLength?.(n);
-      const fh = await open(this.path(rec), 'r');
+      if (n === 0) return;
+      const path = this.path(rec);
+      const fh = await this.files.acquire(path);
       try {
         yield* rangeRead(fh, offset, n);
       } finally {
-        await fh.close();
+        this.files.release(path);
       }
       return;
     }
@@ -510,11 +520,12 @@ export class Depot {
         n = size === -1 ? rec.size : Math.min(size, rec.size);
       }
       hooks.onLength?.(n);
-      const fh = await open(this.path(rec), 'r');
+      const path = this.path(rec);
+      const fh = await this.files.acquire(path);
       try {
         yield* ringRead(fh, rec.head, n, rec.maxSize);
       } finally {
-        await fh.close();
+        this.files.release(path);
       }
       // consumed only once the receiver has everything (a Copy's target acknowledged, a Deliver's peer got it)
       await hooks.beforeConsume?.();
@@ -580,9 +591,13 @@ export class Depot {
     if (attributes.reliability !== undefined && attributes.reliability !== rec.reliability) {
       rec.reliability = attributes.reliability;
       if (rec.reliability === 'STABLE') {
-        const fh = await open(this.path(rec), 'r+');
-        await fh.sync();
-        await fh.close();
+        const path = this.path(rec);
+        const fh = await this.files.acquire(path);
+        try {
+          await fh.sync();
+        } finally {
+          this.files.release(path);
+        }
       }
     }
     await this.save(live);
@@ -613,6 +628,7 @@ export class Depot {
     live.data.notifyAll();
     await live.saving.catch(() => undefined);
     await this.options.store.del(KEY(live.rec.id), live.rec.reliability === 'STABLE' ? SYNC : {});
+    this.files.forget(this.path(live.rec));
     await rm(this.path(live.rec), { force: true });
   }
 

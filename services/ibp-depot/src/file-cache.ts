@@ -1,0 +1,76 @@
+import { type FileHandle, open } from 'node:fs/promises';
+
+interface Entry {
+  handle: Promise<FileHandle>;
+  users: number;
+  /** Close once the last user lets go (the file was replaced or removed). */
+  doomed: boolean;
+}
+
+/**
+ * Open data files, shared by the calls that use them and kept open between calls (opening and closing a
+ * file per small store or read was the largest cost of small operations). At most `max` idle files stay
+ * open; a file in use is never closed under its user.
+ */
+export class FileCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly max = 256) {}
+
+  /** Opens (creating with `create`) or shares the file; call release(path) when done. */
+  async acquire(path: string, create = false): Promise<FileHandle> {
+    let e = this.entries.get(path);
+    if (!e || e.doomed) {
+      const handle = open(path, create ? 'w+' : 'r+');
+      e = { handle, users: 0, doomed: false };
+      this.entries.set(path, e);
+      handle.catch(() => this.entries.get(path) === e && this.entries.delete(path));
+    } else {
+      // most recently used last
+      this.entries.delete(path);
+      this.entries.set(path, e);
+    }
+    e.users++;
+    try {
+      return await e.handle;
+    } catch (err) {
+      e.users--;
+      throw err;
+    }
+  }
+
+  release(path: string): void {
+    const e = this.entries.get(path);
+    if (!e) return;
+    e.users--;
+    if (e.users === 0 && e.doomed) this.close(path, e);
+    else this.trim();
+  }
+
+  /** The file is being replaced or removed: close it now, or when its last user is done. */
+  forget(path: string): void {
+    const e = this.entries.get(path);
+    if (!e) return;
+    e.doomed = true;
+    if (e.users === 0) this.close(path, e);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(all.map((e) => e.handle.then((fh) => fh.close()).catch(() => undefined)));
+  }
+
+  private trim(): void {
+    if (this.entries.size <= this.max) return;
+    for (const [path, e] of this.entries) {
+      if (this.entries.size <= this.max) break;
+      if (e.users === 0) this.close(path, e);
+    }
+  }
+
+  private close(path: string, e: Entry): void {
+    if (this.entries.get(path) === e) this.entries.delete(path);
+    void e.handle.then((fh) => fh.close()).catch(() => undefined);
+  }
+}
