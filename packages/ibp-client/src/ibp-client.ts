@@ -304,6 +304,30 @@ export class IbpClient {
     );
   }
 
+  /**
+   * An attenuated read capability: only [offset, offset + length) (length -1 = to the end), and expiring
+   * at `duration` (seconds since the epoch; 0 = with the area). Hand it out instead of the read capability.
+   */
+  async derive(
+    readCap: string,
+    options: { offset?: number; length?: number; duration?: number } = {},
+    call?: CallOptions,
+  ): Promise<string> {
+    const c = this.client(depotOf(readCap));
+    const r = await unary(
+      c.derive.bind(c),
+      { readCap, offset: options.offset ?? 0, length: options.length ?? -1, duration: options.duration ?? 0 },
+      this.opts(call),
+    );
+    return r.readCap;
+  }
+
+  /** Revokes a derived capability (needs the area's manage capability). */
+  async revoke(manageCap: string, derivedCap: string, call?: CallOptions): Promise<void> {
+    const c = this.client(depotOf(manageCap));
+    await unary(c.revoke.bind(c), { manageCap, derivedCap }, this.opts(call));
+  }
+
   probe(manageCap: string, call?: CallOptions): Promise<ManageResponse> {
     return this.manage(manageCap, 'PROBE', {}, call);
   }

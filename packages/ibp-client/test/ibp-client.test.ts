@@ -66,6 +66,10 @@ describe('IbpClient', () => {
     expect(Number(changed.timeLeft)).toBe(-1); // duration kept (permanent)
     await ibp.manage(dst.manageCap, 'DECR', { capType: 'READ' });
     await expect(ibp.read(dst.readCap)).rejects.toMatchObject({ code: status.NOT_FOUND });
+    const ranged = await ibp.derive(src.readCap, { offset: 12, length: 8 });
+    expect((await ibp.read(ranged, { offset: 12 })).toString()).toBe('transfer');
+    await ibp.revoke(src.manageCap, ranged);
+    await expect(ibp.read(ranged, { offset: 12 })).rejects.toMatchObject({ code: status.NOT_FOUND });
     const st = await ibp.status(b.address);
     expect(st.volatile?.allocations).toBe(0);
   });

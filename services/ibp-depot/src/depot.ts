@@ -24,6 +24,7 @@ import { type PoolConfig, type PoolStatus, Pools } from './pools';
 import {
   type AllocationRecord,
   type AllocationType,
+  type DerivedCap,
   isQueue,
   type PoolName,
   type Reliability,
@@ -197,6 +198,11 @@ export class Depot {
   // ---- capabilities -------------------------------------------------------------------------------
 
   private authorize(cap: string, kind: CapKind, what: string): Live {
+    return this.authorizeWithLimit(cap, kind, what).live;
+  }
+
+  /** Checks a capability; a derived read capability comes back with the limits it carries. */
+  private authorizeWithLimit(cap: string, kind: CapKind, what: string): { live: Live; limit?: DerivedCap } {
     const c = parseCapability(cap, what);
     if (c.kind !== kind) {
       throw BackplaneError.of(
@@ -207,17 +213,21 @@ export class Depot {
         },
       );
     }
+    const now = this.now();
     const live = this.areas.get(c.id);
-    const expired = live && live.rec.expiresAt !== 0 && live.rec.expiresAt <= this.now();
-    if (!live || live.freed || expired || !keyMatches(c.key, live.rec.keyHashes[kind])) {
-      throw BackplaneError.notFound(
-        `no storage area for this ${kind} capability (freed, expired, reclaimed or never issued here)`,
-        {
-          reason: 'IBP_E_CAP_NOT_FOUND',
-        },
-      );
-    }
-    return live;
+    const usable = live && !live.freed && (live.rec.expiresAt === 0 || live.rec.expiresAt > now);
+    if (usable && keyMatches(c.key, live.rec.keyHashes[kind])) return { live };
+    const limit =
+      usable && kind === 'READ'
+        ? live.rec.derived?.find((d) => keyMatches(c.key, d.hash) && (d.expiresAt === 0 || d.expiresAt > now))
+        : undefined;
+    if (live && limit) return { live, limit };
+    throw BackplaneError.notFound(
+      `no storage area for this ${kind} capability (freed, expired, reclaimed, revoked or never issued here)`,
+      {
+        reason: 'IBP_E_CAP_NOT_FOUND',
+      },
+    );
   }
 
   private save(live: Live): Promise<void> {
@@ -468,14 +478,19 @@ export class Depot {
     signal?: AbortSignal,
     hooks: ReadHooks = {},
   ): AsyncGenerator<Buffer> {
-    const live = this.authorize(readCap, 'READ', 'read_cap');
+    const { live, limit } = this.authorizeWithLimit(readCap, 'READ', 'read_cap');
     if (!Number.isSafeInteger(offset) || offset < 0)
       throw BackplaneError.badParameter(`offset must be ≥ 0, got ${offset}`);
     if (!Number.isSafeInteger(size) || size < -1)
       throw BackplaneError.badParameter(`size must be -1 (all) or ≥ 0, got ${size}`);
     const rec = live.rec;
     if (!isQueue(rec.type)) {
-      const available = rec.size;
+      const available = limit ? this.limitEnd(limit, rec.size) : rec.size;
+      if (limit && offset < limit.offset) {
+        throw BackplaneError.permissionDenied(
+          `this capability grants bytes from ${limit.offset} on, not ${offset}`,
+        );
+      }
       if (offset > available) {
         throw BackplaneError.badParameter(
           `offset ${offset} is past the end of the data (${available} bytes)`,
@@ -485,6 +500,11 @@ export class Depot {
         );
       }
       const n = size === -1 ? available - offset : size;
+      if (limit && offset + n > available && offset + n <= rec.size) {
+        throw BackplaneError.permissionDenied(
+          `this capability grants bytes up to ${available}, not ${offset + n}`,
+        );
+      }
       if (offset + n > available) {
         throw BackplaneError.badParameter(
           `reading ${n} bytes from ${offset} passes the end of the data (${available} bytes)`,
@@ -535,6 +555,54 @@ export class Depot {
     } finally {
       release();
     }
+  }
+
+  private limitEnd(limit: DerivedCap, size: number): number {
+    return limit.length === -1 ? size : Math.min(size, limit.offset + limit.length);
+  }
+
+  // ---- attenuated capabilities --------------------------------------------------------------------
+
+  /** A read capability for [offset, offset + length) only (length -1 = to the end), expiring no later than `duration`. */
+  async derive(readCap: string, offset: number, length: number, duration: number): Promise<string> {
+    const { live, limit } = this.authorizeWithLimit(readCap, 'READ', 'read_cap');
+    const rec = live.rec;
+    if (isQueue(rec.type))
+      throw BackplaneError.incorrectState(`a ${rec.type} is consumed by reading: it cannot hand out ranges`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < -1) {
+      throw BackplaneError.badParameter('offset must be ≥ 0 and length ≥ 0 or -1 (to the end)');
+    }
+    const end = length === -1 ? Number.POSITIVE_INFINITY : offset + length;
+    if (limit) {
+      const parentEnd = limit.length === -1 ? Number.POSITIVE_INFINITY : limit.offset + limit.length;
+      if (offset < limit.offset || end > parentEnd) {
+        throw BackplaneError.permissionDenied(
+          'a derived capability can only narrow the range of the one it comes from',
+        );
+      }
+    }
+    let expiresAt = duration === 0 ? 0 : this.validateDuration(duration);
+    const ceiling = Math.min(...[rec.expiresAt, limit?.expiresAt ?? 0].filter((e) => e > 0));
+    if (Number.isFinite(ceiling)) expiresAt = expiresAt === 0 ? ceiling : Math.min(expiresAt, ceiling);
+    const derived = rec.derived ?? [];
+    if (derived.length >= 1000)
+      throw BackplaneError.of('RESOURCE_EXHAUSTED', 'an area may have at most 1000 derived capabilities');
+    const key = newKey();
+    rec.derived = [...derived, { hash: hashKey(key), offset, length, expiresAt }];
+    await this.save(live);
+    return formatCapability(this.capHost, this.capPort, rec.id, key, 'READ');
+  }
+
+  /** Revokes a derived read capability; the area's own capabilities are untouched. */
+  async revoke(manageCap: string, derivedCap: string): Promise<void> {
+    const live = this.authorize(manageCap, 'MANAGE', 'manage_cap');
+    const c = parseCapability(derivedCap, 'derived_cap');
+    const derived = live.rec.derived ?? [];
+    const left = c.id === live.rec.id ? derived.filter((d) => !keyMatches(c.key, d.hash)) : derived;
+    if (left.length === derived.length)
+      throw BackplaneError.notFound('no such derived capability on this area');
+    live.rec.derived = left;
+    await this.save(live);
   }
 
   // ---- IBP_manage ---------------------------------------------------------------------------------

@@ -4,6 +4,17 @@ export type AllocationType = 'BYTE_ARRAY' | 'BUFFER' | 'FIFO' | 'CIRCULAR_QUEUE'
 export type Reliability = 'STABLE' | 'VOLATILE';
 export type PoolName = 'stable' | 'volatile';
 
+/** An attenuated read capability: a byte range and an expiry narrower than the area's. */
+export interface DerivedCap {
+  /** sha256 of its key. */
+  hash: string;
+  offset: number;
+  /** -1 = to the end of the data. */
+  length: number;
+  /** ms since the epoch; 0 = the area's own expiry. */
+  expiresAt: number;
+}
+
 /** Metadata of one storage area, as kept in level. The bytes live in a file of its pool. */
 export interface AllocationRecord {
   id: string;
@@ -23,6 +34,8 @@ export interface AllocationRecord {
   size: number;
   /** FIFO/CIRCULAR_QUEUE: position of the oldest byte in the ring (the file holds maxSize bytes). */
   head: number;
+  /** Attenuated read capabilities derived from the read capability. */
+  derived?: DerivedCap[];
   /** BUFFER: the data file's generation (a store writes generation + 1, then switches). */
   generation: number;
   /** Bumped on every metadata change. */

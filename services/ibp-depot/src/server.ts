@@ -145,6 +145,15 @@ export function depotService(depot: Depot, allowed: BlockList): ServiceRegistrat
       };
     },
 
+    derive: async (req) => ({
+      readCap: await depot.derive(req.readCap, req.offset, req.length, req.duration),
+    }),
+
+    revoke: async (req) => {
+      await depot.revoke(req.manageCap, req.derivedCap);
+      return {};
+    },
+
     status: async () => {
       const s = depot.status();
       return {

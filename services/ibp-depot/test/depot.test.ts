@@ -244,6 +244,36 @@ describe('Depot', () => {
     expect(data).toMatch(/^(a{8192}|b{8192}|c{8192}){3}$/);
   });
 
+  it('derives attenuated read capabilities limited to a range and an expiry, and revokes them', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY'));
+    await store(caps.writeCap, 'hello world');
+    const world = await depot.derive(caps.readCap, 6, 5, 0);
+    expect(world).toMatch(/\/READ$/);
+    expect(await read(world, 6)).toBe('world');
+    expect(await read(world, 7, 2)).toBe('or');
+    expect((await failure(read(world, 0))).code).toBe(status.PERMISSION_DENIED);
+    await store(caps.writeCap, '!!!');
+    expect((await failure(read(world, 6, 6))).code).toBe(status.PERMISSION_DENIED);
+    expect(await read(world, 6)).toBe('world');
+    // a derived capability can only narrow
+    const or = await depot.derive(world, 7, 2, 0);
+    expect(await read(or, 7)).toBe('or');
+    expect((await failure(depot.derive(world, 0, 5, 0))).code).toBe(status.PERMISSION_DENIED);
+    // an earlier expiry ends it while the original lives on
+    const brief = await depot.derive(caps.readCap, 0, -1, Math.floor(t.clock.now / 1000) + 30);
+    expect(await read(brief)).toBe('hello world!!!');
+    t.clock.now += 31_000;
+    expect((await failure(read(brief))).code).toBe(status.NOT_FOUND);
+    // revocation needs the manage capability and leaves the original alone
+    expect((await failure(depot.revoke(caps.readCap, world))).code).toBe(status.FAILED_PRECONDITION);
+    await depot.revoke(caps.manageCap, world);
+    expect((await failure(read(world, 6))).code).toBe(status.NOT_FOUND);
+    expect((await failure(depot.revoke(caps.manageCap, world))).code).toBe(status.NOT_FOUND);
+    expect(await read(caps.readCap)).toBe('hello world!!!');
+    const fifo = await depot.allocate(8, attrs('FIFO'));
+    expect((await failure(depot.derive(fifo.readCap, 0, 1, 0))).code).toBe(status.FAILED_PRECONDITION);
+  });
+
   it('keeps areas, data and capabilities across a restart', async () => {
     const ba = await depot.allocate(100, attrs('BYTE_ARRAY'));
     const fifo = await depot.allocate(8, attrs('FIFO'));

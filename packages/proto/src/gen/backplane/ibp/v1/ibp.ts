@@ -340,6 +340,27 @@ export interface StatusResponse {
   maxDurationSeconds: number;
 }
 
+export interface DeriveRequest {
+  readCap: string;
+  /** The readable range: [offset, offset + length); length -1 = to the end. */
+  offset: number;
+  length: number;
+  /** Expiry in seconds since the epoch; 0 = the area's own. */
+  duration: number;
+}
+
+export interface DeriveResponse {
+  readCap: string;
+}
+
+export interface RevokeRequest {
+  manageCap: string;
+  derivedCap: string;
+}
+
+export interface RevokeResponse {
+}
+
 function createBaseAttributes(): Attributes {
   return { duration: 0, reliability: 0, type: 0 };
 }
@@ -2254,6 +2275,345 @@ export const StatusResponse: MessageFns<StatusResponse> = {
   },
 };
 
+function createBaseDeriveRequest(): DeriveRequest {
+  return { readCap: "", offset: 0, length: 0, duration: 0 };
+}
+
+export const DeriveRequest: MessageFns<DeriveRequest> = {
+  encode(message: DeriveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.readCap !== "") {
+      writer.uint32(10).string(message.readCap);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).uint64(message.offset);
+    }
+    if (message.length !== 0) {
+      writer.uint32(24).int64(message.length);
+    }
+    if (message.duration !== 0) {
+      writer.uint32(32).int64(message.duration);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeriveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeriveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.readCap = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.length = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.duration = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeriveRequest {
+    return {
+      readCap: isSet(object.readCap)
+        ? globalThis.String(object.readCap)
+        : isSet(object.read_cap)
+        ? globalThis.String(object.read_cap)
+        : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
+      duration: isSet(object.duration) ? globalThis.Number(object.duration) : 0,
+    };
+  },
+
+  toJSON(message: DeriveRequest): unknown {
+    const obj: any = {};
+    if (message.readCap !== "") {
+      obj.readCap = message.readCap;
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
+    if (message.duration !== 0) {
+      obj.duration = Math.round(message.duration);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeriveRequest>, I>>(base?: I): DeriveRequest {
+    return DeriveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeriveRequest>, I>>(object: I): DeriveRequest {
+    const message = createBaseDeriveRequest();
+    message.readCap = object.readCap ?? "";
+    message.offset = object.offset ?? 0;
+    message.length = object.length ?? 0;
+    message.duration = object.duration ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeriveResponse(): DeriveResponse {
+  return { readCap: "" };
+}
+
+export const DeriveResponse: MessageFns<DeriveResponse> = {
+  encode(message: DeriveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.readCap !== "") {
+      writer.uint32(10).string(message.readCap);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeriveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeriveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.readCap = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeriveResponse {
+    return {
+      readCap: isSet(object.readCap)
+        ? globalThis.String(object.readCap)
+        : isSet(object.read_cap)
+        ? globalThis.String(object.read_cap)
+        : "",
+    };
+  },
+
+  toJSON(message: DeriveResponse): unknown {
+    const obj: any = {};
+    if (message.readCap !== "") {
+      obj.readCap = message.readCap;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeriveResponse>, I>>(base?: I): DeriveResponse {
+    return DeriveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeriveResponse>, I>>(object: I): DeriveResponse {
+    const message = createBaseDeriveResponse();
+    message.readCap = object.readCap ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeRequest(): RevokeRequest {
+  return { manageCap: "", derivedCap: "" };
+}
+
+export const RevokeRequest: MessageFns<RevokeRequest> = {
+  encode(message: RevokeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manageCap !== "") {
+      writer.uint32(10).string(message.manageCap);
+    }
+    if (message.derivedCap !== "") {
+      writer.uint32(18).string(message.derivedCap);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manageCap = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.derivedCap = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeRequest {
+    return {
+      manageCap: isSet(object.manageCap)
+        ? globalThis.String(object.manageCap)
+        : isSet(object.manage_cap)
+        ? globalThis.String(object.manage_cap)
+        : "",
+      derivedCap: isSet(object.derivedCap)
+        ? globalThis.String(object.derivedCap)
+        : isSet(object.derived_cap)
+        ? globalThis.String(object.derived_cap)
+        : "",
+    };
+  },
+
+  toJSON(message: RevokeRequest): unknown {
+    const obj: any = {};
+    if (message.manageCap !== "") {
+      obj.manageCap = message.manageCap;
+    }
+    if (message.derivedCap !== "") {
+      obj.derivedCap = message.derivedCap;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeRequest>, I>>(base?: I): RevokeRequest {
+    return RevokeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeRequest>, I>>(object: I): RevokeRequest {
+    const message = createBaseRevokeRequest();
+    message.manageCap = object.manageCap ?? "";
+    message.derivedCap = object.derivedCap ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeResponse(): RevokeResponse {
+  return {};
+}
+
+export const RevokeResponse: MessageFns<RevokeResponse> = {
+  encode(_: RevokeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RevokeResponse {
+    return {};
+  },
+
+  toJSON(_: RevokeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeResponse>, I>>(base?: I): RevokeResponse {
+    return RevokeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeResponse>, I>>(_: I): RevokeResponse {
+    const message = createBaseRevokeResponse();
+    return message;
+  },
+};
+
 export type DepotServiceService = typeof DepotServiceService;
 export const DepotServiceService = {
   /**
@@ -2348,6 +2708,32 @@ export const DepotServiceService = {
     responseSerialize: (value: StatusResponse): Buffer => Buffer.from(StatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StatusResponse => StatusResponse.decode(value),
   },
+  /**
+   * Derives an attenuated read capability from a read capability: limited to
+   * a byte range and/or an earlier expiry (BYTE_ARRAY and BUFFER areas).
+   */
+  derive: {
+    path: "/backplane.ibp.v1.DepotService/Derive" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeriveRequest): Buffer => Buffer.from(DeriveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeriveRequest => DeriveRequest.decode(value),
+    responseSerialize: (value: DeriveResponse): Buffer => Buffer.from(DeriveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeriveResponse => DeriveResponse.decode(value),
+  },
+  /**
+   * Revokes a derived capability (the manage capability is needed); the
+   * original capabilities keep working.
+   */
+  revoke: {
+    path: "/backplane.ibp.v1.DepotService/Revoke" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeRequest): Buffer => Buffer.from(RevokeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeRequest => RevokeRequest.decode(value),
+    responseSerialize: (value: RevokeResponse): Buffer => Buffer.from(RevokeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
+  },
 } as const;
 
 export interface DepotServiceServer extends UntypedServiceImplementation {
@@ -2379,6 +2765,16 @@ export interface DepotServiceServer extends UntypedServiceImplementation {
   manage: handleUnaryCall<ManageRequest, ManageResponse>;
   /** Capacity and use of the stable and volatile pools. */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
+  /**
+   * Derives an attenuated read capability from a read capability: limited to
+   * a byte range and/or an earlier expiry (BYTE_ARRAY and BUFFER areas).
+   */
+  derive: handleUnaryCall<DeriveRequest, DeriveResponse>;
+  /**
+   * Revokes a derived capability (the manage capability is needed); the
+   * original capabilities keep working.
+   */
+  revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
 }
 
 export interface DepotServiceClient extends Client {
@@ -2504,6 +2900,44 @@ export interface DepotServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StatusResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Derives an attenuated read capability from a read capability: limited to
+   * a byte range and/or an earlier expiry (BYTE_ARRAY and BUFFER areas).
+   */
+  derive(
+    request: DeriveRequest,
+    callback: (error: ServiceError | null, response: DeriveResponse) => void,
+  ): ClientUnaryCall;
+  derive(
+    request: DeriveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeriveResponse) => void,
+  ): ClientUnaryCall;
+  derive(
+    request: DeriveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeriveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Revokes a derived capability (the manage capability is needed); the
+   * original capabilities keep working.
+   */
+  revoke(
+    request: RevokeRequest,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  revoke(
+    request: RevokeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  revoke(
+    request: RevokeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
   ): ClientUnaryCall;
 }
 
