@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
 import {
   AllocationType,
   type CapSet,
@@ -150,18 +151,30 @@ export class IbpClient {
     const deadline =
       o.deadline ?? (o.timeoutMs !== undefined ? new Date(Date.now() + o.timeoutMs) : undefined);
     return new Promise((resolve, reject) => {
-      const call = c.store(o.metadata ?? new Metadata(), deadline ? { deadline } : {}, (err, res) =>
-        err
-          ? reject(BackplaneError.from(err))
-          : resolve({ stored: Number(res.stored), currentSize: Number(res.currentSize) }),
-      );
+      let sent = 0;
+      const call = c.store(o.metadata ?? new Metadata(), deadline ? { deadline } : {}, (err, res) => {
+        if (err) reject(BackplaneError.from(err));
+        else if (res.crc32 !== sent) {
+          reject(
+            BackplaneError.of(
+              'DATA_LOSS',
+              `the depot stored bytes with CRC-32 ${res.crc32}; ${sent} was sent`,
+            ),
+          );
+        } else resolve({ stored: Number(res.stored), currentSize: Number(res.currentSize) });
+      });
       options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
       const pump = async () => {
         let first = true;
         let done = 0;
         for await (const chunk of chunks) {
-          // the first message carries the capability, the size and the first chunk: a small store is one message
-          const msg = first ? { writeCap, size, data: chunk } : { writeCap: '', size: 0, data: chunk };
+          // the first message carries the capability, the size and the first chunk (a small store is one
+          // message); every chunk carries its CRC-32, and the depot refuses a store with a damaged one
+          const crc = crc32(chunk);
+          sent = crc32(chunk, sent);
+          const msg = first
+            ? { writeCap, size, data: chunk, crc32: crc }
+            : { writeCap: '', size: 0, data: chunk, crc32: crc };
           first = false;
           if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', () => r()));
           done += chunk.length;
@@ -177,7 +190,7 @@ export class IbpClient {
     });
   }
 
-  /** The chunks of an IBP_read, as they arrive. */
+  /** The chunks of an IBP_read, as they arrive, each checked against its CRC-32. */
   async *readChunks(
     readCap: string,
     options: { offset?: number; size?: number } & CallOptions = {},
@@ -188,8 +201,25 @@ export class IbpClient {
       { readCap, offset: options.offset ?? 0, size: options.size ?? -1 },
       this.opts(options),
     )) {
+      if (crc32(r.data) !== r.crc32) {
+        throw BackplaneError.of('DATA_LOSS', 'a chunk read from the depot does not match its CRC-32');
+      }
       yield r.data;
     }
+  }
+
+  /** Re-checks the stored bytes of an area against the checksums recorded when they were stored. */
+  async verify(
+    readCap: string,
+    call?: CallOptions,
+  ): Promise<{ extents: number; bytes: number; corruptOffsets: number[] }> {
+    const c = this.client(depotOf(readCap));
+    const r = await unary(c.verify.bind(c), { readCap }, this.opts(call));
+    return {
+      extents: Number(r.extents),
+      bytes: Number(r.bytes),
+      corruptOffsets: r.corruptOffsets.map(Number),
+    };
   }
 
   /** IBP_read into a Buffer, or into a Writable or a file (then resolves with the byte count). */

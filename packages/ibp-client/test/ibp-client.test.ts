@@ -50,6 +50,7 @@ describe('IbpClient', () => {
     sink.on('data', (d: Buffer) => got.push(d));
     expect(await ibp.read(caps.readCap, { offset: big.length + 12, size: 4 }, sink)).toBe(4);
     expect(Buffer.concat(got).toString()).toBe('from');
+    expect(await ibp.verify(caps.readCap)).toEqual({ extents: 3, bytes: all.length, corruptOffsets: [] });
     const probe = await ibp.probe(caps.manageCap);
     expect(Number(probe.currentSize)).toBe(all.length);
     expect(Number(probe.timeLeft)).toBeGreaterThan(3500);

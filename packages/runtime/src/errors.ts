@@ -19,6 +19,7 @@ export const Reason = {
   CANCELLED: status.CANCELLED,
   RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
   NO_SUCCESS: status.UNAVAILABLE,
+  DATA_LOSS: status.DATA_LOSS,
   INTERNAL: status.INTERNAL,
 } as const;
 export type Reason = keyof typeof Reason;

@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import {
   AsyncLock,
   BackplaneError,
   Condition,
   type Logger,
+  prefixEnd,
   type Store,
   silentLogger,
 } from '@backplane/runtime';
@@ -87,6 +89,18 @@ interface Live {
 }
 
 const KEY = (id: string) => `alloc!${id}`;
+/** Checksummed extents of BYTE_ARRAY and BUFFER data: one per store, keyed by offset. */
+const EXTENT_PREFIX = (id: string) => `sum!${id}!`;
+
+type StoreOp = { type: 'put'; key: string; value: string };
+
+function extentOp(id: string, offset: number, length: number, crc: number): StoreOp {
+  return {
+    type: 'put',
+    key: `${EXTENT_PREFIX(id)}${String(offset).padStart(16, '0')}`,
+    value: JSON.stringify({ length, crc }),
+  };
+}
 const CLEAN_KEY = 'meta!clean';
 const MAX_ALLOCATION = Number.MAX_SAFE_INTEGER;
 /** classic-level's write option: fsync the log before the write returns. */
@@ -230,13 +244,17 @@ export class Depot {
     );
   }
 
-  private save(live: Live): Promise<void> {
+  /** Writes the record (with `extra` operations in the same batch), in order, fsynced for STABLE areas. */
+  private save(live: Live, extra: StoreOp[] = []): Promise<void> {
     live.rec.version += 1;
     const sync = live.rec.reliability === 'STABLE';
     live.saving = live.saving.then(() =>
       live.freed
         ? undefined
-        : this.options.store.put(KEY(live.rec.id), JSON.stringify(live.rec), { sync } as never),
+        : this.options.store.batch(
+            [{ type: 'put', key: KEY(live.rec.id), value: JSON.stringify(live.rec) }, ...extra],
+            { sync } as never,
+          ),
     );
     return live.saving;
   }
@@ -326,7 +344,7 @@ export class Depot {
     total: number,
     chunks: AsyncIterable<Buffer>,
     signal?: AbortSignal,
-  ): Promise<{ stored: number; currentSize: number }> {
+  ): Promise<{ stored: number; currentSize: number; crc32: number }> {
     const live = this.authorize(writeCap, 'WRITE', 'write_cap');
     if (!Number.isSafeInteger(total) || total < 0)
       throw BackplaneError.badParameter(`size must be ≥ 0, got ${total}`);
@@ -343,9 +361,10 @@ export class Depot {
         );
       }
       const sync = rec.reliability === 'STABLE';
+      let crc = 0;
       switch (rec.type) {
         case 'BYTE_ARRAY':
-          await this.receive(
+          crc = await this.receive(
             this.path(rec),
             total,
             chunks,
@@ -355,7 +374,7 @@ export class Depot {
           break;
         case 'FIFO': {
           const tail = (rec.head + rec.size) % rec.maxSize;
-          await this.receive(
+          crc = await this.receive(
             this.path(rec),
             total,
             chunks,
@@ -366,11 +385,11 @@ export class Depot {
         }
         case 'BUFFER': {
           const next = this.path(rec, rec.generation + 1);
-          await this.receive(next, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), sync, 'w');
+          crc = await this.receive(next, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), sync, 'w');
           break;
         }
         case 'CIRCULAR_QUEUE':
-          await this.storeCircular(live, total, chunks, sync);
+          crc = await this.storeCircular(live, total, chunks, sync);
           break;
       }
       if (live.freed) throw BackplaneError.notFound('the area was freed while the store was in progress');
@@ -378,21 +397,26 @@ export class Depot {
         const old = this.path(rec);
         rec.size = total;
         rec.generation += 1;
-        await this.save(live); // from here on the record names the new file
+        // from here on the record names the new file; its one extent replaces the old one
+        await this.save(live, [extentOp(rec.id, 0, total, crc)]);
         this.files.forget(old);
         await rm(old, { force: true });
-      } else if (rec.type !== 'CIRCULAR_QUEUE') {
+      } else if (rec.type === 'BYTE_ARRAY') {
+        const offset = rec.size;
+        rec.size += total;
+        await this.save(live, total > 0 ? [extentOp(rec.id, offset, total, crc)] : []);
+      } else if (rec.type === 'FIFO') {
         rec.size += total;
         await this.save(live);
       }
       live.data.notifyAll();
-      return { stored: total, currentSize: rec.size };
+      return { stored: total, currentSize: rec.size, crc32: crc };
     } finally {
       release();
     }
   }
 
-  /** Writes the incoming chunks with `put`, checks the byte count, fsyncs when asked. */
+  /** Writes the incoming chunks with `put`, checks the byte count, fsyncs when asked; returns their CRC-32. */
   private async receive(
     path: string,
     total: number,
@@ -400,10 +424,11 @@ export class Depot {
     put: (fh: FileHandle, buf: Buffer, at: number) => Promise<void>,
     sync: boolean,
     flags = 'r+',
-  ): Promise<void> {
+  ): Promise<number> {
     const cached = flags === 'r+';
     const fh = cached ? await this.files.acquire(path) : await open(path, flags);
     let at = 0;
+    let crc = 0;
     try {
       for await (const chunk of chunks) {
         if (chunk.length === 0) continue;
@@ -411,11 +436,13 @@ export class Depot {
           throw BackplaneError.badParameter(`the stream carries more than the announced ${total} bytes`);
         }
         await put(fh, chunk, at);
+        crc = crc32(chunk, crc);
         at += chunk.length;
       }
       if (at !== total)
         throw BackplaneError.badParameter(`the stream ended after ${at} of the announced ${total} bytes`);
       if (sync) await fh.sync();
+      return crc;
     } catch (err) {
       if (flags === 'w') await rm(path, { force: true });
       throw err;
@@ -434,10 +461,17 @@ export class Depot {
     total: number,
     chunks: AsyncIterable<Buffer>,
     sync: boolean,
-  ): Promise<void> {
+  ): Promise<number> {
     const rec = live.rec;
     const stage = `${this.path(rec)}.stage`;
-    await this.receive(stage, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), false, 'w');
+    const crc = await this.receive(
+      stage,
+      total,
+      chunks,
+      (fh, buf, at) => writeFully(fh, buf, at),
+      false,
+      'w',
+    );
     const releaseReader = await live.reader.acquire();
     try {
       const src = await open(stage, 'r');
@@ -459,6 +493,7 @@ export class Depot {
       rec.head = (rec.head + overflow) % rec.maxSize;
       rec.size = Math.min(rec.maxSize, rec.size + total);
       await this.save(live);
+      return crc;
     } finally {
       releaseReader();
       await rm(stage, { force: true });
@@ -559,6 +594,40 @@ export class Depot {
 
   private limitEnd(limit: DerivedCap, size: number): number {
     return limit.length === -1 ? size : Math.min(size, limit.offset + limit.length);
+  }
+
+  // ---- integrity ----------------------------------------------------------------------------------
+
+  /** Re-reads every stored extent of a BYTE_ARRAY or BUFFER and checks it against its recorded CRC-32. */
+  async verify(readCap: string): Promise<{ extents: number; bytes: number; corruptOffsets: number[] }> {
+    const { live, limit } = this.authorizeWithLimit(readCap, 'READ', 'read_cap');
+    if (limit) throw BackplaneError.permissionDenied("verifying needs the area's own read capability");
+    const rec = live.rec;
+    if (isQueue(rec.type))
+      throw BackplaneError.incorrectState(`a ${rec.type} keeps no checksums of consumed data`);
+    const prefix = EXTENT_PREFIX(rec.id);
+    const result = { extents: 0, bytes: 0, corruptOffsets: [] as number[] };
+    const path = this.path(rec);
+    const fh = await this.files.acquire(path);
+    try {
+      for await (const [key, value] of this.options.store.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
+        const offset = Number(String(key).slice(prefix.length));
+        const { length, crc } = JSON.parse(value) as { length: number; crc: number };
+        if (offset + length > rec.size) continue; // an extent of an older BUFFER generation
+        let actual = 0;
+        try {
+          for await (const chunk of rangeRead(fh, offset, length)) actual = crc32(chunk, actual);
+        } catch {
+          actual = -1; // the file is shorter than the extent
+        }
+        result.extents += 1;
+        result.bytes += length;
+        if (actual !== crc) result.corruptOffsets.push(offset);
+      }
+    } finally {
+      this.files.release(path);
+    }
+    return result;
   }
 
   // ---- attenuated capabilities --------------------------------------------------------------------
@@ -696,6 +765,10 @@ export class Depot {
     live.data.notifyAll();
     await live.saving.catch(() => undefined);
     await this.options.store.del(KEY(live.rec.id), live.rec.reliability === 'STABLE' ? SYNC : {});
+    await this.options.store.clear({
+      gte: EXTENT_PREFIX(live.rec.id),
+      lt: prefixEnd(EXTENT_PREFIX(live.rec.id)),
+    });
     this.files.forget(this.path(live.rec));
     await rm(this.path(live.rec), { force: true });
   }

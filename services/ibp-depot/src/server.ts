@@ -1,4 +1,5 @@
 import type { BlockList } from 'node:net';
+import { crc32 } from 'node:zlib';
 import {
   CapType,
   DepotServiceService,
@@ -51,13 +52,22 @@ function attributesFromProto(a: PbAttributes | undefined): Attributes {
 
 /** The first message of a Store stream names the capability and size; every message may carry data. */
 async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>): AsyncGenerator<Buffer> {
-  if (first.data.length > 0) yield first.data;
+  let index = 0;
+  let message = first;
   for (;;) {
+    // a chunk damaged in transit fails the whole store, before the depot applies any of it
+    if (message.crc32 !== undefined && crc32(message.data) !== message.crc32) {
+      throw BackplaneError.badParameter(`chunk ${index} does not match its crc32`, {
+        reason: 'CHECKSUM_MISMATCH',
+      });
+    }
+    if (message.data.length > 0) yield message.data;
     const next = await rest.next();
     if (next.done) return;
     if (next.value.writeCap !== '')
       throw BackplaneError.badParameter('write_cap belongs in the first message only');
-    yield next.value.data;
+    message = next.value;
+    index++;
   }
 }
 
@@ -82,12 +92,13 @@ export function depotService(depot: Depot, allowed: BlockList): ServiceRegistrat
         chunksOf(first.value, it),
         ctx.signal,
       );
-      return { stored: r.stored, currentSize: r.currentSize };
+      return { stored: r.stored, currentSize: r.currentSize, crc32: r.crc32 };
     },
 
     read: async (req, sink, ctx) => {
-      for await (const data of depot.read(req.readCap, req.offset, req.size, ctx.signal))
-        await sink.send({ data });
+      for await (const data of depot.read(req.readCap, req.offset, req.size, ctx.signal)) {
+        await sink.send({ data, crc32: crc32(data) });
+      }
     },
 
     copy: async (req, ctx) => ({
@@ -153,6 +164,8 @@ export function depotService(depot: Depot, allowed: BlockList): ServiceRegistrat
       await depot.revoke(req.manageCap, req.derivedCap);
       return {};
     },
+
+    verify: async (req) => depot.verify(req.readCap),
 
     status: async () => {
       const s = depot.status();

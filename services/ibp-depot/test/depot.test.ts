@@ -1,3 +1,6 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { status } from '@grpc/grpc-js';
 import type { Depot } from '../src';
 import { attrs, chunked, collect, failure, KB, openTestDepot, type TestDepot } from './helpers';
@@ -40,7 +43,7 @@ describe('Depot', () => {
     const caps = await depot.allocate(100, attrs('BYTE_ARRAY'));
     await store(caps.writeCap, 'hello');
     const r = await store(caps.writeCap, ' world');
-    expect(r).toEqual({ stored: 6, currentSize: 11 });
+    expect(r).toMatchObject({ stored: 6, currentSize: 11 });
     expect(await read(caps.readCap)).toBe('hello world');
     expect(await read(caps.readCap, 6, 5)).toBe('world');
     expect(await read(caps.readCap, 11, -1)).toBe('');
@@ -272,6 +275,26 @@ describe('Depot', () => {
     expect(await read(caps.readCap)).toBe('hello world!!!');
     const fifo = await depot.allocate(8, attrs('FIFO'));
     expect((await failure(depot.derive(fifo.readCap, 0, 1, 0))).code).toBe(status.FAILED_PRECONDITION);
+  });
+
+  it('records a CRC-32 per store and finds bytes that rotted on disk', async () => {
+    const caps = await depot.allocate(1000, attrs('BYTE_ARRAY'));
+    const a = await store(caps.writeCap, 'first extent;');
+    expect(a.crc32).toBe(crc32('first extent;'));
+    await store(caps.writeCap, 'second extent');
+    expect(await depot.verify(caps.readCap)).toEqual({ extents: 2, bytes: 26, corruptOffsets: [] });
+    const id = (caps.readCap.split('/')[3] as string).split('#')[0] as string;
+    const file = join(t.dir, 'stable', id);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.from('X'), 0, 1, 15); // inside the second extent
+    closeSync(fd);
+    expect(await depot.verify(caps.readCap)).toEqual({ extents: 2, bytes: 26, corruptOffsets: [13] });
+    const buf = await depot.allocate(100, attrs('BUFFER'));
+    await store(buf.writeCap, 'old');
+    await store(buf.writeCap, 'new data');
+    expect(await depot.verify(buf.readCap)).toEqual({ extents: 1, bytes: 8, corruptOffsets: [] });
+    const fifo = await depot.allocate(10, attrs('FIFO'));
+    expect((await failure(depot.verify(fifo.readCap))).code).toBe(status.FAILED_PRECONDITION);
   });
 
   it('keeps areas, data and capabilities across a restart', async () => {

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import {
   AllocationType,
   type CapSet,

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { crc32 } from 'node:zlib';
 import { AllocationType, CapType, type DepotServiceClient, ManageCommand } from '@backplane/proto/ibp';
-import { type BackplaneError, unary } from '@backplane/runtime';
+import { BackplaneError, serverStream, unary } from '@backplane/runtime';
 import { tempDir } from '@backplane/runtime/testing';
 import { status } from '@grpc/grpc-js';
 import { type RunningDepot, startDepot } from '../src';
@@ -94,6 +95,28 @@ describe('DepotService over gRPC', () => {
     const st = await unary(client.status.bind(client), {});
     expect(st.stable?.capacity).toBe(64 * 1024 * 1024);
     expect(st.stable?.allocations).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses a store whose chunk arrives damaged, and checksums what it reads', async () => {
+    const caps = await allocate(client, 64);
+    const err = await new Promise<BackplaneError>((resolve) => {
+      const call = client.store((e) => resolve(BackplaneError.from(e)));
+      call.write({ writeCap: caps.writeCap, size: 8, data: Buffer.from('good'), crc32: crc32('good') });
+      call.write({ writeCap: '', size: 0, data: Buffer.from('evil'), crc32: crc32('good') });
+      call.end();
+    });
+    expect(err).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'CHECKSUM_MISMATCH' });
+    expect((await readVia(client, caps.readCap)).length).toBe(0);
+    await storeVia(client, caps.writeCap, Buffer.from('checked'));
+    for await (const r of serverStream(client.read.bind(client), {
+      readCap: caps.readCap,
+      offset: 0,
+      size: -1,
+    })) {
+      expect(r.crc32).toBe(crc32(r.data));
+    }
+    const v = await unary(client.verify.bind(client), { readCap: caps.readCap });
+    expect(v).toMatchObject({ extents: 1, bytes: 7, corruptOffsets: [] });
   });
 
   it('delivers bytes to a waiting TCP listener, consuming a FIFO', async () => {

@@ -240,12 +240,20 @@ export interface StoreRequest {
   size: number;
   /** Any message: the next chunk (64 KiB to 1 MiB is a good size). */
   data: Buffer;
+  /**
+   * CRC-32 (as zlib computes it) of `data`; when set, the depot checks it
+   * and refuses the whole store (INVALID_ARGUMENT, CHECKSUM_MISMATCH) on a
+   * mismatch.
+   */
+  crc32?: number | undefined;
 }
 
 export interface StoreResponse {
   stored: number;
   /** Bytes held by the area after the store. */
   currentSize: number;
+  /** CRC-32 of all the bytes this store wrote, as the depot computed them. */
+  crc32: number;
 }
 
 export interface ReadRequest {
@@ -257,6 +265,8 @@ export interface ReadRequest {
 
 export interface ReadResponse {
   data: Buffer;
+  /** CRC-32 of `data`, computed from what the depot read from its disk. */
+  crc32: number;
 }
 
 export interface CopyRequest {
@@ -359,6 +369,18 @@ export interface RevokeRequest {
 }
 
 export interface RevokeResponse {
+}
+
+export interface VerifyRequest {
+  readCap: string;
+}
+
+export interface VerifyResponse {
+  /** Stored extents checked (one per store) and the bytes they cover. */
+  extents: number;
+  bytes: number;
+  /** Offsets of extents whose bytes no longer match their checksum. */
+  corruptOffsets: number[];
 }
 
 function createBaseAttributes(): Attributes {
@@ -730,7 +752,7 @@ export const AllocateResponse: MessageFns<AllocateResponse> = {
 };
 
 function createBaseStoreRequest(): StoreRequest {
-  return { writeCap: "", size: 0, data: Buffer.alloc(0) };
+  return { writeCap: "", size: 0, data: Buffer.alloc(0), crc32: undefined };
 }
 
 export const StoreRequest: MessageFns<StoreRequest> = {
@@ -743,6 +765,9 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     }
     if (message.data.length !== 0) {
       writer.uint32(26).bytes(message.data);
+    }
+    if (message.crc32 !== undefined) {
+      writer.uint32(32).uint32(message.crc32);
     }
     return writer;
   },
@@ -784,6 +809,14 @@ export const StoreRequest: MessageFns<StoreRequest> = {
             message.data = Buffer.from(reader.bytes());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -805,6 +838,7 @@ export const StoreRequest: MessageFns<StoreRequest> = {
         : "",
       size: isSet(object.size) ? globalThis.Number(object.size) : 0,
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : undefined,
     };
   },
 
@@ -819,6 +853,9 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     if (message.data.length !== 0) {
       obj.data = base64FromBytes(message.data);
     }
+    if (message.crc32 !== undefined) {
+      obj.crc32 = Math.round(message.crc32);
+    }
     return obj;
   },
 
@@ -830,12 +867,13 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     message.writeCap = object.writeCap ?? "";
     message.size = object.size ?? 0;
     message.data = object.data ?? Buffer.alloc(0);
+    message.crc32 = object.crc32 ?? undefined;
     return message;
   },
 };
 
 function createBaseStoreResponse(): StoreResponse {
-  return { stored: 0, currentSize: 0 };
+  return { stored: 0, currentSize: 0, crc32: 0 };
 }
 
 export const StoreResponse: MessageFns<StoreResponse> = {
@@ -845,6 +883,9 @@ export const StoreResponse: MessageFns<StoreResponse> = {
     }
     if (message.currentSize !== 0) {
       writer.uint32(16).uint64(message.currentSize);
+    }
+    if (message.crc32 !== 0) {
+      writer.uint32(24).uint32(message.crc32);
     }
     return writer;
   },
@@ -878,6 +919,14 @@ export const StoreResponse: MessageFns<StoreResponse> = {
             message.currentSize = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -898,6 +947,7 @@ export const StoreResponse: MessageFns<StoreResponse> = {
         : isSet(object.current_size)
         ? globalThis.Number(object.current_size)
         : 0,
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : 0,
     };
   },
 
@@ -909,6 +959,9 @@ export const StoreResponse: MessageFns<StoreResponse> = {
     if (message.currentSize !== 0) {
       obj.currentSize = Math.round(message.currentSize);
     }
+    if (message.crc32 !== 0) {
+      obj.crc32 = Math.round(message.crc32);
+    }
     return obj;
   },
 
@@ -919,6 +972,7 @@ export const StoreResponse: MessageFns<StoreResponse> = {
     const message = createBaseStoreResponse();
     message.stored = object.stored ?? 0;
     message.currentSize = object.currentSize ?? 0;
+    message.crc32 = object.crc32 ?? 0;
     return message;
   },
 };
@@ -1029,13 +1083,16 @@ export const ReadRequest: MessageFns<ReadRequest> = {
 };
 
 function createBaseReadResponse(): ReadResponse {
-  return { data: Buffer.alloc(0) };
+  return { data: Buffer.alloc(0), crc32: 0 };
 }
 
 export const ReadResponse: MessageFns<ReadResponse> = {
   encode(message: ReadResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.data.length !== 0) {
       writer.uint32(10).bytes(message.data);
+    }
+    if (message.crc32 !== 0) {
+      writer.uint32(16).uint32(message.crc32);
     }
     return writer;
   },
@@ -1061,6 +1118,14 @@ export const ReadResponse: MessageFns<ReadResponse> = {
             message.data = Buffer.from(reader.bytes());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1074,13 +1139,19 @@ export const ReadResponse: MessageFns<ReadResponse> = {
   },
 
   fromJSON(object: any): ReadResponse {
-    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+    return {
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : 0,
+    };
   },
 
   toJSON(message: ReadResponse): unknown {
     const obj: any = {};
     if (message.data.length !== 0) {
       obj.data = base64FromBytes(message.data);
+    }
+    if (message.crc32 !== 0) {
+      obj.crc32 = Math.round(message.crc32);
     }
     return obj;
   },
@@ -1091,6 +1162,7 @@ export const ReadResponse: MessageFns<ReadResponse> = {
   fromPartial<I extends Exact<DeepPartial<ReadResponse>, I>>(object: I): ReadResponse {
     const message = createBaseReadResponse();
     message.data = object.data ?? Buffer.alloc(0);
+    message.crc32 = object.crc32 ?? 0;
     return message;
   },
 };
@@ -2614,6 +2686,198 @@ export const RevokeResponse: MessageFns<RevokeResponse> = {
   },
 };
 
+function createBaseVerifyRequest(): VerifyRequest {
+  return { readCap: "" };
+}
+
+export const VerifyRequest: MessageFns<VerifyRequest> = {
+  encode(message: VerifyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.readCap !== "") {
+      writer.uint32(10).string(message.readCap);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.readCap = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyRequest {
+    return {
+      readCap: isSet(object.readCap)
+        ? globalThis.String(object.readCap)
+        : isSet(object.read_cap)
+        ? globalThis.String(object.read_cap)
+        : "",
+    };
+  },
+
+  toJSON(message: VerifyRequest): unknown {
+    const obj: any = {};
+    if (message.readCap !== "") {
+      obj.readCap = message.readCap;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyRequest>, I>>(base?: I): VerifyRequest {
+    return VerifyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyRequest>, I>>(object: I): VerifyRequest {
+    const message = createBaseVerifyRequest();
+    message.readCap = object.readCap ?? "";
+    return message;
+  },
+};
+
+function createBaseVerifyResponse(): VerifyResponse {
+  return { extents: 0, bytes: 0, corruptOffsets: [] };
+}
+
+export const VerifyResponse: MessageFns<VerifyResponse> = {
+  encode(message: VerifyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.extents !== 0) {
+      writer.uint32(8).uint64(message.extents);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(16).uint64(message.bytes);
+    }
+    if (message.corruptOffsets.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.corruptOffsets) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.extents = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.corruptOffsets.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.corruptOffsets.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyResponse {
+    return {
+      extents: isSet(object.extents) ? globalThis.Number(object.extents) : 0,
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+      corruptOffsets: globalThis.Array.isArray(object?.corruptOffsets)
+        ? object.corruptOffsets.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.corrupt_offsets)
+        ? object.corrupt_offsets.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: VerifyResponse): unknown {
+    const obj: any = {};
+    if (message.extents !== 0) {
+      obj.extents = Math.round(message.extents);
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    if (message.corruptOffsets?.length) {
+      obj.corruptOffsets = message.corruptOffsets.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyResponse>, I>>(base?: I): VerifyResponse {
+    return VerifyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyResponse>, I>>(object: I): VerifyResponse {
+    const message = createBaseVerifyResponse();
+    message.extents = object.extents ?? 0;
+    message.bytes = object.bytes ?? 0;
+    message.corruptOffsets = object.corruptOffsets?.map((e) => e) || [];
+    return message;
+  },
+};
+
 export type DepotServiceService = typeof DepotServiceService;
 export const DepotServiceService = {
   /**
@@ -2734,6 +2998,19 @@ export const DepotServiceService = {
     responseSerialize: (value: RevokeResponse): Buffer => Buffer.from(RevokeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
   },
+  /**
+   * Re-reads the stored bytes of a BYTE_ARRAY or BUFFER and checks them
+   * against the checksums recorded when they were stored.
+   */
+  verify: {
+    path: "/backplane.ibp.v1.DepotService/Verify" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifyRequest): Buffer => Buffer.from(VerifyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifyRequest => VerifyRequest.decode(value),
+    responseSerialize: (value: VerifyResponse): Buffer => Buffer.from(VerifyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifyResponse => VerifyResponse.decode(value),
+  },
 } as const;
 
 export interface DepotServiceServer extends UntypedServiceImplementation {
@@ -2775,6 +3052,11 @@ export interface DepotServiceServer extends UntypedServiceImplementation {
    * original capabilities keep working.
    */
   revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
+  /**
+   * Re-reads the stored bytes of a BYTE_ARRAY or BUFFER and checks them
+   * against the checksums recorded when they were stored.
+   */
+  verify: handleUnaryCall<VerifyRequest, VerifyResponse>;
 }
 
 export interface DepotServiceClient extends Client {
@@ -2938,6 +3220,25 @@ export interface DepotServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Re-reads the stored bytes of a BYTE_ARRAY or BUFFER and checks them
+   * against the checksums recorded when they were stored.
+   */
+  verify(
+    request: VerifyRequest,
+    callback: (error: ServiceError | null, response: VerifyResponse) => void,
+  ): ClientUnaryCall;
+  verify(
+    request: VerifyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyResponse) => void,
+  ): ClientUnaryCall;
+  verify(
+    request: VerifyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyResponse) => void,
   ): ClientUnaryCall;
 }
 
