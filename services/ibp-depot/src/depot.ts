@@ -92,7 +92,16 @@ const KEY = (id: string) => `alloc!${id}`;
 /** Checksummed extents of BYTE_ARRAY and BUFFER data: one per store, keyed by offset. */
 const EXTENT_PREFIX = (id: string) => `sum!${id}!`;
 
-type StoreOp = { type: 'put'; key: string; value: string };
+type StoreOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+/** A circular-queue store in progress: where the staged bytes go and the state after them. */
+interface Redo {
+  tail: number;
+  total: number;
+  head: number;
+  size: number;
+}
+const REDO_KEY = (id: string) => `redo!${id}`;
 
 function extentOp(id: string, offset: number, length: number, crc: number): StoreOp {
   return {
@@ -181,6 +190,17 @@ export class Depot {
       }
       this.areas.set(rec.id, this.live(rec));
       this.pools.add(rec);
+    }
+    for await (const [key, value] of db.iterator({ gte: 'redo!', lt: 'redo"' })) {
+      const live = this.areas.get(String(key).slice(5));
+      const done = live ? await this.replayRedo(live, JSON.parse(value) as Redo) : false;
+      if (!done) {
+        await db.del(String(key));
+        if (live) {
+          lost.push(live.rec.id);
+          await this.free(live);
+        }
+      }
     }
     if (!clean && this.areas.size + lost.length > 0) {
       this.log.warn(
@@ -464,40 +484,63 @@ export class Depot {
   ): Promise<number> {
     const rec = live.rec;
     const stage = `${this.path(rec)}.stage`;
-    const crc = await this.receive(
-      stage,
-      total,
-      chunks,
-      (fh, buf, at) => writeFully(fh, buf, at),
-      false,
-      'w',
-    );
+    const crc = await this.receive(stage, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), sync, 'w');
     const releaseReader = await live.reader.acquire();
     try {
-      const src = await open(stage, 'r');
-      const ringPath = this.path(rec);
-      const ring = await this.files.acquire(ringPath);
-      try {
-        const tail = (rec.head + rec.size) % rec.maxSize;
-        let at = 0;
-        for await (const chunk of rangeRead(src, 0, total)) {
-          await ringWrite(ring, chunk, (tail + at) % rec.maxSize, rec.maxSize);
-          at += chunk.length;
-        }
-        if (sync) await ring.sync();
-      } finally {
-        await src.close();
-        this.files.release(ringPath);
-      }
-      const overflow = Math.max(0, rec.size + total - rec.maxSize);
-      rec.head = (rec.head + overflow) % rec.maxSize;
-      rec.size = Math.min(rec.maxSize, rec.size + total);
-      await this.save(live);
+      // a redo record makes the ring update restartable: after a crash in the middle of it, start-up
+      // writes the staged bytes again and lands on the same state
+      const redo: Redo = {
+        tail: (rec.head + rec.size) % rec.maxSize,
+        total,
+        head: (rec.head + Math.max(0, rec.size + total - rec.maxSize)) % rec.maxSize,
+        size: Math.min(rec.maxSize, rec.size + total),
+      };
+      await this.options.store.put(REDO_KEY(rec.id), JSON.stringify(redo), sync ? SYNC : {});
+      await this.applyRedo(rec, redo, stage, sync);
+      rec.head = redo.head;
+      rec.size = redo.size;
+      await this.save(live, [{ type: 'del', key: REDO_KEY(rec.id) }]);
       return crc;
     } finally {
       releaseReader();
       await rm(stage, { force: true });
     }
+  }
+
+  /** Writes staged bytes into a circular queue's ring at the redo record's tail. */
+  private async applyRedo(rec: AllocationRecord, redo: Redo, stage: string, sync: boolean): Promise<void> {
+    const src = await open(stage, 'r');
+    const ringPath = this.path(rec);
+    const ring = await this.files.acquire(ringPath);
+    try {
+      let at = 0;
+      for await (const chunk of rangeRead(src, 0, redo.total)) {
+        await ringWrite(ring, chunk, (redo.tail + at) % rec.maxSize, rec.maxSize);
+        at += chunk.length;
+      }
+      if (sync) await ring.sync();
+    } finally {
+      await src.close();
+      this.files.release(ringPath);
+    }
+  }
+
+  /** Start-up: finishes circular-queue stores a crash interrupted (or drops the area if its stage is gone). */
+  private async replayRedo(live: Live, redo: Redo): Promise<boolean> {
+    const rec = live.rec;
+    const stage = `${this.path(rec)}.stage`;
+    const staged = await stat(stage).then(
+      (st) => st.size,
+      () => -1,
+    );
+    if (staged !== redo.total) return false;
+    await this.applyRedo(rec, redo, stage, rec.reliability === 'STABLE');
+    rec.head = redo.head;
+    rec.size = redo.size;
+    await this.save(live, [{ type: 'del', key: REDO_KEY(rec.id) }]);
+    await rm(stage, { force: true });
+    this.log.warn({ id: rec.id }, 'finished a circular-queue store interrupted by a crash');
+    return true;
   }
 
   // ---- IBP_read -----------------------------------------------------------------------------------

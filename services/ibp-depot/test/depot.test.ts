@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { status } from '@grpc/grpc-js';
@@ -295,6 +295,26 @@ describe('Depot', () => {
     expect(await depot.verify(buf.readCap)).toEqual({ extents: 1, bytes: 8, corruptOffsets: [] });
     const fifo = await depot.allocate(10, attrs('FIFO'));
     expect((await failure(depot.verify(fifo.readCap))).code).toBe(status.FAILED_PRECONDITION);
+  });
+
+  it('finishes a circular-queue store that a crash interrupted, from its redo record', async () => {
+    const caps = await depot.allocate(8, attrs('CIRCULAR_QUEUE'));
+    await store(caps.writeCap, '123456');
+    // what a crash between "redo record written" and "ring updated" leaves behind
+    const id = (caps.readCap.split('/')[3] as string).split('#')[0] as string;
+    writeFileSync(join(t.dir, 'stable', `${id}.stage`), 'abcd');
+    await t.store.put(`redo!${id}`, JSON.stringify({ tail: 6, total: 4, head: 2, size: 8 }));
+    t = await t.reopen();
+    depot = t.depot;
+    expect(await read(caps.readCap)).toBe('3456abcd');
+    // a redo whose staged bytes are gone cannot be finished: the area is dropped, not served half-written
+    const other = await depot.allocate(8, attrs('CIRCULAR_QUEUE'));
+    await store(other.writeCap, 'xy');
+    const otherId = (other.readCap.split('/')[3] as string).split('#')[0] as string;
+    await t.store.put(`redo!${otherId}`, JSON.stringify({ tail: 2, total: 4, head: 0, size: 6 }));
+    t = await t.reopen();
+    depot = t.depot;
+    expect((await failure(read(other.readCap))).code).toBe(status.NOT_FOUND);
   });
 
   it('keeps areas, data and capabilities across a restart', async () => {
