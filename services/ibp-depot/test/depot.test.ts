@@ -99,6 +99,26 @@ describe('Depot', () => {
     expect(await read(caps.readCap, 0, 1)).toBe('f');
   });
 
+  it('queues FIFO readers and writers in arrival order, each honouring its own deadline', async () => {
+    const caps = await depot.allocate(16, attrs('FIFO'));
+    const first = read(caps.readCap, 0, 3);
+    const second = read(caps.readCap, 0, 3);
+    await new Promise((r) => setTimeout(r, 20));
+    await store(caps.writeCap, 'abcdef');
+    expect([await first, await second]).toEqual(['abc', 'def']);
+    // a writer queued behind a slow one gives up at its deadline and writes nothing
+    const slow = (async function* () {
+      await new Promise((r) => setTimeout(r, 300));
+      yield Buffer.from('slow');
+    })();
+    const holding = depot.store(caps.writeCap, 4, slow);
+    await new Promise((r) => setTimeout(r, 20));
+    const queued = depot.store(caps.writeCap, 4, chunked('late'), AbortSignal.timeout(50));
+    await expect(queued).rejects.toBeDefined();
+    await holding;
+    expect(await read(caps.readCap, 0, 4)).toBe('slow');
+  });
+
   it('lets a CIRCULAR_QUEUE overwrite its oldest bytes', async () => {
     const caps = await depot.allocate(8, attrs('CIRCULAR_QUEUE'));
     await store(caps.writeCap, '12345678');
