@@ -7,7 +7,8 @@ import {
   AllocationType,
   type CapSet,
   CapType,
-  DepotServiceClient,
+  type DepotServiceClient,
+  FastDepotServiceClient,
   ManageCommand,
   type ManageResponse,
   Reliability,
@@ -74,7 +75,7 @@ export class IbpClient {
   private client(address: string): DepotServiceClient {
     let c = this.clients.get(address);
     if (!c) {
-      c = new DepotServiceClient(address, this.credentials, {
+      c = new FastDepotServiceClient(address, this.credentials, {
         'grpc.max_receive_message_length': 8 * 1024 * 1024,
       });
       this.clients.set(address, c);

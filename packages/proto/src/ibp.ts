@@ -1,1 +1,2 @@
 export * from './gen/backplane/ibp/v1/ibp';
+export * from './ibp-wire';

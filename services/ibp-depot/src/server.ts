@@ -2,7 +2,7 @@ import type { BlockList } from 'node:net';
 import { crc32 } from 'node:zlib';
 import {
   CapType,
-  DepotServiceService,
+  FastDepotServiceService,
   type Attributes as PbAttributes,
   ManageCommand as PbCommand,
   Reliability as PbReliability,
@@ -73,7 +73,7 @@ async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>)
 
 /** DepotService RPCs ↔ Depot. */
 export function depotService(depot: Depot, allowed: BlockList): ServiceRegistration {
-  return service(DepotServiceService, {
+  return service(FastDepotServiceService, {
     allocate: async (req) => {
       const caps = await depot.allocate(req.size, attributesFromProto(req.attributes));
       return { caps };

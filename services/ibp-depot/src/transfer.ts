@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, connect, isIP, type Socket } from 'node:net';
-import { DepotServiceClient, type StoreResponse } from '@backplane/proto/ibp';
+import { FastDepotServiceClient, type StoreResponse } from '@backplane/proto/ibp';
 import { BackplaneError } from '@backplane/runtime';
 import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
 import { parseCapability } from './capability';
@@ -158,7 +158,9 @@ export async function copy(
     );
   }
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  const client = new DepotServiceClient(`${host}:${target.port}`, creds);
+  const client = new FastDepotServiceClient(`${host}:${target.port}`, creds, {
+    'grpc-node.flow_control_window': 16 * 1024 * 1024,
+  });
   let settle: (r: StoreResponse) => void = () => undefined;
   let fail: (e: unknown) => void = () => undefined;
   const response = new Promise<StoreResponse>((resolve, reject) => {
