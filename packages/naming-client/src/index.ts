@@ -10,5 +10,6 @@ export type {
 export { DEFAULT_NAMESERVER, defaultNameServer, NamingClient } from './naming-client';
 export type { Publication, PublishOptions } from './publish';
 export { publish } from './publish';
+export { registerService } from './register';
 export type { NameCacheStats, Resolved } from './resolver';
 export { NameCache, nameCache, registerNameResolver, SCHEME, targetFor } from './resolver';

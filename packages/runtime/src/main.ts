@@ -1,5 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
-import { ConfigError } from './config';
+import { ConfigError, type ConfigOf, type ConfigSpec, loadConfig } from './config';
+import { createLogger, type Logger } from './logger';
+import { closeOnSignals } from './server';
 
 /**
  * V8 grows the old generation by up to 4× the live heap between full collections; a service that keeps a
@@ -39,4 +41,22 @@ export function runMain(main: () => Promise<unknown>): void {
       );
       process.exit(1);
     });
+}
+
+/**
+ * The whole main of a service: load and validate its settings, create the process logger, start it, and
+ * close it cleanly on SIGTERM/SIGINT. `start` maps the settings to the service's own options.
+ */
+export function runService<S extends ConfigSpec, R extends { close(): Promise<void>; log: Logger }>(
+  spec: S,
+  name: string,
+  start: (config: ConfigOf<S>, log: Logger) => Promise<R>,
+): void {
+  runMain(async () => {
+    const config = loadConfig(spec);
+    const level = (config as { logLevel?: string }).logLevel;
+    const log = createLogger({ level, service: name });
+    const running = await start(config, log);
+    closeOnSignals(running);
+  });
 }

@@ -1,26 +1,23 @@
 import { join } from 'node:path';
 import { AllocationType, Reliability } from '@backplane/proto/ibp';
 import { type BackplaneError, unary } from '@backplane/runtime';
-import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { startServiceBinary, tempDir } from '@backplane/runtime/testing';
 import { status } from '@grpc/grpc-js';
 import { allocate, depotClient, readVia, storeVia } from './grpc';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
 
-async function startBinary(dataDir: string, port?: number) {
-  const p = port ?? (await freePort());
-  const proc = spawnProcess(process.execPath, [MAIN], {
+function startBinary(dataDir: string, port?: number) {
+  return startServiceBinary(MAIN, {
+    dataDir,
+    port,
     env: {
-      ...process.env,
-      BACKPLANE_PORT: String(p),
-      BACKPLANE_DATA_DIR: dataDir,
       BACKPLANE_NAMESERVER: '',
       BACKPLANE_IBP_STABLE_SIZE_MB: '64',
       BACKPLANE_IBP_VOLATILE_SIZE_MB: '16',
     },
+    ready: /depot ready/,
   });
-  await proc.waitForOutput(/depot ready/);
-  return { proc, port: p, address: `127.0.0.1:${p}` };
 }
 
 describe('ibp-depot processes', () => {

@@ -1,11 +1,9 @@
 #!/usr/bin/env node
-import { closeOnSignals, createLogger, loadConfig, runMain } from '@backplane/runtime';
+import { runService } from '@backplane/runtime';
 import { nameServerSettings } from './config';
 import { startNameServer } from './embedded';
 
-runMain(async () => {
-  const config = loadConfig(nameServerSettings);
-  const log = createLogger({ level: config.logLevel, service: 'name-server' });
+runService(nameServerSettings, 'name-server', async (config, log) => {
   const running = await startNameServer({
     host: config.host,
     port: config.port,
@@ -23,5 +21,5 @@ runMain(async () => {
     { dataDir: config.dataDir, parent: config.parentNameServer, ...running.registry.stats() },
     'name server ready',
   );
-  closeOnSignals(running);
+  return running;
 });

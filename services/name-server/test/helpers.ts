@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { NamingServiceClient } from '@backplane/proto/naming';
 import { BackplaneError } from '@backplane/runtime';
-import { freePort, memoryStore, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { memoryStore, startServiceBinary, tempDir } from '@backplane/runtime/testing';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 
 export function namingClient(address: string): NamingServiceClient {
@@ -38,19 +38,8 @@ export async function expectCode(p: Promise<unknown>, code: number): Promise<Bac
 export const MAIN = join(__dirname, '..', 'dist', 'main.js');
 
 /** Starts the real name-server binary on a free port with its data in `dataDir`. */
-export async function startBinary(dataDir: string, port?: number, extraEnv: Record<string, string> = {}) {
-  const p = port ?? (await freePort());
-  const proc = spawnProcess(process.execPath, [MAIN], {
-    env: {
-      ...process.env,
-      BACKPLANE_PORT: String(p),
-      BACKPLANE_DATA_DIR: dataDir,
-      BACKPLANE_LOG_LEVEL: 'info',
-      ...extraEnv,
-    },
-  });
-  await proc.waitForOutput(/name server ready/);
-  return { proc, port: p, address: `127.0.0.1:${p}` };
+export function startBinary(dataDir: string, port?: number, extraEnv: Record<string, string> = {}) {
+  return startServiceBinary(MAIN, { dataDir, port, env: extraEnv, ready: /name server ready/ });
 }
 
 export { memoryStore, tempDir };

@@ -1,4 +1,6 @@
 export { healthCheck, reflectionListServices } from '../probes';
+export type { ServiceBinary } from './binaries';
+export { startServiceBinary, undocumentedSettings } from './binaries';
 export { memoryStore } from './memory-store';
 export type { NatsCluster, NatsServer } from './nats';
 export { natsServerBinary, startNats, startNatsCluster } from './nats';

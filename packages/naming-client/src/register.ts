@@ -1,0 +1,42 @@
+import { BackplaneError, type Logger } from '@backplane/runtime';
+import { publish } from './publish';
+
+/**
+ * Publishes a running service under its name in the default name server (when one is configured) and
+ * unbinds it when the service closes. A name server that cannot be reached is logged, not fatal: the
+ * service works without one.
+ */
+export async function registerService(
+  running: { port: number; serviceNames: string[]; addCloseHook(hook: () => unknown): void },
+  options: {
+    name: string;
+    nameServer: string | undefined;
+    host: string;
+    advertiseHost?: string | undefined;
+    token?: string | undefined;
+    log: Logger;
+  },
+): Promise<void> {
+  if (!options.nameServer) return;
+  const host =
+    options.advertiseHost ??
+    (options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host);
+  try {
+    const publication = await publish(
+      { host, port: running.port },
+      {
+        name: options.name,
+        types: running.serviceNames,
+        nameServer: options.nameServer,
+        log: options.log,
+        token: options.token,
+      },
+    );
+    running.addCloseHook(() => publication.close());
+  } catch (err) {
+    options.log.warn(
+      { err: BackplaneError.from(err).message, nameServer: options.nameServer },
+      'could not register with the name server',
+    );
+  }
+}
