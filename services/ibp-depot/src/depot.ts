@@ -179,7 +179,7 @@ export class Depot {
         () => -1,
       );
       const needed = isQueue(rec.type) ? Math.min(rec.maxSize, rec.head + rec.size) : rec.size;
-      if (length < needed || length < 0) {
+      if (length < needed) {
         if (rec.reliability === 'VOLATILE') {
           lost.push(rec.id);
           await db.del(String(key));
@@ -265,18 +265,26 @@ export class Depot {
   }
 
   /** Writes the record (with `extra` operations in the same batch), in order, fsynced for STABLE areas. */
+  /**
+   * Writes the record (with `extra` operations in the same batch), in order. For a STABLE area the write is
+   * fsynced and awaited before the caller acknowledges anything; a VOLATILE area promises no durability, so
+   * its metadata is written behind the reply (still in order).
+   */
   private save(live: Live, extra: StoreOp[] = []): Promise<void> {
     live.rec.version += 1;
-    const sync = live.rec.reliability === 'STABLE';
-    live.saving = live.saving.then(() =>
+    const stable = live.rec.reliability === 'STABLE';
+    const snapshot = JSON.stringify(live.rec);
+    const write = live.saving.then(() =>
       live.freed
         ? undefined
-        : this.options.store.batch(
-            [{ type: 'put', key: KEY(live.rec.id), value: JSON.stringify(live.rec) }, ...extra],
-            { sync } as never,
-          ),
+        : this.options.store.batch([{ type: 'put', key: KEY(live.rec.id), value: snapshot }, ...extra], {
+            sync: stable,
+          } as never),
     );
-    return live.saving;
+    live.saving = write.catch((err: unknown) =>
+      this.log.error({ err, id: live.rec.id }, 'metadata write failed'),
+    );
+    return stable ? write : Promise.resolve();
   }
 
   // ---- IBP_allocate -------------------------------------------------------------------------------
@@ -344,8 +352,6 @@ export class Depot {
     const live = this.live(rec);
     this.areas.set(rec.id, live);
     try {
-      await this.files.acquire(this.path(rec), true);
-      this.files.release(this.path(rec));
       await this.save(live);
     } catch (err) {
       this.areas.delete(rec.id);

@@ -21,7 +21,10 @@ export class FileCache {
   async acquire(path: string, create = false): Promise<FileHandle> {
     let e = this.entries.get(path);
     if (!e || e.doomed) {
-      const handle = open(path, create ? 'w+' : 'r+');
+      // an area's file is created on first use: allocating costs no file-system call
+      const handle = open(path, create ? 'w+' : 'r+').catch((err: NodeJS.ErrnoException) =>
+        err.code === 'ENOENT' ? open(path, 'w+') : Promise.reject(err),
+      );
       e = { handle, users: 0, doomed: false };
       this.entries.set(path, e);
       handle.catch(() => this.entries.get(path) === e && this.entries.delete(path));
