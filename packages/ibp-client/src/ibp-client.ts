@@ -14,7 +14,7 @@ import {
   Reliability,
   type StatusResponse,
 } from '@backplane/proto/ibp';
-import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
+import { BackplaneError, type CallOptions, crc32Combine, serverStream, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 
 export type { CapSet, ManageResponse, StatusResponse } from '@backplane/proto/ibp';
@@ -172,7 +172,7 @@ export class IbpClient {
           // the first message carries the capability, the size and the first chunk (a small store is one
           // message); every chunk carries its CRC-32, and the depot refuses a store with a damaged one
           const crc = crc32(chunk);
-          sent = crc32(chunk, sent);
+          sent = chunk.length >= 65536 ? crc32Combine(sent, crc, chunk.length) : crc32(chunk, sent);
           const msg = first
             ? { writeCap, size, data: chunk, crc32: crc }
             : { writeCap: '', size: 0, data: chunk, crc32: crc };

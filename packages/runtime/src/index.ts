@@ -13,6 +13,7 @@ export {
   parseHostPort,
   settings,
 } from './config';
+export { crc32Combine } from './crc32';
 export type { BackplaneErrorOptions } from './errors';
 export { BackplaneError, fromServiceError, isServiceError, REASON_KEY, Reason, statusName } from './errors';
 export type {

@@ -10,7 +10,7 @@ import {
   type StoreRequest,
 } from '@backplane/proto/ibp';
 import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
-import type { Attributes, Depot, ManageCommand } from './depot';
+import type { Attributes, Chunk, Depot, ManageCommand } from './depot';
 import type { AllocationType, Reliability } from './records';
 import { copy, deliver, remoteStore } from './transfer';
 
@@ -51,7 +51,7 @@ function attributesFromProto(a: PbAttributes | undefined): Attributes {
 }
 
 /** The first message of a Store stream names the capability and size; every message may carry data. */
-async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>): AsyncGenerator<Buffer> {
+async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>): AsyncGenerator<Chunk> {
   let index = 0;
   let message = first;
   for (;;) {
@@ -61,7 +61,7 @@ async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>)
         reason: 'CHECKSUM_MISMATCH',
       });
     }
-    if (message.data.length > 0) yield message.data;
+    if (message.data.length > 0) yield { data: message.data, crc32: message.crc32 };
     const next = await rest.next();
     if (next.done) return;
     if (next.value.writeCap !== '')
