@@ -173,6 +173,68 @@ describe('DepotService over gRPC', () => {
     }
   });
 
+  it.each([
+    ['BYTE_ARRAY', AllocationType.ALLOCATION_TYPE_BYTE_ARRAY, 'abcdefgh', 'cdef', 'cdef', 'abcdefgh'],
+    ['BUFFER', AllocationType.ALLOCATION_TYPE_BUFFER, 'abcdefgh', 'cdef', 'cdef', 'abcdefgh'],
+    ['FIFO', AllocationType.ALLOCATION_TYPE_FIFO, 'abcdefgh', 'abcd', 'abcd', 'efgh'],
+    ['CIRCULAR_QUEUE', AllocationType.ALLOCATION_TYPE_CIRCULAR_QUEUE, 'abcdefgh', 'abcd', 'abcd', 'efgh'],
+  ] as const)(
+    'copies, delivers and remote-stores with a %s area',
+    async (_name, type, content, copied, delivered, left) => {
+      // Copy: offset 2, 4 bytes (queues ignore the offset and consume)
+      const src = await allocate(client, 8, type);
+      await storeVia(client, src.writeCap, Buffer.from(content));
+      const dst = await allocate(client, 64);
+      const r = await unary(client.copy.bind(client), {
+        sourceReadCap: src.readCap,
+        targetWriteCap: dst.writeCap,
+        offset: 2,
+        size: 4,
+      });
+      expect(Number(r.copied)).toBe(4);
+      expect((await readVia(client, dst.readCap)).toString()).toBe(copied);
+      // Deliver the same range from a fresh area to a TCP listener
+      const src2 = await allocate(client, 8, type);
+      await storeVia(client, src2.writeCap, Buffer.from(content));
+      const got: Buffer[] = [];
+      const { server, port } = await listen((sock) => sock.on('data', (d: Buffer) => got.push(d)));
+      try {
+        const d = await unary(client.deliver.bind(client), {
+          readCap: src2.readCap,
+          host: '127.0.0.1',
+          port,
+          offset: 2,
+          size: 4,
+        });
+        expect(Number(d.delivered)).toBe(4);
+        await new Promise((res) => setTimeout(res, 50));
+        expect(Buffer.concat(got).toString()).toBe(delivered);
+      } finally {
+        server.close();
+      }
+      const rest =
+        type === AllocationType.ALLOCATION_TYPE_FIFO ||
+        type === AllocationType.ALLOCATION_TYPE_CIRCULAR_QUEUE;
+      // a FIFO read of -1 means "its maximum size" and would wait for more: ask for what is left
+      expect((await readVia(client, src2.readCap, 0, left.length)).toString()).toBe(left);
+      // RemoteStore into an area of this type
+      const into = await allocate(client, 8, type);
+      const peer = await listen((sock) => sock.end(Buffer.from('12345678')));
+      try {
+        const st = await unary(client.remoteStore.bind(client), {
+          writeCap: into.writeCap,
+          host: '127.0.0.1',
+          port: peer.port,
+          size: 8,
+        });
+        expect(Number(st.stored)).toBe(8);
+        expect((await readVia(client, into.readCap, 0, rest ? -1 : 8)).toString()).toBe('12345678');
+      } finally {
+        peer.server.close();
+      }
+    },
+  );
+
   it('refuses to act as an open relay outside the allowed networks', async () => {
     const caps = await allocate(client, 16);
     const err = await unary(client.deliver.bind(client), {
