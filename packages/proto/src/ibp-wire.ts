@@ -36,8 +36,41 @@ function lengthDelimited(payload: Buffer): number {
   return payload.length === 0 ? 0 : 1 + varintLength(payload.length) + payload.length;
 }
 
-/** ReadResponse { bytes data = 1; uint32 crc32 = 2; } in one allocation and one copy. */
+/** Bytes reserved before and after a chunk made by bufferWithRoom(): a tag and a varint length, a crc32 field. */
+const HEAD_ROOM = 6;
+const TAIL_ROOM = 6;
+const roomy = new WeakSet<Buffer>();
+
+/**
+ * A buffer of `length` bytes with private room around it, so encodeReadResponse() can frame it in place
+ * instead of copying it. Fill it, then send it as ReadResponse.data.
+ */
+export function bufferWithRoom(length: number): Buffer {
+  const whole = Buffer.allocUnsafe(HEAD_ROOM + length + TAIL_ROOM);
+  const data = whole.subarray(HEAD_ROOM, HEAD_ROOM + length);
+  roomy.add(data);
+  return data;
+}
+
+/** Frames a bufferWithRoom() chunk where it lies: the message shares its memory. */
+function encodeInPlace(data: Buffer, crc: number): Buffer {
+  const whole = Buffer.from(data.buffer, data.byteOffset - HEAD_ROOM, HEAD_ROOM + data.length + TAIL_ROOM);
+  const head = 1 + varintLength(data.length);
+  let at = HEAD_ROOM - head;
+  const start = at;
+  whole[at++] = 0x0a;
+  putVarint(whole, at, data.length);
+  let end = HEAD_ROOM + data.length;
+  if (crc !== 0) {
+    whole[end++] = 0x10;
+    end = putVarint(whole, end, crc);
+  }
+  return whole.subarray(start, end);
+}
+
+/** ReadResponse { bytes data = 1; uint32 crc32 = 2; } in one allocation and one copy (none for bufferWithRoom()). */
 export function encodeReadResponse(m: ReadResponse): Buffer {
+  if (m.data.length > 0 && roomy.has(m.data)) return encodeInPlace(m.data, m.crc32 >>> 0);
   const crc = m.crc32 >>> 0;
   const size = lengthDelimited(m.data) + (crc === 0 ? 0 : 1 + varintLength(crc));
   const out = Buffer.allocUnsafe(size);

@@ -1,5 +1,6 @@
 import { ReadResponse, StoreRequest } from '../src/gen/backplane/ibp/v1/ibp';
 import {
+  bufferWithRoom,
   decodeReadResponse,
   decodeStoreRequest,
   encodeReadResponse,
@@ -39,6 +40,21 @@ describe('IBP bulk codecs', () => {
       const back = decodeStoreRequest(Buffer.from(StoreRequest.encode(m).finish()));
       expect(back).toMatchObject({ writeCap: m.writeCap, size: m.size, crc32: m.crc32 });
       expect(hex(back.data)).toBe(hex(m.data));
+    }
+  });
+
+  it('frames a chunk with room around it in place, with the same bytes', () => {
+    for (const [len, crc] of [
+      [1, 0],
+      [200, 7],
+      [300_000, 0xffffffff],
+    ] as const) {
+      const data = bufferWithRoom(len);
+      data.fill(3);
+      const expected = hex(ReadResponse.encode({ data: Buffer.from(data), crc32: crc }).finish());
+      const framed = encodeReadResponse({ data, crc32: crc });
+      expect(hex(framed)).toBe(expected);
+      expect(framed.buffer).toBe(data.buffer);
     }
   });
 

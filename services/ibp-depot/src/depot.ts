@@ -22,7 +22,7 @@ import {
   parseCapability,
 } from './capability';
 import { FileCache } from './file-cache';
-import { rangeRead, ringRead, ringWrite, writeFully } from './files';
+import { type ChunkAllocator, rangeRead, ringRead, ringWrite, writeFully } from './files';
 import { type PoolConfig, type PoolStatus, Pools } from './pools';
 import {
   type AllocationRecord,
@@ -41,6 +41,8 @@ export interface DepotOptions {
   log?: Logger;
   now?: () => number;
   reaperIntervalMs?: number;
+  /** Buffers that read chunks go into (the gRPC layer frames them in place). */
+  chunkAllocator?: ChunkAllocator;
 }
 
 export interface Attributes {
@@ -612,7 +614,7 @@ export class Depot {
       const path = this.path(rec);
       const fh = await this.files.acquire(path);
       try {
-        yield* rangeRead(fh, offset, n);
+        yield* rangeRead(fh, offset, n, this.options.chunkAllocator);
       } finally {
         this.files.release(path);
       }
@@ -637,7 +639,7 @@ export class Depot {
       const path = this.path(rec);
       const fh = await this.files.acquire(path);
       try {
-        yield* ringRead(fh, rec.head, n, rec.maxSize);
+        yield* ringRead(fh, rec.head, n, rec.maxSize, this.options.chunkAllocator);
       } finally {
         this.files.release(path);
       }

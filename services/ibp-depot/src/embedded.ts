@@ -1,4 +1,5 @@
 import { isAbsolute, join } from 'node:path';
+import { bufferWithRoom } from '@backplane/proto/ibp';
 import {
   type Logger,
   openStore,
@@ -59,6 +60,7 @@ export async function startDepot(options: DepotServerOptions): Promise<RunningDe
     },
     maxDurationSeconds: options.maxDurationSeconds ?? 30 * 24 * 3600,
     log: options.log,
+    chunkAllocator: bufferWithRoom,
   });
   const host = options.host ?? '127.0.0.1';
   const running = await startService({

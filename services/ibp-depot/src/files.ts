@@ -11,8 +11,16 @@ export async function writeFully(fh: FileHandle, data: Buffer, position: number)
   }
 }
 
-export async function readFully(fh: FileHandle, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+/** Makes the buffer a chunk is read into (a transport may want room around it to frame it in place). */
+export type ChunkAllocator = (length: number) => Buffer;
+
+export async function readFully(
+  fh: FileHandle,
+  length: number,
+  position: number,
+  alloc: ChunkAllocator = Buffer.allocUnsafe,
+): Promise<Buffer> {
+  const buf = alloc(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
@@ -39,12 +47,16 @@ export async function ringWrite(
  * Yields the pieces described by `spans` ([position, length] pairs), reading the next piece from disk
  * while the current one is being sent (disk and network overlap).
  */
-async function* prefetching(fh: FileHandle, spans: Iterable<[number, number]>): AsyncGenerator<Buffer> {
+async function* prefetching(
+  fh: FileHandle,
+  spans: Iterable<[number, number]>,
+  alloc?: ChunkAllocator,
+): AsyncGenerator<Buffer> {
   const it = spans[Symbol.iterator]();
   const start = (): Promise<Buffer> | undefined => {
     const n = it.next();
     if (n.done) return undefined;
-    const p = readFully(fh, n.value[1], n.value[0]);
+    const p = readFully(fh, n.value[1], n.value[0], alloc);
     p.catch(() => undefined); // observed below; this only keeps an abandoned prefetch from being "unhandled"
     return p;
   };
@@ -77,11 +89,17 @@ export function ringRead(
   start: number,
   length: number,
   ringSize: number,
+  alloc?: ChunkAllocator,
 ): AsyncGenerator<Buffer> {
-  return prefetching(fh, ringSpans(start, length, ringSize));
+  return prefetching(fh, ringSpans(start, length, ringSize), alloc);
 }
 
 /** Reads `length` bytes from `offset` of a flat file, in chunks of at most CHUNK bytes. */
-export function rangeRead(fh: FileHandle, offset: number, length: number): AsyncGenerator<Buffer> {
-  return prefetching(fh, rangeSpans(offset, length));
+export function rangeRead(
+  fh: FileHandle,
+  offset: number,
+  length: number,
+  alloc?: ChunkAllocator,
+): AsyncGenerator<Buffer> {
+  return prefetching(fh, rangeSpans(offset, length), alloc);
 }
