@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { type FileHandle, open, rm, stat } from 'node:fs/promises';
+import { type FileHandle, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import {
@@ -133,6 +133,9 @@ export class Depot {
   private readonly areas = new Map<string, Live>();
   private readonly pools: Pools;
   private readonly files = new FileCache();
+  private readonly volatilePending = new Map<string, { snapshot: string; ops: StoreOp[] }>();
+  private volatileTimer: NodeJS.Timeout | undefined;
+  private volatileFlush: Promise<void> = Promise.resolve();
   private readonly log: Logger;
   private readonly now: () => number;
   private reaper: NodeJS.Timeout | undefined;
@@ -165,6 +168,7 @@ export class Depot {
     if (this.closed) return;
     this.closed = true;
     if (this.reaper) clearInterval(this.reaper);
+    await this.flushVolatile();
     await Promise.all([...this.areas.values()].map((l) => l.saving));
     await this.files.closeAll();
     await this.options.store.put(CLEAN_KEY, '1', SYNC);
@@ -208,6 +212,7 @@ export class Depot {
         }
       }
     }
+    await this.removeOrphans();
     if (!clean && this.areas.size + lost.length > 0) {
       this.log.warn(
         { lostVolatileAreas: lost.length },
@@ -216,6 +221,24 @@ export class Depot {
     }
     if (lost.length > 0) this.log.warn({ ids: lost }, 'VOLATILE areas lost in the crash were removed');
     await this.reap();
+  }
+
+  /**
+   * Removes files no area owns: data of VOLATILE areas whose metadata a crash lost, BUFFER generations a
+   * crash left behind, stage files of stores that never finished.
+   */
+  private async removeOrphans(): Promise<void> {
+    let removed = 0;
+    for (const pool of ['stable', 'volatile'] as const) {
+      const dir = this.options.pools[pool].dir;
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const live = this.areas.get(name.split('.')[0] as string);
+        if (live && live.rec.pool === pool && join(dir, name) === this.path(live.rec)) continue;
+        await rm(join(dir, name), { force: true });
+        removed++;
+      }
+    }
+    if (removed > 0) this.log.info({ removed }, 'removed files that no area owns');
   }
 
   private live(rec: AllocationRecord): Live {
@@ -270,27 +293,52 @@ export class Depot {
     );
   }
 
-  /** Writes the record (with `extra` operations in the same batch), in order, fsynced for STABLE areas. */
   /**
-   * Writes the record (with `extra` operations in the same batch), in order. For a STABLE area the write is
-   * fsynced and awaited before the caller acknowledges anything; a VOLATILE area promises no durability, so
-   * its metadata is written behind the reply (still in order).
+   * Writes the record (with `extra` operations in the same batch), in order. A STABLE area's write is
+   * fsynced and awaited before anything is acknowledged. A VOLATILE area promises no durability, so its
+   * writes are gathered and committed together a few milliseconds later (one level batch for many areas).
    */
   private save(live: Live, extra: StoreOp[] = []): Promise<void> {
     live.rec.version += 1;
-    const stable = live.rec.reliability === 'STABLE';
+    const id = live.rec.id;
     const snapshot = JSON.stringify(live.rec);
-    const write = live.saving.then(() =>
-      live.freed
-        ? undefined
-        : this.options.store.batch([{ type: 'put', key: KEY(live.rec.id), value: snapshot }, ...extra], {
-            sync: stable,
-          } as never),
+    if (live.rec.reliability === 'VOLATILE') {
+      const pending = this.volatilePending.get(id) ?? { snapshot, ops: [] };
+      pending.snapshot = snapshot;
+      pending.ops.push(...extra);
+      this.volatilePending.set(id, pending);
+      this.volatileTimer ??= setTimeout(() => void this.flushVolatile(), 20);
+      if (this.volatilePending.size >= 1024) void this.flushVolatile();
+      return Promise.resolve();
+    }
+    // a pending VOLATILE write of this area (it was VOLATILE until now) is folded into this one
+    const pending = this.volatilePending.get(id);
+    this.volatilePending.delete(id);
+    const ops: StoreOp[] = [
+      ...(pending?.ops ?? []),
+      ...extra,
+      { type: 'put', key: KEY(id), value: snapshot },
+    ];
+    const write = Promise.all([live.saving, this.volatileFlush]).then(() =>
+      live.freed ? undefined : this.options.store.batch(ops, SYNC),
     );
-    live.saving = write.catch((err: unknown) =>
-      this.log.error({ err, id: live.rec.id }, 'metadata write failed'),
-    );
-    return stable ? write : Promise.resolve();
+    live.saving = write.catch((err: unknown) => this.log.error({ err, id }, 'metadata write failed'));
+    return write;
+  }
+
+  /** Commits the gathered VOLATILE metadata writes in one batch, after the previous one. */
+  private flushVolatile(): Promise<void> {
+    if (this.volatileTimer) clearTimeout(this.volatileTimer);
+    this.volatileTimer = undefined;
+    if (this.volatilePending.size === 0) return this.volatileFlush;
+    const ops: StoreOp[] = [];
+    for (const [id, p] of this.volatilePending)
+      ops.push(...p.ops, { type: 'put', key: KEY(id), value: p.snapshot });
+    this.volatilePending.clear();
+    this.volatileFlush = this.volatileFlush
+      .then(() => this.options.store.batch(ops))
+      .catch((err: unknown) => this.log.error({ err }, 'volatile metadata write failed'));
+    return this.volatileFlush;
   }
 
   // ---- IBP_allocate -------------------------------------------------------------------------------
@@ -357,6 +405,7 @@ export class Depot {
     this.pools.add(rec);
     const live = this.live(rec);
     this.areas.set(rec.id, live);
+    this.files.markFresh(this.path(rec));
     try {
       await this.save(live);
     } catch (err) {
@@ -824,7 +873,9 @@ export class Depot {
     this.areas.delete(live.rec.id);
     this.pools.remove(live.rec);
     live.data.notifyAll();
+    this.volatilePending.delete(live.rec.id);
     await live.saving.catch(() => undefined);
+    await this.volatileFlush;
     await this.options.store.del(KEY(live.rec.id), live.rec.reliability === 'STABLE' ? SYNC : {});
     await this.options.store.clear({
       gte: EXTENT_PREFIX(live.rec.id),

@@ -14,6 +14,12 @@ interface Entry {
  */
 export class FileCache {
   private readonly entries = new Map<string, Entry>();
+  private readonly fresh = new Set<string>();
+
+  /** The file does not exist yet (a new area): its first acquire creates it. */
+  markFresh(path: string): void {
+    this.fresh.add(path);
+  }
 
   constructor(private readonly max = 256) {}
 
@@ -21,10 +27,16 @@ export class FileCache {
   async acquire(path: string, create = false): Promise<FileHandle> {
     let e = this.entries.get(path);
     if (!e || e.doomed) {
-      // an area's file is created on first use: allocating costs no file-system call
-      const handle = open(path, create ? 'w+' : 'r+').catch((err: NodeJS.ErrnoException) =>
-        err.code === 'ENOENT' ? open(path, 'w+') : Promise.reject(err),
-      );
+      // an area's file is created on first use (allocating costs no file-system call); a file known to be
+      // new is created in one call, without a failed open first
+      const fresh = this.fresh.delete(path);
+      const handle = fresh
+        ? open(path, 'wx+').catch((err: NodeJS.ErrnoException) =>
+            err.code === 'EEXIST' ? open(path, 'r+') : Promise.reject(err),
+          )
+        : open(path, create ? 'w+' : 'r+').catch((err: NodeJS.ErrnoException) =>
+            err.code === 'ENOENT' ? open(path, 'w+') : Promise.reject(err),
+          );
       e = { handle, users: 0, doomed: false };
       this.entries.set(path, e);
       handle.catch(() => this.entries.get(path) === e && this.entries.delete(path));
@@ -52,6 +64,7 @@ export class FileCache {
 
   /** The file is being replaced or removed: close it now, or when its last user is done. */
   forget(path: string): void {
+    this.fresh.delete(path);
     const e = this.entries.get(path);
     if (!e) return;
     e.doomed = true;

@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { status } from '@grpc/grpc-js';
@@ -335,6 +335,17 @@ describe('Depot', () => {
     t = await t.reopen();
     depot = t.depot;
     expect((await failure(read(other.readCap))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('removes files no area owns at start-up, and keeps the ones it does', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY'));
+    await store(caps.writeCap, 'owned');
+    const stray = join(t.dir, 'volatile', 'AAAAAAAAAAAAAAAAAAAAAA');
+    writeFileSync(stray, 'left by a crash');
+    t = await t.reopen();
+    depot = t.depot;
+    expect(existsSync(stray)).toBe(false);
+    expect(await read(caps.readCap)).toBe('owned');
   });
 
   it('keeps areas, data and capabilities across a restart', async () => {
