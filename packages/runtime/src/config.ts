@@ -201,3 +201,16 @@ export function commonSettings(defaults: { port: number; service: string }) {
   };
 }
 export type CommonConfig = ConfigOf<ReturnType<typeof commonSettings>>;
+
+/** The start options every service takes from its common settings (listen address, TLS, auth, shutdown). */
+export function serviceOptions(config: CommonConfig) {
+  return {
+    host: config.host,
+    port: config.port,
+    dataDir: config.dataDir,
+    advertiseHost: config.advertiseHost,
+    tls: { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa },
+    authToken: config.authToken,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+  };
+}

@@ -11,6 +11,7 @@ export {
   loadConfig,
   parseFlags,
   parseHostPort,
+  serviceOptions,
   settings,
 } from './config';
 export { crc32Combine } from './crc32';

@@ -47,6 +47,23 @@ function dial(address: string, port: number, signal?: AbortSignal): Promise<Sock
   });
 }
 
+/** Connects to host:port (if the allow-list permits it), runs `use`, and always closes the socket. */
+async function withConnection<T>(
+  host: string,
+  port: number,
+  allowed: BlockList,
+  signal: AbortSignal | undefined,
+  use: (socket: Socket) => Promise<T>,
+): Promise<T> {
+  const address = await permittedAddress(host, port, allowed);
+  const socket = await dial(address, port, signal);
+  try {
+    return await use(socket);
+  } finally {
+    socket.destroy();
+  }
+}
+
 function write(socket: Socket, chunk: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (socket.write(chunk)) resolve();
@@ -76,10 +93,8 @@ export async function deliver(
   allowed: BlockList,
   signal?: AbortSignal,
 ): Promise<number> {
-  const address = await permittedAddress(host, port, allowed);
-  const socket = await dial(address, port, signal);
-  let sent = 0;
-  try {
+  return withConnection(host, port, allowed, signal, async (socket) => {
+    let sent = 0;
     const finished = () =>
       new Promise<void>((resolve, reject) => {
         socket.end(() => resolve());
@@ -91,9 +106,7 @@ export async function deliver(
     }
     if (!socket.writableEnded) await finished();
     return sent;
-  } finally {
-    socket.destroy();
-  }
+  });
 }
 
 /** The bytes of a socket, exactly `size` of them; fewer is an error. */
@@ -119,9 +132,7 @@ export async function remoteStore(
   allowed: BlockList,
   signal?: AbortSignal,
 ): Promise<number> {
-  const address = await permittedAddress(host, port, allowed);
-  const socket = await dial(address, port, signal);
-  try {
+  return withConnection(host, port, allowed, signal, async (socket) => {
     const r = await depot.store(
       writeCap,
       size,
@@ -129,9 +140,7 @@ export async function remoteStore(
       signal,
     );
     return r.stored;
-  } finally {
-    socket.destroy();
-  }
+  });
 }
 
 /**
