@@ -180,7 +180,20 @@ export class Registry {
     if (this.closed) return Promise.reject(BackplaneError.unavailable('the name server is shutting down'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ apply, resolve: resolve as (v: unknown) => void, reject });
-      this.flushing ??= this.flush();
+      if (!this.flushing) this.startFlush();
+    });
+  }
+
+  /** Runs the commit loop; if it ever fails, the next one picks up what is queued. */
+  private startFlush(): void {
+    const f: Promise<void> = this.flush().catch((err: unknown) =>
+      this.log.error({ err }, 'commit loop failed'),
+    );
+    this.flushing = f;
+    void f.then(() => {
+      if (this.flushing !== f) return;
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.startFlush();
     });
   }
 
@@ -218,12 +231,25 @@ export class Registry {
       }
       for (const { p, result } of done) p.resolve(result);
       for (const change of changes) {
-        for (const listener of this.listeners) listener(change);
+        for (const listener of this.listeners) this.safely(() => listener(change));
       }
-      for (const fn of this.afterCommit.splice(0)) fn();
+      this.runAfterCommit();
     }
     this.flushing = undefined;
-    for (const fn of this.afterCommit.splice(0)) fn();
+    this.runAfterCommit();
+  }
+
+  /** A failing watcher must never stop the commit pipeline. */
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err }, 'a watcher failed');
+    }
+  }
+
+  private runAfterCommit(): void {
+    for (const fn of this.afterCommit.splice(0)) this.safely(fn);
   }
 
   // ---- views and checks ---------------------------------------------------------------------------
@@ -598,8 +624,12 @@ export class Registry {
       if (!filter.includeInherited || !this.scopes.has(scope)) return false;
       return this.chain(scope).includes(b.scope);
     };
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const start = () => {
+        if (!this.scopes.has(scope)) {
+          reject(BackplaneError.notFound(`scope "${scope}" does not exist`, { reason: 'SCOPE_NOT_FOUND' }));
+          return;
+        }
         const listener = (change: Change) => {
           if (matches(change.binding)) onChange(change);
         };

@@ -327,6 +327,27 @@ describe('Registry', () => {
     void b;
   });
 
+  it('keeps committing when a watch races the deletion of its scope', async () => {
+    await registry.createScope('doomed', 'default');
+    const del = registry.deleteScope('doomed', true);
+    const watch = registry.watch(
+      { scope: 'doomed', name: '', prefix: true, includeInherited: true },
+      () => undefined,
+    );
+    await del;
+    const w = await watch.then(
+      (sub) => {
+        sub.unsubscribe();
+        return 'subscribed';
+      },
+      (e: BackplaneError) => e.reason,
+    );
+    expect(['subscribed', 'SCOPE_NOT_FOUND']).toContain(w);
+    await expect(
+      registry.bind({ scope: '', name: 'after-race', types: [], location: loc(1), leaseTtlMs: 0 }),
+    ).resolves.toBeDefined();
+  });
+
   it('commits concurrent binds of one name exactly once', async () => {
     const results = await Promise.allSettled(
       Array.from({ length: 20 }, (_, i) =>
