@@ -54,14 +54,21 @@ class FollowedName {
     void this.follow();
   }
 
+  /** When the name was last asked for, or last lost a subscriber (ms since the epoch). */
+  lastUsed = Date.now();
+
   /** The current resolution, waiting for the first one if needed. */
   get(): Promise<Resolved> {
+    this.lastUsed = Date.now();
     return this.current ? Promise.resolve(this.current) : (this.firstResolution as Promise<Resolved>);
   }
 
   subscribe(listener: (r: Resolved) => void): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return () => {
+      this.listeners.delete(listener);
+      this.lastUsed = Date.now();
+    };
   }
 
   get subscribers(): number {
@@ -164,8 +171,33 @@ export class NameCache {
     this.clientOptions.set(nameServer, options);
   }
 
+  /** Names nobody has used (no channel, no lookup) for this long stop being followed. */
+  idleMs = 60_000;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** Stops following names without channels that nobody looked up for `idleMs`. */
+  sweep(now = Date.now()): number {
+    let stopped = 0;
+    for (const [k, f] of this.names) {
+      if (f.subscribers === 0 && now - f.lastUsed > this.idleMs) {
+        f.stop();
+        this.names.delete(k);
+        stopped++;
+      }
+    }
+    if (this.names.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+    return stopped;
+  }
+
   follow(key: Key): FollowedName {
     const k = keyString(key);
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(1000, this.idleMs / 2));
+      this.sweeper.unref();
+    }
     let f = this.names.get(k);
     if (!f) {
       let client = this.clients.get(key.nameServer);
@@ -181,6 +213,8 @@ export class NameCache {
 
   /** Stops following every name and closes the name server connections. */
   close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const f of this.names.values()) f.stop();
     this.names.clear();
     for (const c of this.clients.values()) c.close();

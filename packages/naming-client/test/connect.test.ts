@@ -86,6 +86,20 @@ describe('connect()', () => {
     await pub.close();
   });
 
+  it('stops following names that no channel uses any more', async () => {
+    const pub = await publish(
+      { host: '127.0.0.1', port: b.port },
+      { name: 'transient', types: [ECHO], nameServer: ns.address },
+    );
+    const client = await connect(EchoServiceClient, 'transient', { nameServer: ns.address });
+    await unary(client.echo.bind(client), { payload: Buffer.from('x') });
+    nameCache.sweep(Date.now() + 3_600_000); // names of earlier tests, whose clients are closed
+    expect(nameCache.sweep(Date.now() + 3_600_000)).toBe(0); // this one's channel still follows it
+    client.close();
+    await waitFor(() => nameCache.sweep(Date.now() + 3_600_000) >= 1);
+    await pub.close();
+  });
+
   it('fails with NOT_FOUND for an unknown name and TYPE_MISMATCH for a server of the wrong type', async () => {
     const missing = await connect(EchoServiceClient, 'nobody', { nameServer: ns.address }).catch(
       (e: unknown) => e,

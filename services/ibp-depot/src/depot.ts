@@ -91,6 +91,8 @@ interface Live {
   data: Condition;
   /** Metadata writes, in order. */
   saving: Promise<void>;
+  /** A circular-queue update that was staged and recorded but not yet written into the ring. */
+  pendingRedo?: Redo;
   freed: boolean;
 }
 
@@ -184,9 +186,10 @@ export class Depot {
     for await (const [key, value] of db.iterator({ gte: 'alloc!', lt: 'alloc"' })) {
       const rec = JSON.parse(value) as AllocationRecord;
       const path = this.path(rec);
+      // an area that was never written has no file yet: that is length 0, not a loss
       const length = await stat(path).then(
-        (s) => s.size,
-        () => -1,
+        (st) => st.size,
+        () => 0,
       );
       const needed = isQueue(rec.type) ? Math.min(rec.maxSize, rec.head + rec.size) : rec.size;
       if (length < needed) {
@@ -378,12 +381,17 @@ export class Depot {
     const { pool, reclaim } = this.pools.place(size, attributes.reliability, () =>
       [...this.areas.values()].map((l) => l.rec),
     );
+    // start freeing the victims and reserve the space in the same tick: a concurrent allocation must see
+    // the pool as it will be, not borrow the room being reclaimed
+    const reclaiming: Promise<void>[] = [];
     for (const victim of reclaim) {
+      const l = this.areas.get(victim.id);
+      if (!l || l.freed) continue;
       this.log.info(
         { id: victim.id, size: victim.maxSize },
         'reclaiming a VOLATILE area for a STABLE allocation',
       );
-      await this.free(this.areas.get(victim.id) as Live);
+      reclaiming.push(this.free(l));
     }
     const keys = { READ: newKey(), WRITE: newKey(), MANAGE: newKey() };
     const rec: AllocationRecord = {
@@ -407,6 +415,7 @@ export class Depot {
     this.areas.set(rec.id, live);
     this.files.markFresh(this.path(rec));
     try {
+      await Promise.all(reclaiming);
       await this.save(live);
     } catch (err) {
       this.areas.delete(rec.id);
@@ -434,6 +443,8 @@ export class Depot {
     }
     const release = await live.writer.acquire(signal);
     try {
+      // the area may have been freed while this store waited its turn: write nothing
+      if (live.freed) throw BackplaneError.notFound('the area was freed before the store could start');
       const rec = live.rec;
       const room = rec.type === 'BYTE_ARRAY' || rec.type === 'FIFO' ? rec.maxSize - rec.size : rec.maxSize; // BUFFER, CIRCULAR_QUEUE
       if (total > room) {
@@ -442,6 +453,14 @@ export class Depot {
         );
       }
       const sync = rec.reliability === 'STABLE';
+      if (live.pendingRedo) {
+        const releaseReader = await live.reader.acquire(signal);
+        try {
+          await this.finishRedo(live);
+        } finally {
+          releaseReader();
+        }
+      }
       let crc = 0;
       switch (rec.type) {
         case 'BYTE_ARRAY':
@@ -473,7 +492,13 @@ export class Depot {
           crc = await this.storeCircular(live, total, chunks, sync);
           break;
       }
-      if (live.freed) throw BackplaneError.notFound('the area was freed while the store was in progress');
+      if (live.freed) {
+        // the store may have re-created a file the free removed: remove it again
+        const written = rec.type === 'BUFFER' ? this.path(rec, rec.generation + 1) : this.path(rec);
+        this.files.forget(written);
+        await rm(written, { force: true });
+        throw BackplaneError.notFound('the area was freed while the store was in progress');
+      }
       if (rec.type === 'BUFFER') {
         const old = this.path(rec);
         rec.size = total;
@@ -507,7 +532,7 @@ export class Depot {
     flags = 'r+',
   ): Promise<number> {
     const cached = flags === 'r+';
-    const fh = cached ? await this.files.acquire(path) : await open(path, flags);
+    const fh = cached ? await this.files.acquire(path, 'write') : await open(path, flags);
     let at = 0;
     let crc = 0;
     try {
@@ -553,9 +578,10 @@ export class Depot {
     const stage = `${this.path(rec)}.stage`;
     const crc = await this.receive(stage, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), sync, 'w');
     const releaseReader = await live.reader.acquire();
+    let redoWritten = false;
     try {
-      // a redo record makes the ring update restartable: after a crash in the middle of it, start-up
-      // writes the staged bytes again and lands on the same state
+      // a redo record makes the ring update restartable: after a crash (or a failed write) in the middle
+      // of it, the staged bytes are written again and land on the same state
       const redo: Redo = {
         tail: (rec.head + rec.size) % rec.maxSize,
         total,
@@ -563,22 +589,53 @@ export class Depot {
         size: Math.min(rec.maxSize, rec.size + total),
       };
       await this.options.store.put(REDO_KEY(rec.id), JSON.stringify(redo), sync ? SYNC : {});
-      await this.applyRedo(rec, redo, stage, sync);
-      rec.head = redo.head;
-      rec.size = redo.size;
-      await this.save(live, [{ type: 'del', key: REDO_KEY(rec.id) }]);
+      redoWritten = true;
+      live.pendingRedo = redo;
+      await this.finishRedo(live, stage);
       return crc;
     } finally {
       releaseReader();
-      await rm(stage, { force: true });
+      // once a redo record names it, the stage is kept until the redo is finished
+      if (!redoWritten || !live.pendingRedo) await rm(stage, { force: true });
     }
+  }
+
+  /**
+   * Applies the pending redo of a circular queue and commits its new state. Called right after staging, and
+   * again before the next store or read if that failed (e.g. the disk was full), so a failure never leaves
+   * a half-written ring being served.
+   */
+  private async finishRedo(live: Live, stage = `${this.path(live.rec)}.stage`): Promise<void> {
+    const redo = live.pendingRedo;
+    if (!redo) return;
+    const rec = live.rec;
+    const stable = rec.reliability === 'STABLE';
+    try {
+      await this.applyRedo(rec, redo, stage, stable);
+    } catch (err) {
+      throw BackplaneError.unavailable(
+        'the circular queue could not be updated (is the disk full?); try again',
+        {
+          cause: err,
+        },
+      );
+    }
+    rec.head = redo.head;
+    rec.size = redo.size;
+    live.pendingRedo = undefined;
+    if (stable) await this.save(live, [{ type: 'del', key: REDO_KEY(rec.id) }]);
+    else {
+      await this.save(live);
+      await this.options.store.del(REDO_KEY(rec.id));
+    }
+    await rm(stage, { force: true });
   }
 
   /** Writes staged bytes into a circular queue's ring at the redo record's tail. */
   private async applyRedo(rec: AllocationRecord, redo: Redo, stage: string, sync: boolean): Promise<void> {
     const src = await open(stage, 'r');
     const ringPath = this.path(rec);
-    const ring = await this.files.acquire(ringPath);
+    const ring = await this.files.acquire(ringPath, 'write');
     try {
       let at = 0;
       for await (const chunk of rangeRead(src, 0, redo.total)) {
@@ -661,7 +718,9 @@ export class Depot {
       hooks.onLength?.(n);
       if (n === 0) return;
       const path = this.path(rec);
-      const fh = await this.files.acquire(path);
+      const fh = await this.files.acquire(path, 'read').catch((err: unknown) => {
+        throw live.freed ? BackplaneError.notFound('the area was freed') : err;
+      });
       try {
         yield* rangeRead(fh, offset, n, this.options.chunkAllocator);
       } finally {
@@ -671,6 +730,7 @@ export class Depot {
     }
     const release = await live.reader.acquire(signal);
     try {
+      await this.finishRedo(live);
       let n: number;
       if (rec.type === 'FIFO') {
         n = size === -1 ? rec.maxSize : size;
@@ -685,12 +745,14 @@ export class Depot {
         n = size === -1 ? rec.size : Math.min(size, rec.size);
       }
       hooks.onLength?.(n);
-      const path = this.path(rec);
-      const fh = await this.files.acquire(path);
-      try {
-        yield* ringRead(fh, rec.head, n, rec.maxSize, this.options.chunkAllocator);
-      } finally {
-        this.files.release(path);
+      if (n > 0) {
+        const path = this.path(rec);
+        const fh = await this.files.acquire(path, 'read');
+        try {
+          yield* ringRead(fh, rec.head, n, rec.maxSize, this.options.chunkAllocator);
+        } finally {
+          this.files.release(path);
+        }
       }
       // consumed only once the receiver has everything (a Copy's target acknowledged, a Deliver's peer got it)
       await hooks.beforeConsume?.();
@@ -718,7 +780,7 @@ export class Depot {
     const prefix = EXTENT_PREFIX(rec.id);
     const result = { extents: 0, bytes: 0, corruptOffsets: [] as number[] };
     const path = this.path(rec);
-    const fh = await this.files.acquire(path);
+    const fh = await this.files.acquire(path, 'write');
     try {
       for await (const [key, value] of this.options.store.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
         const offset = Number(String(key).slice(prefix.length));
@@ -839,7 +901,7 @@ export class Depot {
       rec.reliability = attributes.reliability;
       if (rec.reliability === 'STABLE') {
         const path = this.path(rec);
-        const fh = await this.files.acquire(path);
+        const fh = await this.files.acquire(path, 'write');
         try {
           await fh.sync();
         } finally {

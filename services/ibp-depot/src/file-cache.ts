@@ -23,23 +23,28 @@ export class FileCache {
 
   constructor(private readonly max = 256) {}
 
-  /** Opens (creating with `create`) or shares the file; call release(path) when done. */
-  async acquire(path: string, create = false): Promise<FileHandle> {
+  /**
+   * Opens or shares the file; call release(path) when done. `write` creates it if missing (an area's file is
+   * made on first use, so allocating costs no file-system call); `read` never creates one.
+   */
+  async acquire(path: string, mode: 'read' | 'write'): Promise<FileHandle> {
     let e = this.entries.get(path);
     if (!e || e.doomed) {
-      // an area's file is created on first use (allocating costs no file-system call); a file known to be
-      // new is created in one call, without a failed open first
       const fresh = this.fresh.delete(path);
-      const handle = fresh
-        ? open(path, 'wx+').catch((err: NodeJS.ErrnoException) =>
-            err.code === 'EEXIST' ? open(path, 'r+') : Promise.reject(err),
-          )
-        : open(path, create ? 'w+' : 'r+').catch((err: NodeJS.ErrnoException) =>
-            err.code === 'ENOENT' ? open(path, 'w+') : Promise.reject(err),
-          );
+      const handle =
+        mode === 'read'
+          ? open(path, 'r+')
+          : fresh
+            ? open(path, 'wx+').catch((err: NodeJS.ErrnoException) =>
+                err.code === 'EEXIST' ? open(path, 'r+') : Promise.reject(err),
+              )
+            : open(path, 'r+').catch((err: NodeJS.ErrnoException) =>
+                err.code === 'ENOENT' ? open(path, 'w+') : Promise.reject(err),
+              );
       e = { handle, users: 0, doomed: false };
       this.entries.set(path, e);
-      handle.catch(() => this.entries.get(path) === e && this.entries.delete(path));
+      const entry = e;
+      handle.catch(() => this.entries.get(path) === entry && this.entries.delete(path));
     } else {
       // most recently used last
       this.entries.delete(path);

@@ -102,7 +102,15 @@ export function depotService(depot: Depot, allowed: BlockList): ServiceRegistrat
     },
 
     copy: async (req, ctx) => ({
-      copied: await copy(depot, req.sourceReadCap, req.targetWriteCap, req.offset, req.size, ctx.signal),
+      copied: await copy(
+        depot,
+        req.sourceReadCap,
+        req.targetWriteCap,
+        req.offset,
+        req.size,
+        allowed,
+        ctx.signal,
+      ),
     }),
 
     deliver: async (req, ctx) => ({

@@ -153,6 +153,7 @@ export async function copy(
   targetWriteCap: string,
   offset: number,
   size: number,
+  allowed: BlockList,
   signal?: AbortSignal,
   creds: ChannelCredentials = credentials.createInsecure(),
 ): Promise<number> {
@@ -166,6 +167,8 @@ export async function copy(
       },
     );
   }
+  // the target depot is named by the capability: it must be inside the allowed networks like any peer
+  await permittedAddress(target.host, target.port, allowed);
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   const client = new FastDepotServiceClient(`${host}:${target.port}`, creds, {
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
@@ -176,6 +179,11 @@ export async function copy(
     settle = resolve;
     fail = reject;
   });
+  // observed here: the target may refuse before this side has sent everything
+  let refused: unknown;
+  response.catch((err: unknown) => {
+    refused = err;
+  });
   const call = client.store({ deadline: new Date(Date.now() + 3_600_000) }, (err, res) =>
     err ? fail(BackplaneError.from(err)) : settle(res),
   );
@@ -183,13 +191,14 @@ export async function copy(
   signal?.addEventListener('abort', onAbort, { once: true });
   let length = -1;
   let first = true;
-  const send = (data: Buffer) =>
-    new Promise<void>((resolve) => {
-      const msg = first ? { writeCap: targetWriteCap, size: length, data } : { writeCap: '', size: 0, data };
-      first = false;
-      if (call.write(msg)) resolve();
-      else call.once('drain', resolve);
-    });
+  const send = async (data: Buffer) => {
+    if (refused !== undefined) throw refused;
+    const msg = first ? { writeCap: targetWriteCap, size: length, data } : { writeCap: '', size: 0, data };
+    first = false;
+    if (call.write(msg)) return;
+    // wait for room, or for the target's answer if it refuses (then no drain ever comes)
+    await Promise.race([new Promise<void>((resolve) => call.once('drain', () => resolve())), response]);
+  };
   try {
     const chunks = depot.read(sourceReadCap, offset, size, signal, {
       onLength: (n) => {

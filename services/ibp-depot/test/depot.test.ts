@@ -337,6 +337,55 @@ describe('Depot', () => {
     expect((await failure(read(other.readCap))).code).toBe(status.NOT_FOUND);
   });
 
+  it('keeps areas that were never written across a clean restart', async () => {
+    const vol = await depot.allocate(10, attrs('BYTE_ARRAY', 'VOLATILE'));
+    const stab = await depot.allocate(10, attrs('FIFO'));
+    t = await t.reopen();
+    depot = t.depot;
+    expect((await depot.manage(vol.manageCap, 'PROBE', undefined)).maxSize).toBe(10);
+    expect((await depot.manage(stab.manageCap, 'PROBE', undefined)).maxSize).toBe(10);
+  });
+
+  it('never overfills a pool when allocations race for reclaimed space', async () => {
+    const small = await openTestDepot({ stable: 100, volatile: 100 });
+    try {
+      await small.depot.allocate(60, attrs('BYTE_ARRAY', 'VOLATILE'));
+      await small.depot.allocate(40, attrs('BYTE_ARRAY', 'VOLATILE'));
+      await small.depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+      const results = await Promise.allSettled([
+        small.depot.allocate(50, attrs('BYTE_ARRAY', 'STABLE')),
+        small.depot.allocate(50, attrs('BYTE_ARRAY', 'STABLE')),
+        small.depot.allocate(50, attrs('BYTE_ARRAY', 'STABLE')),
+      ]);
+      for (const r of results) {
+        if (r.status === 'rejected')
+          expect((r.reason as { code: number }).code).toBe(status.RESOURCE_EXHAUSTED);
+      }
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+      const st = small.depot.status();
+      expect(st.volatile.used).toBeLessThanOrEqual(st.volatile.capacity);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('writes nothing for stores that were queued when their area was freed', async () => {
+    const caps = await depot.allocate(1000, attrs('BYTE_ARRAY'));
+    const slow = (async function* () {
+      await new Promise((r) => setTimeout(r, 100));
+      yield Buffer.from('first');
+    })();
+    const holding = depot.store(caps.writeCap, 5, slow);
+    await new Promise((r) => setTimeout(r, 10));
+    const queued = depot.store(caps.writeCap, 6, chunked('second'));
+    await depot.manage(caps.manageCap, 'DECR', 'READ');
+    expect((await failure(holding)).code).toBe(status.NOT_FOUND);
+    expect((await failure(queued)).code).toBe(status.NOT_FOUND);
+    const id = (caps.readCap.split('/')[3] as string).split('#')[0] as string;
+    expect(existsSync(join(t.dir, 'stable', id))).toBe(false);
+    expect(depot.status().stable.used).toBe(0);
+  });
+
   it('removes files no area owns at start-up, and keeps the ones it does', async () => {
     const caps = await depot.allocate(100, attrs('BYTE_ARRAY'));
     await store(caps.writeCap, 'owned');

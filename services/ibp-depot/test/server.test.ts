@@ -245,6 +245,14 @@ describe('DepotService over gRPC', () => {
       size: -1,
     }).catch((e: BackplaneError) => e);
     expect((err as BackplaneError).code).toBe(status.PERMISSION_DENIED);
+    const forged = `ibp://10.1.2.3:2379/${'A'.repeat(22)}#${'B'.repeat(43)}/WRITE`;
+    const err3 = await unary(client.copy.bind(client), {
+      sourceReadCap: caps.readCap,
+      targetWriteCap: forged,
+      offset: 0,
+      size: -1,
+    }).catch((e: BackplaneError) => e);
+    expect((err3 as BackplaneError).code).toBe(status.PERMISSION_DENIED);
     const err2 = await unary(client.remoteStore.bind(client), {
       writeCap: caps.writeCap,
       host: '192.0.2.1',
