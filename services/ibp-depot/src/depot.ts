@@ -559,7 +559,7 @@ export class Depot {
       if (flags === 'w') await rm(path, { force: true });
       throw err;
     } finally {
-      if (cached) this.files.release(path);
+      if (cached) this.files.release(fh);
       else await fh.close();
     }
   }
@@ -645,7 +645,7 @@ export class Depot {
       if (sync) await ring.sync();
     } finally {
       await src.close();
-      this.files.release(ringPath);
+      this.files.release(ring);
     }
   }
 
@@ -724,7 +724,7 @@ export class Depot {
       try {
         yield* rangeRead(fh, offset, n, this.options.chunkAllocator);
       } finally {
-        this.files.release(path);
+        this.files.release(fh);
       }
       return;
     }
@@ -751,7 +751,7 @@ export class Depot {
         try {
           yield* ringRead(fh, rec.head, n, rec.maxSize, this.options.chunkAllocator);
         } finally {
-          this.files.release(path);
+          this.files.release(fh);
         }
       }
       // consumed only once the receiver has everything (a Copy's target acknowledged, a Deliver's peer got it)
@@ -797,7 +797,7 @@ export class Depot {
         if (actual !== crc) result.corruptOffsets.push(offset);
       }
     } finally {
-      this.files.release(path);
+      this.files.release(fh);
     }
     return result;
   }
@@ -905,7 +905,7 @@ export class Depot {
         try {
           await fh.sync();
         } finally {
-          this.files.release(path);
+          this.files.release(fh);
         }
       }
     }

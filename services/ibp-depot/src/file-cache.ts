@@ -15,6 +15,7 @@ interface Entry {
 export class FileCache {
   private readonly entries = new Map<string, Entry>();
   private readonly fresh = new Set<string>();
+  private readonly owners = new WeakMap<FileHandle, { path: string; entry: Entry }>();
 
   /** The file does not exist yet (a new area): its first acquire creates it. */
   markFresh(path: string): void {
@@ -24,7 +25,7 @@ export class FileCache {
   constructor(private readonly max = 256) {}
 
   /**
-   * Opens or shares the file; call release(path) when done. `write` creates it if missing (an area's file is
+   * Opens or shares the file; call release(handle) when done. `write` creates it if missing (an area's file is
    * made on first use, so allocating costs no file-system call); `read` never creates one.
    */
   async acquire(path: string, mode: 'read' | 'write'): Promise<FileHandle> {
@@ -52,18 +53,22 @@ export class FileCache {
     }
     e.users++;
     try {
-      return await e.handle;
+      const fh = await e.handle;
+      this.owners.set(fh, { path, entry: e });
+      return fh;
     } catch (err) {
       e.users--;
       throw err;
     }
   }
 
-  release(path: string): void {
-    const e = this.entries.get(path);
-    if (!e) return;
+  /** Gives back a handle from acquire(); the handle, not the path, says which entry (a path may be reopened). */
+  release(fh: FileHandle): void {
+    const owner = this.owners.get(fh);
+    if (!owner) return;
+    const e = owner.entry;
     e.users--;
-    if (e.users === 0 && e.doomed) this.close(path, e);
+    if (e.users === 0 && e.doomed) this.close(owner.path, e);
     else this.trim();
   }
 

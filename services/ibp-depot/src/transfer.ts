@@ -40,7 +40,8 @@ function dial(address: string, port: number, signal?: AbortSignal): Promise<Sock
     const onAbort = () => socket.destroy(signal?.reason as Error);
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => resolve(socket));
-    socket.once('error', (err) =>
+    // rejects only while connecting; later errors surface through write()/finish() and close the socket
+    socket.on('error', (err) =>
       reject(BackplaneError.unavailable(`cannot connect to ${address}:${port}: ${err.message}`)),
     );
     socket.once('close', () => signal?.removeEventListener('abort', onAbort));
@@ -64,21 +65,34 @@ async function withConnection<T>(
   }
 }
 
+const gone = () => BackplaneError.unavailable('delivery failed: the receiver closed the connection');
+
+/** Writes a chunk, waiting for room; fails at once when the receiver has gone (reset, closed or errored). */
 function write(socket: Socket, chunk: Buffer): Promise<void> {
+  if (socket.destroyed) return Promise.reject(gone());
+  if (socket.write(chunk)) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    if (socket.write(chunk)) resolve();
-    else {
-      const onDrain = () => {
-        socket.off('error', onError);
-        resolve();
-      };
-      const onError = (err: Error) => {
-        socket.off('drain', onDrain);
-        reject(BackplaneError.unavailable(`delivery failed: ${err.message}`));
-      };
-      socket.once('drain', onDrain);
-      socket.once('error', onError);
-    }
+    const done = (err?: Error) => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      socket.off('error', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(gone());
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+    socket.once('error', onClose);
+  });
+}
+
+/** Half-closes and resolves once the receiver got everything; rejects if it went away first. */
+function finish(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.reject(gone());
+  return new Promise((resolve, reject) => {
+    socket.once('error', () => reject(gone()));
+    socket.end((err?: Error | null) => (err ? reject(gone()) : resolve()));
   });
 }
 
@@ -95,11 +109,7 @@ export async function deliver(
 ): Promise<number> {
   return withConnection(host, port, allowed, signal, async (socket) => {
     let sent = 0;
-    const finished = () =>
-      new Promise<void>((resolve, reject) => {
-        socket.end(() => resolve());
-        socket.once('error', (err) => reject(BackplaneError.unavailable(`delivery failed: ${err.message}`)));
-      });
+    const finished = () => finish(socket);
     for await (const chunk of depot.read(readCap, offset, size, signal, { beforeConsume: finished })) {
       await write(socket, chunk);
       sent += chunk.length;
