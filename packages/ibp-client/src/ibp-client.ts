@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import {
   AllocationType,
@@ -63,13 +63,24 @@ export class IbpClient {
   private readonly clients = new Map<string, DepotServiceClient>();
   private readonly credentials: ChannelCredentials;
   private readonly token: string | undefined;
+  private readonly tokenDepots: Set<string>;
+  private readonly addresses = new WeakMap<DepotServiceClient, string>();
   /** The depot used by allocate() and status() when none is given. */
   readonly depot: string;
 
-  constructor(options: { depot?: string; credentials?: ChannelCredentials; token?: string } = {}) {
+  constructor(
+    options: {
+      depot?: string;
+      credentials?: ChannelCredentials;
+      token?: string;
+      /** Other depots (host:port) that may receive the token. */
+      tokenDepots?: string[];
+    } = {},
+  ) {
     this.depot = options.depot ?? process.env.BACKPLANE_IBP_DEPOT ?? DEFAULT_DEPOT;
     this.credentials = options.credentials ?? grpcCredentials.createInsecure();
     this.token = options.token;
+    this.tokenDepots = new Set(options.tokenDepots ?? []);
   }
 
   private client(address: string): DepotServiceClient {
@@ -77,14 +88,22 @@ export class IbpClient {
     if (!c) {
       c = new FastDepotServiceClient(address, this.credentials, {
         'grpc.max_receive_message_length': 8 * 1024 * 1024,
+        // a 16 MiB receive window: with Node's 64 KiB default, 1 MiB chunks stall on window updates
+        'grpc-node.flow_control_window': 16 * 1024 * 1024,
       });
       this.clients.set(address, c);
+      this.addresses.set(c, address);
     }
     return c;
   }
 
-  private opts(o: CallOptions = {}): CallOptions {
-    if (!this.token) return o;
+  /**
+   * Call options for a call to `c`. The bearer token goes only to this client's own depot and the depots
+   * listed in `tokenDepots`: a capability can name any host, and must not be a way to collect tokens.
+   */
+  private opts(c: DepotServiceClient, o: CallOptions = {}): CallOptions {
+    const address = this.addresses.get(c) ?? '';
+    if (!this.token || (address !== this.depot && !this.tokenDepots.has(address))) return o;
     const metadata = o.metadata?.clone() ?? new Metadata();
     metadata.set('authorization', `Bearer ${this.token}`);
     return { ...o, metadata };
@@ -118,7 +137,7 @@ export class IbpClient {
           type: TYPES[options.type ?? 'BYTE_ARRAY'],
         },
       },
-      this.opts(call),
+      this.opts(c, call),
     );
     if (!res.caps) throw BackplaneError.unavailable('the depot sent no capabilities');
     return res.caps;
@@ -148,12 +167,15 @@ export class IbpClient {
       chunks = source as AsyncIterable<Buffer>;
     }
     const c = this.client(depotOf(writeCap));
-    const o = this.opts(options);
+    const o = this.opts(c, options);
     const deadline =
       o.deadline ?? (o.timeoutMs !== undefined ? new Date(Date.now() + o.timeoutMs) : undefined);
-    return new Promise((resolve, reject) => {
-      let sent = 0;
+    let sent = 0;
+    let settled = false;
+    let onAbort: (() => void) | undefined;
+    const result = new Promise<{ stored: number; currentSize: number }>((resolve, reject) => {
       const call = c.store(o.metadata ?? new Metadata(), deadline ? { deadline } : {}, (err, res) => {
+        settled = true;
         if (err) reject(BackplaneError.from(err));
         else if (res.crc32 !== sent) {
           reject(
@@ -164,11 +186,14 @@ export class IbpClient {
           );
         } else resolve({ stored: Number(res.stored), currentSize: Number(res.currentSize) });
       });
-      options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      onAbort = () => call.cancel();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       const pump = async () => {
         let first = true;
         let done = 0;
         for await (const chunk of chunks) {
+          // the depot answered early (it refused the store): stop reading the source
+          if (settled) return;
           // the first message carries the capability, the size and the first chunk (a small store is one
           // message); every chunk carries its CRC-32, and the depot refuses a store with a damaged one
           const crc = crc32(chunk);
@@ -177,7 +202,13 @@ export class IbpClient {
             ? { writeCap, size, data: chunk, crc32: crc }
             : { writeCap: '', size: 0, data: chunk, crc32: crc };
           first = false;
-          if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', () => r()));
+          if (!call.write(msg)) {
+            // wait for room, or for the depot's answer (after a refusal no drain comes)
+            await Promise.race([
+              new Promise<void>((r) => call.once('drain', () => r())),
+              result.catch(() => undefined),
+            ]);
+          }
           done += chunk.length;
           options.onProgress?.(done, size);
         }
@@ -189,6 +220,13 @@ export class IbpClient {
         reject(BackplaneError.from(err));
       });
     });
+    try {
+      return await result;
+    } finally {
+      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+      // a file source must not stay open after a refused or failed store
+      if (typeof source === 'string') (chunks as Readable).destroy();
+    }
   }
 
   /** The chunks of an IBP_read, as they arrive, each checked against its CRC-32. */
@@ -200,7 +238,7 @@ export class IbpClient {
     for await (const r of serverStream(
       c.read.bind(c),
       { readCap, offset: options.offset ?? 0, size: options.size ?? -1 },
-      this.opts(options),
+      this.opts(c, options),
     )) {
       if (crc32(r.data) !== r.crc32) {
         throw BackplaneError.of('DATA_LOSS', 'a chunk read from the depot does not match its CRC-32');
@@ -215,7 +253,7 @@ export class IbpClient {
     call?: CallOptions,
   ): Promise<{ extents: number; bytes: number; corruptOffsets: number[] }> {
     const c = this.client(depotOf(readCap));
-    const r = await unary(c.verify.bind(c), { readCap }, this.opts(call));
+    const r = await unary(c.verify.bind(c), { readCap }, this.opts(c, call));
     return {
       extents: Number(r.extents),
       bytes: Number(r.bytes),
@@ -245,16 +283,18 @@ export class IbpClient {
       }
       return Buffer.concat(parts);
     }
-    const out = typeof dest === 'string' ? createWriteStream(dest) : dest;
-    for await (const chunk of this.readChunks(readCap, options)) {
-      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
-      done += chunk.length;
-      options.onProgress?.(done, options.size ?? -1);
-    }
-    if (typeof dest === 'string') {
-      out.end();
-      await finished(out);
-    }
+    const counted = async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        done += chunk.length;
+        options.onProgress?.(done, options.size ?? -1);
+        yield chunk;
+      }
+    };
+    // pipeline() handles errors on both sides (a failed read closes the file; a failed write ends the read);
+    // a caller's own Writable is not ended
+    const source = Readable.from(counted(this.readChunks(readCap, options)));
+    if (typeof dest === 'string') await pipeline(source, createWriteStream(dest));
+    else await pipeline(source, dest, { end: false });
     return done;
   }
 
@@ -268,7 +308,7 @@ export class IbpClient {
     const r = await unary(
       c.copy.bind(c),
       { sourceReadCap, targetWriteCap, offset: options.offset ?? 0, size: options.size ?? -1 },
-      this.opts(options),
+      this.opts(c, options),
     );
     return Number(r.copied);
   }
@@ -284,7 +324,7 @@ export class IbpClient {
     const r = await unary(
       c.deliver.bind(c),
       { readCap, host, port, offset: options.offset ?? 0, size: options.size ?? -1 },
-      this.opts(options),
+      this.opts(c, options),
     );
     return Number(r.delivered);
   }
@@ -292,7 +332,7 @@ export class IbpClient {
   /** IBP_remote_store: the depot pulls `size` bytes from host:port. */
   async remoteStore(writeCap: string, host: string, port: number, size: number, call?: CallOptions) {
     const c = this.client(depotOf(writeCap));
-    const r = await unary(c.remoteStore.bind(c), { writeCap, host, port, size }, this.opts(call));
+    const r = await unary(c.remoteStore.bind(c), { writeCap, host, port, size }, this.opts(c, call));
     return Number(r.stored);
   }
 
@@ -331,7 +371,7 @@ export class IbpClient {
           : undefined,
         size: options.size ?? 0,
       },
-      this.opts(call),
+      this.opts(c, call),
     );
   }
 
@@ -348,7 +388,7 @@ export class IbpClient {
     const r = await unary(
       c.derive.bind(c),
       { readCap, offset: options.offset ?? 0, length: options.length ?? -1, duration: options.duration ?? 0 },
-      this.opts(call),
+      this.opts(c, call),
     );
     return r.readCap;
   }
@@ -356,7 +396,7 @@ export class IbpClient {
   /** Revokes a derived capability (needs the area's manage capability). */
   async revoke(manageCap: string, derivedCap: string, call?: CallOptions): Promise<void> {
     const c = this.client(depotOf(manageCap));
-    await unary(c.revoke.bind(c), { manageCap, derivedCap }, this.opts(call));
+    await unary(c.revoke.bind(c), { manageCap, derivedCap }, this.opts(c, call));
   }
 
   probe(manageCap: string, call?: CallOptions): Promise<ManageResponse> {
@@ -365,7 +405,7 @@ export class IbpClient {
 
   status(depot = this.depot, call?: CallOptions): Promise<StatusResponse> {
     const c = this.client(depot);
-    return unary(c.status.bind(c), {}, this.opts(call));
+    return unary(c.status.bind(c), {}, this.opts(c, call));
   }
 
   close(): void {

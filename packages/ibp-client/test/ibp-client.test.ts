@@ -74,4 +74,28 @@ describe('IbpClient', () => {
     const st = await ibp.status(b.address);
     expect(st.volatile?.allocations).toBe(0);
   });
+
+  it('sends its bearer token only to its own depot and the ones it was told to trust', async () => {
+    const token = 'depot-token-0123456789';
+    const guarded = await startDepot({
+      port: 0,
+      dataDir: join(dir.path, 'guarded'),
+      stableSizeMb: 8,
+      volatileSizeMb: 8,
+      authToken: token,
+    });
+    try {
+      const owner = new IbpClient({ depot: guarded.address, token });
+      const caps = await owner.allocate(16);
+      await owner.store(caps.writeCap, Buffer.from('secret'));
+      // a client whose own depot is elsewhere does not hand the token to the depot a capability names
+      const elsewhere = new IbpClient({ depot: a.address, token });
+      await expect(elsewhere.read(caps.readCap)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+      const trusting = new IbpClient({ depot: a.address, token, tokenDepots: [guarded.address] });
+      expect((await trusting.read(caps.readCap)).toString()).toBe('secret');
+      for (const c of [owner, elsewhere, trusting]) c.close();
+    } finally {
+      await guarded.close();
+    }
+  });
 });
