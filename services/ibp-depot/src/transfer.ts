@@ -26,12 +26,20 @@ async function permittedAddress(host: string, port: number, allowed: BlockList):
     throw BackplaneError.badParameter(`port must be 1-65535, got ${port}`);
   if (host === '' || host.length > 253)
     throw BackplaneError.badParameter('host must be a host name or IP address');
-  const address = isIP(host) ? host : (await lookup(host).catch(() => undefined))?.address;
-  if (!address) throw BackplaneError.badParameter(`cannot resolve host "${host}"`);
-  if (!allowed.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')) {
-    throw BackplaneError.permissionDenied(`${address} is outside the networks this depot may connect to`);
+  // every address the name has must be allowed, and the caller connects to the address checked here (not
+  // to the name again), so neither a second record nor a re-resolution can point the depot elsewhere
+  const addresses = isIP(host)
+    ? [host]
+    : ((await lookup(host, { all: true }).catch(() => [])) as Array<{ address: string }>).map(
+        (a) => a.address,
+      );
+  if (addresses.length === 0) throw BackplaneError.badParameter(`cannot resolve host "${host}"`);
+  for (const address of addresses) {
+    if (!allowed.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')) {
+      throw BackplaneError.permissionDenied(`${address} is outside the networks this depot may connect to`);
+    }
   }
-  return address;
+  return addresses[0] as string;
 }
 
 function dial(address: string, port: number, signal?: AbortSignal): Promise<Socket> {
@@ -178,10 +186,12 @@ export async function copy(
     );
   }
   // the target depot is named by the capability: it must be inside the allowed networks like any peer
-  await permittedAddress(target.host, target.port, allowed);
-  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  const client = new FastDepotServiceClient(`${host}:${target.port}`, creds, {
+  const ip = await permittedAddress(target.host, target.port, allowed);
+  const bracket = (h: string) => (h.includes(':') ? `[${h}]` : h);
+  const client = new FastDepotServiceClient(`${bracket(ip)}:${target.port}`, creds, {
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
+    // TLS and virtual hosting still see the name the capability gave
+    'grpc.default_authority': `${bracket(target.host)}:${target.port}`,
   });
   let settle: (r: StoreResponse) => void = () => undefined;
   let fail: (e: unknown) => void = () => undefined;
