@@ -120,7 +120,8 @@ export async function up(options: UpOptions): Promise<number> {
     if (stopping) return;
     stopping = true;
     process.stdout.write('stopping…\n');
-    for (const s of [...started].reverse()) await stopChild(s.child);
+    // take from `started` until it is empty: a service the start-up loop adds meanwhile is stopped too
+    for (let s = started.pop(); s; s = started.pop()) await stopChild(s.child);
     if (natsChild) await stopChild(natsChild);
     process.stdout.write('all stopped\n');
     resolveDone(code);
@@ -149,11 +150,16 @@ export async function up(options: UpOptions): Promise<number> {
       natsChild = spawn(bin, ['-a', '127.0.0.1', '-p', String(options.natsPort), '-js', '-sd', dir], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      natsChild.on('error', (err) => {
+        process.stdout.write(`nats-server failed: ${err.message}\n`);
+        void stopAll(1);
+      });
       pipeOutput('nats', natsChild, true);
       watchExit('nats-server', natsChild);
       natsUrl = `nats://127.0.0.1:${options.natsPort}`;
     }
     for (const entry of SERVICES) {
+      if (stopping) break; // Ctrl-C during start-up: start nothing more
       const port = options.ports[entry.name] ?? entry.port;
       const svcData = join(dataDir, entry.name);
       const env: NodeJS.ProcessEnv = {
@@ -166,6 +172,7 @@ export async function up(options: UpOptions): Promise<number> {
         ...(natsUrl && entry.natsEnv ? entry.natsEnv(natsUrl) : {}),
       };
       const child = spawn(process.execPath, [mainOf(entry)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.on('error', (err) => process.stdout.write(`${entry.name} failed to start: ${err.message}\n`));
       const address = `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`;
       started.push({ name: entry.name, address, child, dataDir: svcData });
       pipeOutput(entry.name, child, options.jsonLogs);
@@ -178,6 +185,7 @@ export async function up(options: UpOptions): Promise<number> {
     return done;
   }
 
+  if (stopping) return done;
   const rows = started.map((s) => ({
     service: s.name,
     address: s.address,

@@ -79,18 +79,27 @@ export async function publish(
     }
   };
 
+  let renewing: Promise<void> | undefined;
   const schedule = () => {
     if (closed || leaseTtlMs === 0) return;
     timer = setTimeout(
       () => {
-        void renew().finally(schedule);
+        renewing = renew().finally(() => {
+          renewing = undefined;
+          schedule();
+        });
       },
       Math.max(100, Math.floor(leaseTtlMs / 3)),
     );
     timer.unref();
   };
 
-  await bind();
+  try {
+    await bind();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
   schedule();
 
   return {
@@ -107,6 +116,8 @@ export async function publish(
       if (closed) return;
       closed = true;
       if (timer) clearTimeout(timer);
+      // a renewal in flight may bind again (with a new secret): let it finish, then unbind what it left
+      await renewing;
       try {
         await client.unbind(options.name, ownerSecret, scope, { timeoutMs: 3000 });
       } catch (err) {

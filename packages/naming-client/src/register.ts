@@ -7,7 +7,7 @@ import { publish } from './publish';
  * service works without one.
  */
 export async function registerService(
-  running: { port: number; serviceNames: string[]; addCloseHook(hook: () => unknown): void },
+  running: { port: number; serviceNames: string[]; addShutdownHook(hook: () => unknown): void },
   options: {
     name: string;
     nameServer: string | undefined;
@@ -32,7 +32,8 @@ export async function registerService(
         token: options.token,
       },
     );
-    running.addCloseHook(() => publication.close());
+    // leave the name server as soon as shutdown starts, not after draining: no new clients are sent here
+    running.addShutdownHook(() => publication.close());
   } catch (err) {
     options.log.warn(
       { err: BackplaneError.from(err).message, nameServer: options.nameServer },

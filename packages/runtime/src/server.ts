@@ -69,6 +69,8 @@ export interface RunningService {
   /** Calls in progress. */
   inFlight(): number;
   addCloseHook(hook: () => unknown): void;
+  /** Runs as soon as shutdown starts, while calls drain (e.g. leave the name server, so no new clients come). */
+  addShutdownHook(hook: () => unknown): void;
   /** Graceful stop: NOT_SERVING, end long streams, drain calls up to the timeout, run close hooks. */
   close(): Promise<void>;
 }
@@ -141,11 +143,13 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const port = await bind(server, `${bindHost}:${options.port ?? 0}`, serverCredentials(options.tls));
   if (options.flowControlWindow) widenReceiveWindow(server, options.flowControlWindow, log);
   const closeHooks = [...(options.onClose ?? [])];
+  const shutdownHooks: Array<() => unknown> = [];
   let closing: Promise<void> | undefined;
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log.info({ inFlight: inFlight.count }, 'shutting down');
+      const early = Promise.allSettled(shutdownHooks.map(async (hook) => hook()));
       for (const n of ['', ...serviceNames]) health.setStatus(n, 'NOT_SERVING');
       shutdown.abort();
       await new Promise<void>((resolve) => {
@@ -159,6 +163,9 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
           resolve();
         });
       });
+      for (const r of await early) {
+        if (r.status === 'rejected') log.error({ err: r.reason }, 'shutdown hook failed');
+      }
       for (const hook of closeHooks.reverse()) {
         try {
           await hook();
@@ -185,6 +192,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     shutdownSignal: shutdown.signal,
     inFlight: () => inFlight.count,
     addCloseHook: (hook) => closeHooks.push(hook),
+    addShutdownHook: (hook) => shutdownHooks.push(hook),
     close,
   };
 }

@@ -144,7 +144,7 @@ describe('startService with a bearer token', () => {
 });
 
 describe('RunningService.close', () => {
-  it('drains an in-flight call, then runs close hooks and refuses new calls', async () => {
+  it('runs shutdown hooks at once, drains an in-flight call, then runs close hooks and refuses new calls', async () => {
     const order: string[] = [];
     const running = await startTestService({
       name: 'echo',
@@ -160,13 +160,14 @@ describe('RunningService.close', () => {
         }),
       ],
     });
+    running.addShutdownHook(() => order.push('left the name server'));
     const client = echoClient(running.address);
     const inFlight = unary(client.echo.bind(client), { payload: Buffer.from('slow') });
     await new Promise((r) => setTimeout(r, 50));
     expect(running.inFlight()).toBe(1);
     await running.close();
     await expect(inFlight).resolves.toMatchObject({ payload: Buffer.from('slow') });
-    expect(order).toEqual(['call done', 'store closed']);
+    expect(order).toEqual(['left the name server', 'call done', 'store closed']);
     await expect(
       unary(client.echo.bind(client), { payload: Buffer.from('late') }, { timeoutMs: 500 }),
     ).rejects.toBeInstanceOf(BackplaneError);
