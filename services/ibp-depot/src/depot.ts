@@ -120,6 +120,8 @@ function extentOp(id: string, offset: number, length: number, crc: number): Stor
 }
 const CLEAN_KEY = 'meta!clean';
 const MAX_ALLOCATION = Number.MAX_SAFE_INTEGER;
+/** During a STABLE store, data is flushed to disk in the background every this many bytes. */
+const EARLY_FLUSH_BYTES = 64 * 1024 * 1024;
 /** classic-level's write option: fsync the log before the write returns. */
 const SYNC = { sync: true } as never;
 
@@ -535,6 +537,8 @@ export class Depot {
     const fh = cached ? await this.files.acquire(path, 'write') : await open(path, flags);
     let at = 0;
     let crc = 0;
+    let flushedAt = 0;
+    let flushing: Promise<void> | undefined;
     try {
       for await (const item of chunks) {
         const chunk = Buffer.isBuffer(item) ? item : item.data;
@@ -550,9 +554,18 @@ export class Depot {
             ? crc32Combine(crc, known, chunk.length)
             : crc32(chunk, crc);
         at += chunk.length;
+        // a long STABLE store flushes as it goes, so the final fsync has little left to do
+        if (sync && at - flushedAt >= EARLY_FLUSH_BYTES && !flushing) {
+          flushedAt = at;
+          flushing = fh.datasync().finally(() => {
+            flushing = undefined;
+          });
+          flushing.catch(() => undefined);
+        }
       }
       if (at !== total)
         throw BackplaneError.badParameter(`the stream ended after ${at} of the announced ${total} bytes`);
+      await flushing;
       if (sync) await fh.sync();
       return crc;
     } catch (err) {
