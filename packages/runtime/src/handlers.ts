@@ -205,7 +205,9 @@ function sinkFor<T>(
 async function* decodedRequests(
   call: ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
 ) {
-  for await (const message of call as AsyncIterable<unknown>) {
+  // not destroyed when the handler stops early: the call still has its answer to send (and Node's default
+  // destroy-on-return builds an AbortError with a stack trace for every client stream)
+  for await (const message of call.iterator({ destroyOnReturn: false })) {
     const bad = decodeFailure(message);
     if (bad) throw BackplaneError.badParameter(`malformed request message: ${bad.message}`);
     yield message;
@@ -213,7 +215,8 @@ async function* decodedRequests(
 }
 
 /**
- * Turns promise-based handlers into grpc-js handlers that log every call (method, code, duration, peer),
+ * Turns promise-based handlers into grpc-js handlers that log every call (method, code, duration, peer;
+ * successful calls at debug level),
  * map thrown errors to statuses (a bug answers INTERNAL, never kills the process), check
  * authentication and give each handler a CallContext with an abort signal.
  */
@@ -242,23 +245,26 @@ export function wrapHandlers(
         dispose();
         opts.inFlight.count--;
       }
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const code = error ? statusName(error.code) : 'OK';
+      // every call is logged at debug level; failures at info (error for INTERNAL/UNKNOWN), so a busy
+      // server's log is its problems, not its traffic
       const level = !error
-        ? 'info'
+        ? 'debug'
         : error.code === status.INTERNAL || error.code === status.UNKNOWN
           ? 'error'
           : 'info';
-      opts.log[level](
-        {
-          method: method.path,
-          code,
-          ms: Math.round(ms * 1000) / 1000,
-          peer: ctx.peer,
-          reason: error?.reason,
-        },
-        'call',
-      );
+      if (opts.log.isLevelEnabled(level)) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        opts.log[level](
+          {
+            method: method.path,
+            code: error ? statusName(error.code) : 'OK',
+            ms: Math.round(ms * 1000) / 1000,
+            peer: ctx.peer,
+            reason: error?.reason,
+          },
+          'call',
+        );
+      }
       return { error, result };
     };
 
