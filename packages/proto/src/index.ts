@@ -4,6 +4,7 @@ import { join } from 'node:path';
 export * as echo from './echo';
 export * as ibp from './ibp';
 export * as naming from './naming';
+export * as tuplespace from './tuplespace';
 
 /**
  * Path of the FileDescriptorSet (built by `buf build`) that holds every Backplane proto file and its

@@ -1,0 +1,1 @@
+export * from './gen/backplane/tuplespace/v1/tuplespace';

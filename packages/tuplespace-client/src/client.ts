@@ -1,0 +1,397 @@
+import {
+  EventKind,
+  Permission,
+  type TupleRecord,
+  TupleSpaceServiceClient,
+} from '@backplane/proto/tuplespace';
+import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
+import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
+import type { Template, Tuple } from './tuples';
+
+export const DEFAULT_ADDRESS = '127.0.0.1:8200';
+
+export type PermissionName = 'READ' | 'WRITE' | 'ADMIN';
+export type EventKindName = 'WRITE' | 'TAKE' | 'DELETE' | 'EXPIRE';
+
+const PERMS: Record<PermissionName, Permission> = {
+  READ: Permission.PERMISSION_READ,
+  WRITE: Permission.PERMISSION_WRITE,
+  ADMIN: Permission.PERMISSION_ADMIN,
+};
+const PERM_NAMES = Object.fromEntries(Object.entries(PERMS).map(([k, v]) => [v, k])) as Record<
+  number,
+  PermissionName
+>;
+const KINDS: Record<EventKindName, EventKind> = {
+  WRITE: EventKind.EVENT_KIND_WRITE,
+  TAKE: EventKind.EVENT_KIND_TAKE,
+  DELETE: EventKind.EVENT_KIND_DELETE,
+  EXPIRE: EventKind.EVENT_KIND_EXPIRE,
+};
+const KIND_NAMES = Object.fromEntries(Object.entries(KINDS).map(([k, v]) => [v, k])) as Record<
+  number,
+  EventKindName
+>;
+
+export interface AclEntry {
+  /** A user name, `@group` or `*`. */
+  principal: string;
+  permissions: PermissionName[];
+}
+
+export interface SpaceEvent {
+  seq: number;
+  kind: EventKindName;
+  record: TupleRecord;
+}
+
+export interface TxnOption {
+  /** Run inside this transaction (from begin()). */
+  txn?: Transaction | string;
+}
+
+export type Options = CallOptions & TxnOption;
+
+const txnId = (o?: TxnOption) => (typeof o?.txn === 'string' ? o.txn : (o?.txn?.id ?? ''));
+
+/** A transaction on the server: pass it as `{ txn }` to space calls, then commit() or abort(). */
+export class Transaction {
+  constructor(
+    readonly id: string,
+    private readonly client: TupleSpaceClient,
+  ) {}
+  commit(o?: CallOptions): Promise<void> {
+    return this.client.commit(this.id, o);
+  }
+  abort(o?: CallOptions): Promise<void> {
+    return this.client.abort(this.id, o);
+  }
+}
+
+/**
+ * A connection to a tuple-space server. Calls authenticate with the user and password given here (none:
+ * the anonymous user). Failures reject with BackplaneError.
+ */
+export class TupleSpaceClient {
+  readonly raw: TupleSpaceServiceClient;
+  private readonly auth: Metadata | undefined;
+
+  constructor(
+    address: string = process.env.BACKPLANE_TS_ADDRESS ?? DEFAULT_ADDRESS,
+    options: { user?: string; password?: string; credentials?: ChannelCredentials } = {},
+  ) {
+    this.raw = new TupleSpaceServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    });
+    if (options.user !== undefined) {
+      this.auth = new Metadata();
+      this.auth.set(
+        'authorization',
+        `Basic ${Buffer.from(`${options.user}:${options.password ?? ''}`).toString('base64')}`,
+      );
+    }
+  }
+
+  /** Call options with the credentials. */
+  opts(o: CallOptions = {}): CallOptions {
+    if (!this.auth) return o;
+    if (!o.metadata) return { ...o, metadata: this.auth };
+    const m = o.metadata.clone();
+    m.merge(this.auth);
+    return { ...o, metadata: m };
+  }
+
+  space(name: string): Space {
+    return new Space(this, name);
+  }
+
+  async createSpace(
+    name: string,
+    o: CallOptions & { acl?: AclEntry[]; ifNotExists?: boolean } = {},
+  ): Promise<Space> {
+    await unary(
+      this.raw.createSpace.bind(this.raw),
+      { space: name, acl: toAcl(o.acl ?? []), ifNotExists: o.ifNotExists ?? false },
+      this.opts(o),
+    );
+    return this.space(name);
+  }
+
+  async deleteSpace(name: string, o?: CallOptions): Promise<void> {
+    await unary(this.raw.deleteSpace.bind(this.raw), { space: name }, this.opts(o));
+  }
+
+  async listSpaces(
+    o?: CallOptions,
+  ): Promise<Array<{ name: string; tuples: number; acl: AclEntry[]; permissions: PermissionName[] }>> {
+    const r = await unary(this.raw.listSpaces.bind(this.raw), {}, this.opts(o));
+    return r.spaces.map((s) => ({
+      name: s.name,
+      tuples: s.tuples,
+      acl: fromAcl(s.acl),
+      permissions: s.permissions.map((p) => PERM_NAMES[p] as PermissionName),
+    }));
+  }
+
+  async setAcl(space: string, acl: AclEntry[], o?: CallOptions): Promise<void> {
+    await unary(this.raw.setAcl.bind(this.raw), { space, acl: toAcl(acl) }, this.opts(o));
+  }
+
+  async begin(o: CallOptions & { idleTimeoutMs?: number } = {}): Promise<Transaction> {
+    const r = await unary(
+      this.raw.begin.bind(this.raw),
+      { idleTimeoutMs: o.idleTimeoutMs ?? 0 },
+      this.opts(o),
+    );
+    return new Transaction(r.txnId, this);
+  }
+
+  async commit(id: string, o?: CallOptions): Promise<void> {
+    await unary(this.raw.commit.bind(this.raw), { txnId: id }, this.opts(o));
+  }
+
+  async abort(id: string, o?: CallOptions): Promise<void> {
+    await unary(this.raw.abort.bind(this.raw), { txnId: id }, this.opts(o));
+  }
+
+  /** Runs `fn` in a transaction: committed when it resolves, aborted when it throws. */
+  async transaction<T>(fn: (txn: Transaction) => Promise<T>, o?: CallOptions): Promise<T> {
+    const txn = await this.begin(o);
+    try {
+      const out = await fn(txn);
+      await txn.commit(o);
+      return out;
+    } catch (err) {
+      await txn.abort(o).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async putUser(name: string, password: string, groups: string[] = [], o?: CallOptions): Promise<void> {
+    await unary(this.raw.putUser.bind(this.raw), { name, password, groups }, this.opts(o));
+  }
+
+  async deleteUser(name: string, o?: CallOptions): Promise<void> {
+    await unary(this.raw.deleteUser.bind(this.raw), { name }, this.opts(o));
+  }
+
+  async listUsers(o?: CallOptions): Promise<Array<{ name: string; groups: string[] }>> {
+    return (await unary(this.raw.listUsers.bind(this.raw), {}, this.opts(o))).users;
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
+
+function toAcl(acl: AclEntry[]) {
+  return acl.map((e) => ({ principal: e.principal, permissions: e.permissions.map((p) => PERMS[p]) }));
+}
+
+function fromAcl(acl: Array<{ principal: string; permissions: Permission[] }>): AclEntry[] {
+  return acl.map((e) => ({
+    principal: e.principal,
+    permissions: e.permissions.map((p) => PERM_NAMES[p] as PermissionName),
+  }));
+}
+
+/** One named tuple space: the seed's TupleSpace object. */
+export class Space {
+  constructor(
+    private readonly client: TupleSpaceClient,
+    readonly name: string,
+  ) {}
+
+  private get raw() {
+    return this.client.raw;
+  }
+
+  /** WRITE: returns the tuple's id. */
+  async write(tuple: Tuple, o: Options & { ttlMs?: number } = {}): Promise<number> {
+    const r = await unary(
+      this.raw.write.bind(this.raw),
+      { space: this.name, tuple, ttlMs: o.ttlMs ?? 0, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.id;
+  }
+
+  /** MULTI_WRITE: all or none; returns the ids. */
+  async multiWrite(tuples: Tuple[], o: Options & { ttlMs?: number } = {}): Promise<number[]> {
+    const r = await unary(
+      this.raw.multiWrite.bind(this.raw),
+      { space: this.name, tuples, ttlMs: o.ttlMs ?? 0, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.ids;
+  }
+
+  /** READ: the oldest match, or undefined. */
+  async read(template: Template, o?: Options): Promise<TupleRecord | undefined> {
+    const r = await unary(
+      this.raw.read.bind(this.raw),
+      { space: this.name, template, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.found ? r.record : undefined;
+  }
+
+  /** TAKE: removes and returns the oldest match, or undefined. */
+  async take(template: Template, o?: Options): Promise<TupleRecord | undefined> {
+    const r = await unary(
+      this.raw.take.bind(this.raw),
+      { space: this.name, template, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.found ? r.record : undefined;
+  }
+
+  /** WAIT_TO_READ: waits for a match (use timeoutMs or signal to bound the wait). */
+  async waitToRead(template: Template, o?: Options): Promise<TupleRecord> {
+    const r = await unary(
+      this.raw.waitToRead.bind(this.raw),
+      { space: this.name, template, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.record as TupleRecord;
+  }
+
+  /** WAIT_TO_TAKE: waits for a match and takes it. A cancelled wait takes nothing. */
+  async waitToTake(template: Template, o?: Options): Promise<TupleRecord> {
+    const r = await unary(
+      this.raw.waitToTake.bind(this.raw),
+      { space: this.name, template, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.record as TupleRecord;
+  }
+
+  /** SCAN: every match (up to `limit`), oldest first. */
+  async *scan(template: Template, o: Options & { limit?: number } = {}): AsyncGenerator<TupleRecord> {
+    for await (const m of serverStream(
+      this.raw.scan.bind(this.raw),
+      { space: this.name, template, limit: o.limit ?? 0, txnId: txnId(o) },
+      this.client.opts(o),
+    ))
+      yield* m.records;
+  }
+
+  /** CONSUMING_SCAN: like scan, removing what it returns. */
+  async *consumingScan(
+    template: Template,
+    o: Options & { limit?: number } = {},
+  ): AsyncGenerator<TupleRecord> {
+    for await (const m of serverStream(
+      this.raw.consumingScan.bind(this.raw),
+      { space: this.name, template, limit: o.limit ?? 0, txnId: txnId(o) },
+      this.client.opts(o),
+    ))
+      yield* m.records;
+  }
+
+  async count(template: Template, o?: Options): Promise<number> {
+    return (
+      await unary(
+        this.raw.count.bind(this.raw),
+        { space: this.name, template, txnId: txnId(o) },
+        this.client.opts(o),
+      )
+    ).count;
+  }
+
+  /** DELETE: removes every match; returns how many. */
+  async delete(template: Template, o?: Options): Promise<number> {
+    return (
+      await unary(
+        this.raw.delete.bind(this.raw),
+        { space: this.name, template, txnId: txnId(o) },
+        this.client.opts(o),
+      )
+    ).deleted;
+  }
+
+  /** UPDATE: replaces tuple `id`; ttlMs 0 keeps its expiry, -1 clears it. */
+  async update(id: number, tuple: Tuple, o: Options & { ttlMs?: number } = {}): Promise<TupleRecord> {
+    const r = await unary(
+      this.raw.update.bind(this.raw),
+      { space: this.name, id, tuple, ttlMs: o.ttlMs ?? 0, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.record as TupleRecord;
+  }
+
+  async readById(id: number, o?: Options): Promise<TupleRecord | undefined> {
+    const r = await unary(
+      this.raw.readById.bind(this.raw),
+      { space: this.name, id, txnId: txnId(o) },
+      this.client.opts(o),
+    );
+    return r.found ? r.record : undefined;
+  }
+
+  /**
+   * EVENT_REGISTER: matching events from the moment this resolves (the server has confirmed the
+   * registration). `seq` numbers are consecutive per space: a gap means events were missed.
+   */
+  async events(
+    template: Template,
+    o: CallOptions & { kinds?: EventKindName[] } = {},
+  ): Promise<AsyncGenerator<SpaceEvent>> {
+    const it = serverStream(
+      this.raw.eventRegister.bind(this.raw),
+      { space: this.name, template, kinds: (o.kinds ?? []).map((k) => KINDS[k]) },
+      this.client.opts(o),
+    );
+    const first = await it.next();
+    if (first.done) throw BackplaneError.unavailable('the event stream ended before it started');
+    return (async function* () {
+      for await (const m of it)
+        yield { seq: m.seq, kind: KIND_NAMES[m.kind] as EventKindName, record: m.record as TupleRecord };
+    })();
+  }
+
+  /** The generic entry point: any command by name with an argument tuple (the seed's ts.command). */
+  async command(
+    name: string,
+    arg?: Tuple,
+    o: Options & { template?: Template; id?: number; ttlMs?: number; limit?: number; tuples?: Tuple[] } = {},
+  ): Promise<{ result?: Tuple; records: TupleRecord[]; count: number; ids: number[] }> {
+    return unary(
+      this.raw.command.bind(this.raw),
+      {
+        space: this.name,
+        command: name,
+        arg,
+        template: o.template,
+        id: o.id ?? 0,
+        ttlMs: o.ttlMs ?? 0,
+        limit: o.limit ?? 0,
+        tuples: o.tuples ?? [],
+        txnId: txnId(o),
+      },
+      this.client.opts(o),
+    );
+  }
+
+  async addFactory(factory: string, o?: CallOptions): Promise<void> {
+    await unary(this.raw.addFactory.bind(this.raw), { space: this.name, factory }, this.client.opts(o));
+  }
+
+  async removeFactory(index: number, o?: CallOptions): Promise<void> {
+    await unary(this.raw.removeFactory.bind(this.raw), { space: this.name, index }, this.client.opts(o));
+  }
+
+  async addHandler(command: string, handler: string, o?: CallOptions): Promise<void> {
+    await unary(
+      this.raw.addHandler.bind(this.raw),
+      { space: this.name, command, handler },
+      this.client.opts(o),
+    );
+  }
+
+  /** The factory stack, top first (the last is "basic"), with each factory's command → handler map. */
+  async factories(o?: CallOptions): Promise<Array<{ name: string; handlers: Record<string, string> }>> {
+    return (await unary(this.raw.listFactories.bind(this.raw), { space: this.name }, this.client.opts(o)))
+      .factories;
+  }
+}

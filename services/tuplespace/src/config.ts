@@ -1,0 +1,19 @@
+import { commonSettings, settings } from '@backplane/runtime';
+
+/** TSpaces' TupleSpace.DEFAULTPORT. */
+export const DEFAULT_PORT = 8200;
+
+export const tupleSpaceSettings = {
+  ...commonSettings({ port: DEFAULT_PORT, service: 'tuplespace' }),
+  adminUser: settings.string('BACKPLANE_TS_ADMIN_USER', 'the server admin created on first start', 'admin'),
+  adminPassword: settings.string(
+    'BACKPLANE_TS_ADMIN_PASSWORD',
+    "the admin's password on first start; empty = generated into <data dir>/admin-password",
+    '',
+  ),
+  pluginsDir: settings.string(
+    'BACKPLANE_TS_PLUGINS_DIR',
+    'directory of factory/handler modules AddFactory/AddHandler may load by name',
+    '',
+  ),
+};

@@ -1,0 +1,115 @@
+import { BackplaneError } from '@backplane/runtime';
+import type { Permission, PluginModule, SpaceHandle, TSHandler } from '../command';
+import type { Template, Tuple } from '../tuple';
+
+/** The field a stale tuple's first field becomes: when it goes stale. */
+export const STALE_AT = 'staleAt';
+/** A stale tuple is written with its time to live (ms) as a first field of this name. */
+export const STALE_TTL = 'staleTtl';
+
+interface State {
+  enabled: boolean;
+  timer?: NodeJS.Timeout;
+  deleted: number;
+}
+
+/** Per space: the seed's `_enabled` switch and its StaleKiller thread. */
+const states = new WeakMap<SpaceHandle, State>();
+function stateOf(ts: SpaceHandle): State {
+  let s = states.get(ts);
+  if (!s) {
+    s = { enabled: false, deleted: 0 };
+    states.set(ts, s);
+  }
+  return s;
+}
+
+/** Matches every stale tuple whose time has passed: the seed's StaleTimestamp, as a range matcher. */
+export const staleBefore = (ms: number): Template => ({
+  fields: [
+    {
+      name: STALE_AT,
+      kind: { $case: 'range', range: { lt: { kind: { $case: 'timestampValue', timestampValue: ms } } } },
+    },
+  ],
+});
+
+/**
+ * The seed's StaleTupleSpaceHandler. WRITE: once START has run, a tuple whose first field is `staleTtl`
+ * (int, ms) is stored with that field replaced by `staleAt` (timestamp = now + ttl), through the basic
+ * WRITE; the result tuple carries the stamp. START(howOften ms): a periodic deleter that, inside a
+ * transaction, deletes (basic DELETE) every tuple whose `staleAt` has passed. Base-system expiry
+ * (ttl_ms on WRITE) makes this redundant, as the seed says, but it shows the whole handler contract.
+ * The deleter lives in memory: after a server restart an admin sends START again.
+ */
+export function staleTupleHandler(): TSHandler {
+  return {
+    attributes: (command): Permission[] => (command === 'START' ? ['ADMIN'] : ['WRITE']),
+    async command(ts, command, inv) {
+      const state = stateOf(ts);
+      if (command === 'WRITE') {
+        let tuple = inv.arg;
+        const first = tuple?.fields[0];
+        if (state.enabled && tuple && first?.name === STALE_TTL) {
+          if (first.value?.kind?.$case !== 'intValue' || first.value.kind.intValue < 0)
+            throw BackplaneError.badParameter(`${STALE_TTL} must be a non-negative int (ms)`);
+          const at = Date.now() + first.value.kind.intValue;
+          const stamped: Tuple = {
+            fields: [
+              { name: STALE_AT, value: { kind: { $case: 'timestampValue', timestampValue: at } } },
+              ...tuple.fields.slice(1),
+            ],
+          };
+          tuple = stamped;
+        }
+        const basic = ts.mostBasicHandler('WRITE');
+        const out = await basic.command(ts, 'WRITE', { ...inv, arg: tuple });
+        return { ...out, result: { fields: tuple?.fields[0] ? [tuple.fields[0]] : [] } };
+      }
+      if (command === 'START') {
+        const f = inv.arg?.fields[0]?.value?.kind;
+        if (f?.$case !== 'intValue' || f.intValue < 10 || f.intValue > 86_400_000)
+          throw BackplaneError.badParameter('START takes (howOften: int ms, 10 ms .. 1 day)');
+        if (state.timer) clearInterval(state.timer);
+        const howOften = f.intValue;
+        let running = false;
+        state.timer = setInterval(() => {
+          if (running) return;
+          running = true;
+          void deleteStale(ts, state).finally(() => {
+            running = false;
+          });
+        }, howOften);
+        state.timer.unref();
+        ts.onClose(() => clearInterval(state.timer));
+        state.enabled = true; // enable the WRITE command
+        return {
+          result: {
+            fields: [{ name: 'howOften', value: { kind: { $case: 'intValue', intValue: howOften } } }],
+          },
+        };
+      }
+      throw BackplaneError.badParameter(`the stale-tuple handler implements WRITE and START, not ${command}`);
+    },
+  };
+}
+
+async function deleteStale(ts: SpaceHandle, state: State): Promise<void> {
+  const txnId = ts.transactions.begin();
+  try {
+    const del = ts.mostBasicHandler('DELETE');
+    const out = await del.command(ts, 'DELETE', {
+      command: 'DELETE',
+      template: staleBefore(Date.now()),
+      txnId,
+      principal: ts.system,
+    });
+    await ts.transactions.commit(txnId);
+    state.deleted += out.count ?? 0;
+  } catch (err) {
+    await ts.transactions.abort(txnId).catch(() => undefined);
+    ts.log.warn({ err }, 'stale-tuple deleter failed');
+  }
+}
+
+export const staleTuplePlugin: PluginModule = { handlers: { 'stale-tuple': staleTupleHandler } };
