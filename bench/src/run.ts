@@ -1,8 +1,13 @@
 import { benchIbp } from './ibp';
 import { benchNaming } from './naming';
+import { benchTupleSpace } from './tuplespace';
 
 /** `pnpm bench [name…]`: runs the named benchmarks (default: all). */
-const benches: Record<string, () => Promise<void>> = { naming: benchNaming, ibp: benchIbp };
+const benches: Record<string, () => Promise<void>> = {
+  naming: benchNaming,
+  ibp: benchIbp,
+  tuplespace: benchTupleSpace,
+};
 
 async function main() {
   const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

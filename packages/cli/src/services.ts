@@ -32,4 +32,11 @@ export const SERVICES: ServiceEntry[] = [
     port: 6714,
     grpcServices: ['backplane.ibp.v1.DepotService'],
   },
+  {
+    name: 'tuplespace',
+    package: '@backplane/tuplespace',
+    main: 'dist/main.js',
+    port: 8200,
+    grpcServices: ['backplane.tuplespace.v1.TupleSpaceService'],
+  },
 ];

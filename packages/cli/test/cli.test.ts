@@ -21,10 +21,12 @@ describe('backplane up + backplane names', () => {
   let upProc: ReturnType<typeof spawnProcess>;
   let ns: string;
   let depotPort: number;
+  let tsPort: number;
 
   beforeAll(async () => {
     port = await freePort();
     depotPort = await freePort();
+    tsPort = await freePort();
     ns = `127.0.0.1:${port}`;
     upProc = spawnProcess(process.execPath, [
       BIN,
@@ -32,7 +34,7 @@ describe('backplane up + backplane names', () => {
       '--data-dir',
       dir.path,
       '--ports',
-      `name-server=${port},ibp-depot=${depotPort}`,
+      `name-server=${port},ibp-depot=${depotPort},tuplespace=${tsPort}`,
     ]);
     await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
   }, 40_000);
