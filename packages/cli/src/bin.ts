@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ibpCommand } from './ibp';
 import { namesCommand } from './names';
 import { describeError, EXIT, exitCodeFor } from './output';
+import { tsCommand } from './ts';
 import { up } from './up';
 
 const { version } = require('../package.json') as { version: string };
@@ -52,6 +53,7 @@ program
 
 namesCommand(program);
 ibpCommand(program);
+tsCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

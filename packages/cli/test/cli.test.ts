@@ -96,6 +96,31 @@ describe('backplane up + backplane names', () => {
     expect(gone.code).toBe(10 + 5); // NOT_FOUND
   }, 60_000);
 
+  it('writes, reads, takes, scans and runs commands in tuple spaces from the command line', async () => {
+    const server = ['--server', `127.0.0.1:${tsPort}`];
+    const id = await cli(['ts', 'write', 'default', '("job", 1, owner="ann")', ...server]);
+    expect(id.code).toBe(0);
+    expect(Number(id.stdout.trim())).toBeGreaterThan(0);
+    await cli(['ts', 'write', 'default', '("job", 2, owner="bob")', ...server]);
+    const read = await cli(['ts', 'read', 'default', 'owner="bob"', ...server]);
+    expect(read.stdout).toMatch(/\("job", 2, owner="bob"\)/);
+    const scan = await cli(['ts', 'scan', 'default', '("job", ?int, *)', ...server, '--json']);
+    expect((JSON.parse(scan.stdout) as Array<{ tuple: string }>).map((r) => r.tuple)).toEqual([
+      '("job", 1, owner="ann")',
+      '("job", 2, owner="bob")',
+    ]);
+    expect((await cli(['ts', 'take', 'default', '("job", 1..2, *)', ...server])).code).toBe(0);
+    expect((await cli(['ts', 'take', 'default', '("job", 1..2, *)', ...server])).code).toBe(0);
+    expect((await cli(['ts', 'take', 'default', '("job", *, *)', ...server])).code).toBe(15); // none left
+    const spaces = await cli(['ts', 'spaces', ...server]);
+    expect(spaces.stdout).toMatch(/default\s+0\s+READ,WRITE/);
+    const denied = await cli(['ts', 'factories', 'default', '--add', 'extendable', ...server]);
+    expect(denied.code).toBe(10 + 7); // PERMISSION_DENIED for anonymous
+    const bad = await cli(['ts', 'write', 'default', '(job)', ...server]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('strings need quotes');
+  }, 60_000);
+
   it('watches changes as JSON lines until interrupted', async () => {
     const watch = spawnProcess(process.execPath, [
       BIN,

@@ -1,5 +1,6 @@
 export type { AclEntry, EventKindName, Options, PermissionName, SpaceEvent } from './client';
 export { DEFAULT_ADDRESS, Space, Transaction, TupleSpaceClient } from './client';
+export { formatTuple, parseTemplate, parseTuple } from './syntax';
 export type {
   Field,
   JsValue,

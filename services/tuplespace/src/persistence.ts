@@ -52,8 +52,8 @@ export class Committer {
   }
 
   private async drain(): Promise<void> {
-    // let the calls of this turn of the event loop join the first batch
-    await new Promise<void>((r) => setImmediate(r));
+    // the calls of this turn of the event loop join the first batch; later ones gather behind it
+    await Promise.resolve();
     while (this.pending.length > 0) {
       const group = this.pending;
       this.pending = [];
