@@ -151,17 +151,25 @@ export class SpaceData {
       return found;
     }
     for (const e of found) this.db.remove(e.id);
-    const { first, op } = this.reserve(found.length);
+    await this.commitRemoval(found, kind);
+    return found;
+  }
+
+  /**
+   * Makes the removal of entries already out of sight final: deleted from the store with their event
+   * numbers, then announced in order. If the store fails they come back.
+   */
+  private async commitRemoval(gone: Entry[], kind: EventKind): Promise<void> {
+    const { first, op } = this.reserve(gone.length);
     try {
-      await this.committer.commit([...found.map((e) => delTuple(this.name, e.id)), ...op]);
+      await this.committer.commit([...gone.map((e) => delTuple(this.name, e.id)), ...op]);
     } catch (err) {
-      for (const e of found) this.restore(e);
+      for (const e of gone) this.restore(e);
       throw err;
     }
-    found.forEach((e, i) => {
+    gone.forEach((e, i) => {
       this.emit(first + i, kind, e);
     });
-    return found;
   }
 
   async take(template: Template, txn: Txn | undefined): Promise<Entry | undefined> {
@@ -250,14 +258,7 @@ export class SpaceData {
   /** A waiter that was handed a tuple (already out of sight) makes the removal final. */
   async finishWaitTake(e: Entry, txn: Txn | undefined): Promise<void> {
     if (txn) return;
-    const { first, op } = this.reserve(1);
-    try {
-      await this.committer.commit([delTuple(this.name, e.id), ...op]);
-    } catch (err) {
-      this.restore(e);
-      throw err;
-    }
-    this.emit(first, EventKind.EVENT_KIND_TAKE, e);
+    await this.commitRemoval([e], EventKind.EVENT_KIND_TAKE);
   }
 
   /** Ends every waiter and registration (the space is deleted or the server stops). */
@@ -337,11 +338,7 @@ export class SpaceData {
     const expired = this.db.popExpired(this.now());
     if (expired.length === 0) return 0;
     for (const e of expired) this.db.remove(e.id);
-    const { first, op } = this.reserve(expired.length);
-    await this.committer.commit([...expired.map((e) => delTuple(this.name, e.id)), ...op]);
-    expired.forEach((e, i) => {
-      this.emit(first + i, EventKind.EVENT_KIND_EXPIRE, e);
-    });
+    await this.commitRemoval(expired, EventKind.EVENT_KIND_EXPIRE);
     return expired.length;
   }
 }

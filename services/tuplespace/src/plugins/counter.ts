@@ -70,6 +70,8 @@ export function counterHandler(): TSHandler {
         }
       } finally {
         release();
+        // the lock of a counter nobody is incrementing goes, so the map does not grow with every name
+        if (!lock.locked && lock.queued === 0) locks.delete(name.stringValue);
       }
     },
   };
