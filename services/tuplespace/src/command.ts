@@ -69,6 +69,11 @@ export interface TSHandler {
   /** The permissions a caller needs for this command (default: the built-in's, or WRITE for others). */
   attributes?(command: string, inv: Invocation): Permission[];
   command(ts: SpaceHandle, command: string, inv: Invocation): Promise<Outcome>;
+  /**
+   * Called once the handler is on a space's stack with the space loaded: after AddHandler, and again
+   * after every server start. A handler resumes here what it started before (from `ts.settings`).
+   */
+  open?(ts: SpaceHandle): void;
 }
 
 /** The seed's TSFactory: produces the handler for a command, or passes (undefined). */
@@ -82,6 +87,8 @@ export interface TSFactory {
   handlerNames?(): Record<string, string>;
   /** Stops whatever the factory's handlers started (timers). */
   close?(): void;
+  /** Like TSHandler.open: the factory is on a loaded stack (after AddFactory and after each start). */
+  open?(ts: SpaceHandle): void;
 }
 
 /** What a handler sees of its space (the seed's `ts` argument). */
@@ -97,6 +104,14 @@ export interface SpaceHandle {
     begin(idleTimeoutMs?: number): string;
     commit(txnId: string): Promise<void>;
     abort(txnId: string): Promise<void>;
+  };
+  /**
+   * Small strings a handler keeps with the space across restarts (its own configuration, not tuples).
+   * Keys should start with the handler's module name.
+   */
+  readonly settings: {
+    get(key: string): string | undefined;
+    set(key: string, value: string | undefined): Promise<void>;
   };
   /** Registers something to stop when the space is deleted or the server stops. */
   onClose(fn: () => void): void;

@@ -18,6 +18,10 @@ export function extendableFactory(): TSFactory {
       handlers.set(command, { name: handlerName, handler });
     },
     handlerNames: () => Object.fromEntries([...handlers].map(([c, h]) => [c, h.name])),
+    open(ts) {
+      // one handler module may serve several commands: resume it once
+      for (const h of new Set([...handlers.values()].map((x) => x.handler))) h.open?.(ts);
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { BackplaneError, type Logger, type Store, silentLogger } from '@backplane/runtime';
+import { AsyncLock, BackplaneError, type Logger, type Store, silentLogger } from '@backplane/runtime';
 import { status } from '@grpc/grpc-js';
 import { type AclEntry, permissionsOf, Users, validateAcl } from './access';
 import { basicFactory } from './basic';
@@ -10,6 +10,7 @@ import {
   type Principal,
   type SpaceHandle,
   type TSFactory,
+  type TSHandler,
 } from './command';
 import { Committer, decodeEntry, keys, type Op } from './persistence';
 import { PluginLoader } from './plugins';
@@ -32,6 +33,8 @@ interface SpaceMeta {
   acl: AclEntry[];
   /** Factories above the basic one, top first. */
   factories: FactoryMeta[];
+  /** What handlers keep across restarts (SpaceHandle.settings), e.g. stale-tuple's START period. */
+  settings?: Record<string, string>;
 }
 
 /** A TupleSpace: its data, its factory stack (top first, basic last) and its ACL. */
@@ -41,6 +44,8 @@ interface Space {
   stack: TSFactory[];
   handle: SpaceHandle;
   closers: Array<() => void>;
+  /** Meta changes one at a time, so two concurrent admin calls cannot lose one another's change. */
+  metaLock: AsyncLock;
 }
 
 export interface TupleSpacesOptions {
@@ -110,8 +115,22 @@ export class TupleSpaces {
         factories: [],
       });
     }
+    for (const space of ts.spaces.values()) ts.openStack(space);
     ts.log.info({ spaces: ts.spaces.size, tuples: loaded, users: ts.users.size }, 'tuple spaces loaded');
     return ts;
+  }
+
+  /** Changes a space's meta record: written first, then applied, one change at a time per space. */
+  private async updateMeta(space: Space, change: (meta: SpaceMeta) => SpaceMeta): Promise<SpaceMeta> {
+    const release = await space.metaLock.acquire();
+    try {
+      const meta = change(space.meta);
+      await this.saveMeta(meta);
+      space.meta = meta;
+      return meta;
+    } finally {
+      release();
+    }
   }
 
   private saveMeta(meta: SpaceMeta, extra: Op[] = []): Promise<void> {
@@ -124,20 +143,56 @@ export class TupleSpaces {
   /** Builds the in-memory space for a meta record (its stack from the plugin modules it names). */
   private mount(meta: SpaceMeta): Space {
     const data = new SpaceData(meta.name, this.committer);
-    const space = { meta, data, stack: [] as TSFactory[], closers: [] as Array<() => void> } as Space;
+    const space = {
+      meta,
+      data,
+      stack: [] as TSFactory[],
+      closers: [] as Array<() => void>,
+      metaLock: new AsyncLock(),
+    } as Space;
     space.handle = this.handleFor(space);
     const basic = basicFactory(data, this.transactions);
-    space.stack = [
-      ...meta.factories.map((f) => {
-        const factory = this.plugins.factory(f.name);
-        for (const [command, handler] of Object.entries(f.handlers))
-          factory.addHandler?.(command, handler, this.plugins.handler(handler));
-        return factory;
-      }),
-      basic,
-    ];
+    space.stack = [...meta.factories.map((f) => this.loadFactory(meta.name, f)), basic];
     this.spaces.set(meta.name, space);
     return space;
+  }
+
+  /**
+   * A factory of a stored stack, with its handlers. A module that is gone from the plugins directory
+   * does not stop the server: its place in the stack refuses every command (FAILED_PRECONDITION) until
+   * the module is back or an admin removes the factory, so the space never runs without a handler the
+   * admin put there (it may enforce a rule).
+   */
+  private loadFactory(space: string, f: FactoryMeta): TSFactory {
+    try {
+      const factory = this.plugins.factory(f.name);
+      for (const [command, handler] of Object.entries(f.handlers))
+        factory.addHandler?.(command, handler, this.plugins.handler(handler));
+      return factory;
+    } catch (err) {
+      this.log.error({ err, space, factory: f.name }, 'a factory of this space cannot be loaded');
+      const missing: TSHandler = {
+        attributes: () => [],
+        command: () => {
+          throw BackplaneError.incorrectState(
+            `factory ${f.name} of space ${space} cannot be loaded (${(err as Error).message}); put the module back or remove the factory`,
+            { reason: 'PLUGIN_NOT_FOUND' },
+          );
+        },
+      };
+      return { name: f.name, handles: () => missing, handlerNames: () => f.handlers };
+    }
+  }
+
+  /** Lets the factories and handlers of a loaded stack resume what they had started (timers). */
+  private openStack(space: Space): void {
+    for (const f of space.stack) {
+      try {
+        f.open?.(space.handle);
+      } catch (err) {
+        this.log.error({ err, space: space.meta.name, factory: f.name }, 'a factory failed to resume');
+      }
+    }
   }
 
   private handleFor(space: Space): SpaceHandle {
@@ -160,6 +215,17 @@ export class TupleSpaces {
         abort: (id) => this.transactions.abort(id),
       },
       onClose: (fn) => space.closers.push(fn),
+      settings: {
+        get: (key) => space.meta.settings?.[key],
+        set: async (key, value) => {
+          await this.updateMeta(space, (m) => {
+            const settings = { ...m.settings };
+            if (value === undefined) delete settings[key];
+            else settings[key] = value;
+            return { ...m, settings };
+          });
+        },
+      },
       system,
     };
   }
@@ -258,9 +324,7 @@ export class TupleSpaces {
   async setAcl(principal: Principal, name: string, acl: AclEntry[]): Promise<void> {
     const space = this.require(principal, name, 'ADMIN');
     validateAcl(acl);
-    const meta = { ...space.meta, acl };
-    await this.saveMeta(meta);
-    space.meta = meta;
+    await this.updateMeta(space, (m) => ({ ...m, acl }));
   }
 
   // ---- the factory stack -------------------------------------------------------------------------
@@ -270,21 +334,24 @@ export class TupleSpaces {
     if (space.stack.length - 1 >= MAX_FACTORIES)
       throw BackplaneError.of('RESOURCE_EXHAUSTED', `at most ${MAX_FACTORIES} factories per space`);
     const factory = this.plugins.factory(factoryName);
-    const meta = { ...space.meta, factories: [{ name: factoryName, handlers: {} }, ...space.meta.factories] };
-    await this.saveMeta(meta);
-    space.meta = meta;
+    await this.updateMeta(space, (m) => {
+      if (m.factories.length >= MAX_FACTORIES)
+        throw BackplaneError.of('RESOURCE_EXHAUSTED', `at most ${MAX_FACTORIES} factories per space`);
+      return { ...m, factories: [{ name: factoryName, handlers: {} }, ...m.factories] };
+    });
     space.stack.unshift(factory);
+    factory.open?.(space.handle);
   }
 
   async removeFactory(principal: Principal, name: string, index: number): Promise<void> {
     const space = this.require(principal, name, 'ADMIN');
-    if (index >= space.meta.factories.length)
-      throw BackplaneError.badParameter(
-        `the stack has ${space.meta.factories.length} removable factories above "basic"; index ${index} is not one`,
-      );
-    const meta = { ...space.meta, factories: space.meta.factories.filter((_, i) => i !== index) };
-    await this.saveMeta(meta);
-    space.meta = meta;
+    await this.updateMeta(space, (m) => {
+      if (index >= m.factories.length)
+        throw BackplaneError.badParameter(
+          `the stack has ${m.factories.length} removable factories above "basic"; index ${index} is not one`,
+        );
+      return { ...m, factories: m.factories.filter((_, i) => i !== index) };
+    });
     const [removed] = space.stack.splice(index, 1);
     removed?.close?.();
   }
@@ -306,13 +373,19 @@ export class TupleSpaces {
         'no extendable factory on this stack: AddFactory("extendable") first',
       );
     const handler = this.plugins.handler(handlerName);
-    const factories = space.meta.factories.map((f, i) =>
-      i === index ? { ...f, handlers: { ...f.handlers, [cmd]: handlerName } } : f,
-    );
-    const meta = { ...space.meta, factories };
-    await this.saveMeta(meta);
-    space.meta = meta;
-    space.stack[index]?.addHandler?.(cmd, handlerName, handler);
+    const factory = space.stack[index];
+    await this.updateMeta(space, (m) => {
+      if (m.factories[index]?.name !== factory?.name)
+        throw BackplaneError.incorrectState('the stack changed meanwhile; try again');
+      return {
+        ...m,
+        factories: m.factories.map((f, i) =>
+          i === index ? { ...f, handlers: { ...f.handlers, [cmd]: handlerName } } : f,
+        ),
+      };
+    });
+    factory?.addHandler?.(cmd, handlerName, handler);
+    handler.open?.(space.handle);
   }
 
   // ---- commands ----------------------------------------------------------------------------------

@@ -1,5 +1,11 @@
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Template, type Tuple, TupleSpaceServiceClient } from '@backplane/proto/tuplespace';
+import {
+  CommandRequest,
+  type Template,
+  type Tuple,
+  TupleSpaceServiceClient,
+} from '@backplane/proto/tuplespace';
 import { unary } from '@backplane/runtime';
 import { startServiceBinary, tempDir } from '@backplane/runtime/testing';
 import { credentials, Metadata } from '@grpc/grpc-js';
@@ -7,11 +13,11 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
 const PASSWORD = 'process-test-password';
 
-function start(dataDir: string, port?: number) {
+function start(dataDir: string, port?: number, env: Record<string, string> = {}) {
   return startServiceBinary(MAIN, {
     dataDir,
     port,
-    env: { BACKPLANE_NAMESERVER: '', BACKPLANE_TS_ADMIN_PASSWORD: PASSWORD },
+    env: { BACKPLANE_NAMESERVER: '', BACKPLANE_TS_ADMIN_PASSWORD: PASSWORD, ...env },
     ready: /tuple space server ready/,
   });
 }
@@ -118,6 +124,121 @@ describe('tuplespace process', () => {
     } finally {
       client.close();
       dir.remove();
+    }
+  });
+
+  it('loads a factory from the plugins directory and keeps the whole stack (and START) across kill -9', async () => {
+    const dir = tempDir();
+    const plugins = tempDir();
+    // an operator's plugin: SHOUT(text) → (TEXT), needing READ
+    writeFileSync(
+      join(plugins.path, 'shout.js'),
+      `const handler = {
+        attributes: () => ['READ'],
+        command: async (ts, command, inv) => {
+          const text = inv.arg.fields[0].value.kind.stringValue;
+          return { result: { fields: [{ name: '', value: { kind: { $case: 'stringValue', stringValue: text.toUpperCase() } } }] } };
+        },
+      };
+      exports.factories = { shout: () => ({ name: 'shout', handles: (c) => (c === 'SHOUT' ? handler : undefined) }) };`,
+    );
+    const env = { BACKPLANE_TS_PLUGINS_DIR: plugins.path };
+    let server = await start(dir.path, undefined, env);
+    const port = server.port;
+    let client = new TupleSpaceServiceClient(server.address, credentials.createInsecure());
+    const md = new Metadata();
+    md.set('authorization', `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`);
+    const call = <Req, Res>(
+      fn: (req: Req, md: Metadata, cb: (e: Error | null, r: Res) => void) => unknown,
+      req: Req,
+    ) => unary(fn.bind(client) as never, req, { metadata: md }) as Promise<Res>;
+    const shout = (text: string) =>
+      call(
+        client.command,
+        CommandRequest.fromPartial({
+          space: 'plug',
+          command: 'SHOUT',
+          arg: { fields: [{ name: '', value: { kind: { $case: 'stringValue', stringValue: text } } }] },
+        }),
+      );
+    const staleTemplate: Template = {
+      fields: [{ name: 'staleAt', kind: { $case: 'formal', formal: 6 } }],
+    };
+    try {
+      await call(client.createSpace, { space: 'plug', acl: [], ifNotExists: false });
+      await call(client.addFactory, { space: 'plug', factory: 'shout' });
+      await call(client.addFactory, { space: 'plug', factory: 'extendable' });
+      await call(client.addHandler, { space: 'plug', command: 'WRITE', handler: 'stale-tuple' });
+      await call(client.addHandler, { space: 'plug', command: 'START', handler: 'stale-tuple' });
+      await call(
+        client.command,
+        CommandRequest.fromPartial({
+          space: 'plug',
+          command: 'START',
+          arg: { fields: [{ name: '', value: { kind: { $case: 'intValue', intValue: 20 } } }] },
+        }),
+      );
+      expect((await shout('hello')) as unknown).toMatchObject({
+        result: { fields: [{ value: { kind: { stringValue: 'HELLO' } } }] },
+      });
+
+      await server.proc.kill();
+      client.close();
+      server = await start(dir.path, port, env);
+      client = new TupleSpaceServiceClient(server.address, credentials.createInsecure());
+
+      const stack = (await call(client.listFactories, { space: 'plug' })) as {
+        factories: Array<{ name: string; handlers: Record<string, string> }>;
+      };
+      expect(stack.factories.map((f) => f.name)).toEqual(['extendable', 'shout', 'basic']);
+      expect(stack.factories[0]?.handlers).toEqual({ WRITE: 'stale-tuple', START: 'stale-tuple' });
+      expect((await shout('again')) as unknown).toMatchObject({
+        result: { fields: [{ value: { kind: { stringValue: 'AGAIN' } } }] },
+      });
+      // START came back by itself: WRITE stamps, and the deleter removes the tuple once stale
+      const written = (await call(client.write, {
+        space: 'plug',
+        tuple: {
+          fields: [
+            { name: 'staleTtl', value: { kind: { $case: 'intValue', intValue: 30 } } },
+            { name: '', value: { kind: { $case: 'stringValue', stringValue: 'x' } } },
+          ],
+        },
+        ttlMs: 0,
+        txnId: '',
+      })) as { id: number };
+      expect(written.id).toBeGreaterThan(0);
+      const count = async () =>
+        (
+          (await call(client.count, { space: 'plug', template: staleTemplate, txnId: '' })) as {
+            count: number;
+          }
+        ).count;
+      expect(await count()).toBe(1);
+      const deadline = Date.now() + 3000;
+      while ((await count()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect(await count()).toBe(0);
+
+      // the module is gone: the space refuses commands instead of running without it, until it is removed
+      await server.proc.kill();
+      client.close();
+      rmSync(join(plugins.path, 'shout.js'));
+      server = await start(dir.path, port, env);
+      client = new TupleSpaceServiceClient(server.address, credentials.createInsecure());
+      await expect(shout('gone')).rejects.toMatchObject({ code: 9 });
+      await expect(
+        call(client.count, { space: 'plug', template: staleTemplate, txnId: '' }),
+      ).rejects.toMatchObject({
+        code: 9,
+      });
+      await call(client.removeFactory, { space: 'plug', index: 1 });
+      expect(await count()).toBe(0);
+      await expect(shout('gone')).rejects.toMatchObject({ code: 12 });
+    } finally {
+      client.close();
+      await server.proc.stop();
+      dir.remove();
+      plugins.remove();
     }
   });
 });

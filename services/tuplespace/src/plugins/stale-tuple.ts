@@ -40,11 +40,15 @@ export const staleBefore = (ms: number): Template => ({
  * WRITE; the result tuple carries the stamp. START(howOften ms): a periodic deleter that, inside a
  * transaction, deletes (basic DELETE) every tuple whose `staleAt` has passed. Base-system expiry
  * (ttl_ms on WRITE) makes this redundant, as the seed says, but it shows the whole handler contract.
- * The deleter lives in memory: after a server restart an admin sends START again.
+ * START is kept with the space (its settings), so after a restart the deleter runs again by itself.
  */
 export function staleTupleHandler(): TSHandler {
   return {
     attributes: (command): Permission[] => (command === 'START' ? ['ADMIN'] : ['WRITE']),
+    open(ts) {
+      const howOften = Number(ts.settings.get(HOW_OFTEN));
+      if (howOften > 0) startDeleter(ts, stateOf(ts), howOften);
+    },
     async command(ts, command, inv) {
       const state = stateOf(ts);
       if (command === 'WRITE') {
@@ -70,19 +74,10 @@ export function staleTupleHandler(): TSHandler {
         const f = inv.arg?.fields[0]?.value?.kind;
         if (f?.$case !== 'intValue' || f.intValue < 10 || f.intValue > 86_400_000)
           throw BackplaneError.badParameter('START takes (howOften: int ms, 10 ms .. 1 day)');
-        if (state.timer) clearInterval(state.timer);
         const howOften = f.intValue;
-        let running = false;
-        state.timer = setInterval(() => {
-          if (running) return;
-          running = true;
-          void deleteStale(ts, state).finally(() => {
-            running = false;
-          });
-        }, howOften);
-        state.timer.unref();
-        ts.onClose(() => clearInterval(state.timer));
-        state.enabled = true; // enable the WRITE command
+        // kept with the space, so the deleter comes back after a restart (see open)
+        await ts.settings.set(HOW_OFTEN, String(howOften));
+        startDeleter(ts, state, howOften);
         return {
           result: {
             fields: [{ name: 'howOften', value: { kind: { $case: 'intValue', intValue: howOften } } }],
@@ -92,6 +87,24 @@ export function staleTupleHandler(): TSHandler {
       throw BackplaneError.badParameter(`the stale-tuple handler implements WRITE and START, not ${command}`);
     },
   };
+}
+
+const HOW_OFTEN = 'stale-tuple.howOften';
+
+function startDeleter(ts: SpaceHandle, state: State, howOften: number): void {
+  if (state.timer) clearInterval(state.timer);
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    void deleteStale(ts, state).finally(() => {
+      running = false;
+    });
+  }, howOften);
+  timer.unref();
+  state.timer = timer;
+  ts.onClose(() => clearInterval(timer));
+  state.enabled = true; // enable the WRITE command
 }
 
 async function deleteStale(ts: SpaceHandle, state: State): Promise<void> {
