@@ -17,6 +17,7 @@ export {
 export { crc32Combine } from './crc32';
 export type { BackplaneErrorOptions } from './errors';
 export { BackplaneError, fromServiceError, isServiceError, REASON_KEY, Reason, statusName } from './errors';
+export { ExpiryHeap } from './expiry-heap';
 export type {
   BidiStreamHandler,
   CallContext,
@@ -33,7 +34,7 @@ export { runMain, runService } from './main';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export { closeOnSignals, service, serviceNameOf, startService } from './server';
-export type { Store } from './store';
-export { openStore, prefixEnd } from './store';
+export type { Store, StoreOp } from './store';
+export { GroupCommitter, openStore, prefixEnd } from './store';
 export type { TlsFiles } from './tls';
 export { clientCredentials, serverCredentials } from './tls';

@@ -27,3 +27,47 @@ export async function openStore(dir: string): Promise<Store> {
 export function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
+
+/** One write of a batch. */
+export type StoreOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+/**
+ * Group commit: every change is one level batch, and the batches asked for while one is being written
+ * go together in the next. A change is acknowledged only once its batch is in the store, so nothing
+ * acknowledged is lost to a crash (level's log is written before the batch resolves).
+ */
+export class GroupCommitter {
+  private pending: Array<{ ops: StoreOp[]; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private writing: Promise<void> | undefined;
+
+  constructor(private readonly store: Store) {}
+
+  commit(ops: StoreOp[]): Promise<void> {
+    if (ops.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ ops, resolve, reject });
+      if (!this.writing) this.writing = this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    // the calls of this turn of the event loop join the first batch; later ones gather behind it
+    await Promise.resolve();
+    while (this.pending.length > 0) {
+      const group = this.pending;
+      this.pending = [];
+      try {
+        await this.store.batch(group.flatMap((g) => g.ops));
+        for (const g of group) g.resolve();
+      } catch (err) {
+        for (const g of group) g.reject(err);
+      }
+    }
+    this.writing = undefined;
+  }
+
+  /** Resolves when everything asked for so far is written. */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+}

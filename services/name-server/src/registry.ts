@@ -1,6 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { BackplaneError, type Logger, type Store, secretsEqual, silentLogger } from '@backplane/runtime';
-import { LeaseHeap } from './lease-heap';
+import {
+  BackplaneError,
+  ExpiryHeap,
+  type Logger,
+  type Store,
+  secretsEqual,
+  silentLogger,
+} from '@backplane/runtime';
 import {
   DEFAULT_SCOPE,
   LIMITS,
@@ -92,7 +98,7 @@ export class Registry {
   private readonly children = new Map<string, Set<string>>();
   private readonly addresses = new Map<string, AddressRecord>();
   private readonly bindings = new Map<string, Map<string, BindingRecord>>();
-  private readonly leases = new LeaseHeap();
+  private readonly leases = new ExpiryHeap();
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly internPool = new Map<string, unknown>();
   private readonly afterCommit: Array<() => void> = [];

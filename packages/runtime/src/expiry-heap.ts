@@ -1,8 +1,8 @@
 /**
- * A min-heap of (expiresAt, addressId). Entries are never updated in place: a renewal pushes a new entry
- * and the stale one is skipped when it surfaces (the caller checks the address's current expiry).
+ * A min-heap of (expiresAt, id). Entries are never updated in place: a renewal or change pushes a new entry
+ * and the stale one is skipped when it surfaces (the caller checks the address's current expiry)..
  */
-export class LeaseHeap {
+export class ExpiryHeap {
   private readonly items: Array<{ at: number; id: string }> = [];
 
   get size(): number {

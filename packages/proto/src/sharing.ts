@@ -1,0 +1,1 @@
+export * from './gen/backplane/sharing/v1/sharing';

@@ -1,0 +1,36 @@
+import { commonSettings, settings } from '@backplane/runtime';
+
+export const DEFAULT_PORT = 8400;
+
+export const sharingSettings = {
+  ...commonSettings({ port: DEFAULT_PORT, service: 'sharing' }),
+  natsUrl: settings.string(
+    'BACKPLANE_NATS_URL',
+    'NATS server(s), comma-separated; set = the distributed engine (JetStream KV + NATS subjects), empty = embedded',
+    '',
+  ),
+  bucket: settings.string(
+    'BACKPLANE_SHARING_BUCKET',
+    'the JetStream KV bucket of SharedProperties (NATS engine)',
+    'backplane-sharing',
+  ),
+  replicas: settings.int(
+    'BACKPLANE_SHARING_REPLICAS',
+    'replicas of the KV bucket when it is created (1, or 3 on a cluster)',
+    1,
+    1,
+    5,
+  ),
+  history: settings.int(
+    'BACKPLANE_SHARING_HISTORY',
+    'embedded: revisions of history a watch can resume from; NATS: values kept per key (at most 64)',
+    100_000,
+    1,
+    10_000_000,
+  ),
+  subjectPrefix: settings.string(
+    'BACKPLANE_SHARING_SUBJECT_PREFIX',
+    'NATS subject prefix of SharedEvents topics',
+    'backplane.events',
+  ),
+};

@@ -1,0 +1,85 @@
+import { join } from 'node:path';
+import { type Logger, openStore, type RunningService, startService, type TlsFiles } from '@backplane/runtime';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { LevelProperties } from './level-properties';
+import { LocalBus } from './local-bus';
+import { NatsBus } from './nats-bus';
+import { NatsProperties } from './nats-properties';
+import { NatsRing, singleNode } from './ring';
+import { sharingService } from './server';
+import { newNodeId, Sharing } from './sharing';
+
+export interface SharingServerOptions {
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  /** The host other processes dial (the ring's addresses); default: the listen host. */
+  advertiseHost?: string;
+  dataDir: string;
+  /** Set: the distributed engine on these NATS servers (comma-separated). */
+  natsUrl?: string;
+  bucket?: string;
+  replicas?: number;
+  history?: number;
+  subjectPrefix?: string;
+  log?: Logger;
+  tls?: TlsFiles;
+  authToken?: string;
+  shutdownTimeoutMs?: number;
+  reapEveryMs?: number;
+}
+
+export interface RunningSharingServer extends RunningService {
+  readonly sharing: Sharing;
+}
+
+/** Starts a sharing node: embedded (level + in-process bus) or, with natsUrl, a node of the NATS ring. */
+export async function startSharingServer(options: SharingServerOptions): Promise<RunningSharingServer> {
+  const id = newNodeId();
+  const bucket = options.bucket ?? 'backplane-sharing';
+  let nc: NatsConnection | undefined;
+  let sharing: Sharing;
+  let closeStore: (() => Promise<void>) | undefined;
+  if (options.natsUrl) {
+    nc = await connect({ servers: options.natsUrl.split(','), name: `backplane-sharing-${id}` });
+    const properties = await NatsProperties.open({
+      nc,
+      bucket,
+      replicas: options.replicas,
+      history: Math.min(options.history ?? 16, 64),
+      log: options.log,
+      reapEveryMs: options.reapEveryMs,
+    });
+    sharing = new Sharing(
+      properties,
+      new NatsBus(nc, options.subjectPrefix ?? 'backplane.events'),
+      singleNode({ id, address: '' }),
+    );
+  } else {
+    const store = await openStore(join(options.dataDir, 'db'));
+    closeStore = () => store.close();
+    const properties = await LevelProperties.open({
+      store,
+      log: options.log,
+      historyRevisions: options.history,
+      reapEveryMs: options.reapEveryMs,
+    });
+    sharing = new Sharing(properties, new LocalBus(), singleNode({ id, address: '' }));
+  }
+  const running = await startService({
+    name: 'sharing',
+    services: [sharingService(sharing)],
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 8400,
+    log: options.log,
+    tls: options.tls,
+    authToken: options.authToken,
+    shutdownTimeoutMs: options.shutdownTimeoutMs,
+    onClose: [() => closeStore?.(), () => nc?.drain(), () => sharing.close()],
+  });
+  // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
+  running.addShutdownHook(() => sharing.ring.close());
+  const self = { id, address: `${options.advertiseHost ?? running.host}:${running.port}` };
+  sharing.ring = nc ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log) : singleNode(self);
+  return Object.assign(running, { sharing });
+}

@@ -1,0 +1,91 @@
+/** One key's value as stored. */
+export interface Entry {
+  key: string;
+  value: Uint8Array;
+  revision: number;
+  /** ms since the epoch; 0 = never. */
+  expiresAt: number;
+}
+
+export type ChangeKind = 'PUT' | 'DELETE' | 'EXPIRE';
+
+/** A change, as watches see it (deletes and expiries carry no value). */
+export interface Change {
+  kind: ChangeKind;
+  key: string;
+  revision: number;
+  value?: Uint8Array;
+  expiresAt: number;
+}
+
+export type WatchItem = { change: Change } | { synced: true };
+
+export interface PutOptions {
+  ttlMs?: number;
+  /** Compare-and-set: the revision the key must be at; 0 = must be absent; undefined = no check. */
+  expectRevision?: number;
+}
+
+export interface Conflict {
+  key: string;
+  expected: number;
+  /** 0 = absent. */
+  actual: number;
+}
+
+export interface Transaction {
+  reads: Array<{ key: string; revision: number }>;
+  puts: Array<{ key: string; value: Uint8Array; ttlMs: number }>;
+  removes: string[];
+}
+
+export type CommitResult =
+  | { committed: true; revision: number }
+  | { committed: false; conflicts: Conflict[] };
+
+export interface WatchOptions {
+  prefix: boolean;
+  /** 0 = current values, then changes. */
+  fromRevision: number;
+  signal: AbortSignal;
+}
+
+/**
+ * SharedProperties' store. Both engines (level on one node, NATS JetStream KV across nodes) give the
+ * same answers; values, revisions and expiry behave the same. Input is validated before it gets here.
+ */
+export interface PropertiesEngine {
+  readonly kind: 'embedded' | 'nats';
+  /** Writes a value; a failed expectRevision check throws FAILED_PRECONDITION (REVISION_MISMATCH). */
+  put(key: string, value: Uint8Array, options?: PutOptions): Promise<number>;
+  get(key: string): Promise<Entry | undefined>;
+  /** Returns the revision of the delete, or undefined when there was nothing to delete. */
+  remove(key: string, expectRevision?: number): Promise<number | undefined>;
+  /** Keys after `startAfter` under `prefix`, in key order; `more` = there are others after them. */
+  list(prefix: string, startAfter: string, limit: number): Promise<{ entries: Entry[]; more: boolean }>;
+  watch(key: string, options: WatchOptions): AsyncIterable<WatchItem>;
+  commit(txn: Transaction): Promise<CommitResult>;
+  close(): Promise<void>;
+}
+
+/** SharedEvents' bus. */
+export interface EventPayload {
+  topic: string;
+  payload: { $case: 'text'; text: string } | { $case: 'data'; data: Uint8Array };
+}
+
+export interface EventBus {
+  readonly kind: 'embedded' | 'nats';
+  publish(event: EventPayload): Promise<void>;
+  /**
+   * Resolves once the subscription is in place (events published from then on are delivered);
+   * iterate `events` until `signal` aborts or the subscription is ended.
+   */
+  subscribe(pattern: string, signal: AbortSignal): Promise<AsyncIterable<EventPayload>>;
+  close(): Promise<void>;
+}
+
+/** Does `key` fall under a watch of `watched` (a key, or a prefix)? */
+export function watchCovers(watched: string, prefix: boolean, key: string): boolean {
+  return prefix ? key.startsWith(watched) : key === watched;
+}

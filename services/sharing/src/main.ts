@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+import { registerService } from '@backplane/naming-client';
+import { runService, serviceOptions } from '@backplane/runtime';
+import { sharingSettings } from './config';
+import { startSharingServer } from './embedded';
+
+runService(sharingSettings, 'sharing', async (config, log) => {
+  const running = await startSharingServer({
+    ...serviceOptions(config),
+    natsUrl: config.natsUrl || undefined,
+    bucket: config.bucket,
+    replicas: config.replicas,
+    history: config.history,
+    subjectPrefix: config.subjectPrefix,
+    log,
+  });
+  await registerService(running, { name: 'sharing', ...config, token: config.authToken, log });
+  log.info(
+    {
+      dataDir: config.natsUrl ? undefined : config.dataDir,
+      engine: running.sharing.properties.kind,
+      nats: config.natsUrl || undefined,
+    },
+    'sharing node ready',
+  );
+  return running;
+});

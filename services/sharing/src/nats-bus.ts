@@ -1,0 +1,113 @@
+import { AsyncQueue, BackplaneError } from '@backplane/runtime';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { EventBus, EventPayload } from './engine';
+
+/** Marks an event sent as text (the seed's string events); without it the payload is bytes. */
+const TEXT = 'Backplane-Text';
+
+/**
+ * The distributed engine's SharedEvents: every topic is a NATS subject under `prefix`, so an event
+ * published at any node reaches the subscribers of every node, in the order the NATS server received a
+ * topic's events. Publish resolves once the server has the event (a flush shared by the publishes of
+ * the same moment); subscribe resolves once the server has the subscription.
+ */
+export class NatsBus implements EventBus {
+  readonly kind = 'nats' as const;
+  private readonly textHeaders = headers();
+  private flushing: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  private subscriptions = 0;
+  private readonly queues = new Set<AsyncQueue<EventPayload>>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly prefix: string,
+    private readonly maxQueued = 10_000,
+  ) {
+    this.textHeaders.set(TEXT, '1');
+  }
+
+  get subscribers(): number {
+    return this.subscriptions;
+  }
+
+  /** One PING/PONG for every publish made before it started. */
+  private flush(): Promise<void> {
+    if (!this.flushing) {
+      this.flushing = this.nc.flush().finally(() => {
+        this.flushing = undefined;
+      });
+      return this.flushing;
+    }
+    // a flush is on the wire already, sent before this publish: wait for the one after it
+    this.next ??= this.flushing.then(() => {
+      this.next = undefined;
+      return this.flush();
+    });
+    return this.next;
+  }
+
+  async publish(event: EventPayload): Promise<void> {
+    try {
+      const subject = `${this.prefix}.${event.topic}`;
+      if (event.payload.$case === 'text')
+        this.nc.publish(subject, event.payload.text, { headers: this.textHeaders });
+      else this.nc.publish(subject, event.payload.data);
+      await this.flush();
+    } catch (err) {
+      throw BackplaneError.unavailable(`NATS: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async subscribe(pattern: string, signal: AbortSignal): Promise<AsyncIterable<EventPayload>> {
+    const queue = new AsyncQueue<EventPayload>(
+      this.maxQueued,
+      `subscriber too slow: more than ${this.maxQueued} events behind`,
+    );
+    const skip = this.prefix.length + 1;
+    const sub = this.nc.subscribe(`${this.prefix}.${pattern}`, {
+      callback: (err, m) => {
+        if (err) {
+          queue.fail(BackplaneError.unavailable(`NATS: ${err.message}`));
+          return;
+        }
+        const topic = m.subject.slice(skip);
+        queue.push(
+          m.headers?.get(TEXT)
+            ? { topic, payload: { $case: 'text', text: m.string() } }
+            : { topic, payload: { $case: 'data', data: m.data } },
+        );
+      },
+    });
+    this.subscriptions++;
+    this.queues.add(queue);
+    const end = () => {
+      this.queues.delete(queue);
+      if (sub.isClosed()) return;
+      sub.unsubscribe();
+      this.subscriptions--;
+    };
+    signal.addEventListener('abort', end, { once: true });
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      end();
+      throw BackplaneError.unavailable(`NATS: ${(err as Error).message}`, { cause: err });
+    }
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          yield* queue.drain(signal);
+        } finally {
+          end();
+          signal.removeEventListener('abort', end);
+        }
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    const err = BackplaneError.unavailable('the sharing node is stopping');
+    for (const q of this.queues) q.fail(err);
+  }
+}

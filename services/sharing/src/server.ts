@@ -1,0 +1,112 @@
+import { type Entry as PbEntry, SharingServiceService, WatchResponse_Kind } from '@backplane/proto/sharing';
+import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
+import type { ChangeKind, Entry, EventPayload } from './engine';
+import type { Sharing } from './sharing';
+
+const toPb = (e: Entry, withValue = true): PbEntry => ({
+  key: e.key,
+  value: withValue ? Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength) : Buffer.alloc(0),
+  revision: e.revision,
+  expiresAtMs: e.expiresAt,
+});
+
+const KINDS: Record<ChangeKind, WatchResponse_Kind> = {
+  PUT: WatchResponse_Kind.KIND_PUT,
+  DELETE: WatchResponse_Kind.KIND_DELETE,
+  EXPIRE: WatchResponse_Kind.KIND_EXPIRE,
+};
+
+function payloadOf(p: { $case: 'text'; text: string } | { $case: 'data'; data: Buffer } | undefined) {
+  if (!p) throw BackplaneError.badParameter('an event needs a payload (text or data)');
+  return p;
+}
+
+/** SharingService RPCs ↔ Sharing. */
+export function sharingService(sharing: Sharing): ServiceRegistration {
+  return service(SharingServiceService, {
+    put: async (req) => ({ revision: await sharing.put(req.key, req.value, req.ttlMs) }),
+    get: async (req) => {
+      const e = await sharing.get(req.key);
+      return e ? { found: true, entry: toPb(e) } : { found: false, entry: undefined };
+    },
+    remove: async (req) => {
+      const revision = await sharing.remove(req.key, req.expectedRevision);
+      return { removed: revision !== undefined, revision: revision ?? 0 };
+    },
+    compareAndSet: async (req) => ({
+      revision: await sharing.compareAndSet(req.key, req.expectedRevision, req.value, req.ttlMs),
+    }),
+    list: async (req) => {
+      const page = await sharing.list(req.prefix, req.pageSize, req.pageToken);
+      return { entries: page.entries.map((e) => toPb(e, !req.keysOnly)), nextPageToken: page.nextPageToken };
+    },
+    watch: async (req, sink, ctx) => {
+      for await (const item of sharing.watch(req.key, req.prefix, req.fromRevision, ctx.signal)) {
+        if ('synced' in item) {
+          await sink.send({ kind: WatchResponse_Kind.KIND_UNSPECIFIED, entry: undefined, synced: true });
+          continue;
+        }
+        const c = item.change;
+        await sink.send({
+          kind: KINDS[c.kind],
+          entry: toPb({
+            key: c.key,
+            value: c.value ?? new Uint8Array(0),
+            revision: c.revision,
+            expiresAt: c.expiresAt,
+          }),
+          synced: false,
+        });
+      }
+    },
+    commit: async (req) => {
+      const r = await sharing.commit({
+        reads: req.reads.map((r) => ({ key: r.key, revision: r.revision })),
+        puts: req.puts.map((p) => ({ key: p.key, value: p.value, ttlMs: p.ttlMs })),
+        removes: req.removes,
+      });
+      return r.committed
+        ? { committed: true, revision: r.revision, conflicts: [] }
+        : {
+            committed: false,
+            revision: 0,
+            conflicts: r.conflicts.map((c) => ({
+              key: c.key,
+              expectedRevision: c.expected,
+              actualRevision: c.actual,
+            })),
+          };
+    },
+    publish: async (req) => {
+      await sharing.publish({ topic: req.topic, payload: payloadOf(req.payload) } as EventPayload);
+      return {};
+    },
+    subscribe: async (req, sink, ctx) => {
+      const sub = await sharing.subscribe(req.topic, ctx.signal);
+      await sink.send({ message: { $case: 'subscriptionId', subscriptionId: sub.id } });
+      for await (const ev of sub.events) {
+        const payload =
+          ev.payload.$case === 'text'
+            ? ev.payload
+            : {
+                $case: 'data' as const,
+                data: Buffer.from(
+                  ev.payload.data.buffer,
+                  ev.payload.data.byteOffset,
+                  ev.payload.data.byteLength,
+                ),
+              };
+        await sink.send({ message: { $case: 'event', event: { topic: ev.topic, payload } } });
+      }
+    },
+    unsubscribe: async (req) => {
+      sharing.unsubscribe(req.subscriptionId);
+      return {};
+    },
+    nodes: async () => ({
+      nodes: await sharing.ring.nodes(),
+      selfId: sharing.ring.self.id,
+      engine: sharing.properties.kind,
+    }),
+  });
+}
