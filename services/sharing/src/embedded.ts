@@ -80,6 +80,8 @@ export async function startSharingServer(options: SharingServerOptions): Promise
   // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
   running.addShutdownHook(() => sharing.ring.close());
   const self = { id, address: `${options.advertiseHost ?? running.host}:${running.port}` };
-  sharing.ring = nc ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log) : singleNode(self);
+  sharing.ring = nc
+    ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
+    : singleNode(self);
   return Object.assign(running, { sharing });
 }

@@ -40,6 +40,8 @@ export interface NatsPropertiesOptions {
   log?: Logger;
   reapEveryMs?: number;
   watchQueue?: number;
+  /** How long open() waits for JetStream to be ready. */
+  startTimeoutMs?: number;
 }
 
 type Msg = { subject: string; seq: number; headers?: MsgHdrs; data: Uint8Array };
@@ -75,11 +77,23 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   static async open(options: NatsPropertiesOptions): Promise<NatsProperties> {
-    const jsm = await jetstreamManager(options.nc);
-    await new Kvm(options.nc).create(options.bucket, {
-      replicas: options.replicas ?? 1,
-      history: options.history ?? 16,
-    });
+    // a cluster that has just started may still be electing its JetStream leader: wait for it
+    const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+    let jsm: JetStreamManager;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        jsm = await jetstreamManager(options.nc);
+        await new Kvm(options.nc).create(options.bucket, {
+          replicas: options.replicas ?? 1,
+          history: options.history ?? 16,
+        });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw unavailable(err);
+        options.log?.info({ err: (err as Error).message, attempt }, 'JetStream not ready yet; retrying');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     const p = new NatsProperties(options, jsm);
     await p.startReaper();
     return p;

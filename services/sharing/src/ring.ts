@@ -37,8 +37,14 @@ export class NatsRing implements Ring {
     this.timer.unref();
   }
 
-  static async join(nc: NatsConnection, bucket: string, self: RingNode, log?: Logger): Promise<NatsRing> {
-    const kv = await new Kvm(nc).create(bucket, { history: 1 });
+  static async join(
+    nc: NatsConnection,
+    bucket: string,
+    self: RingNode,
+    log?: Logger,
+    replicas = 1,
+  ): Promise<NatsRing> {
+    const kv = await new Kvm(nc).create(bucket, { history: 1, replicas });
     const ring = new NatsRing(self, kv, log ?? silentLogger());
     await ring.announce();
     return ring;

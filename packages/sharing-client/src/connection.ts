@@ -1,0 +1,140 @@
+import { NodesRequest, SharingServiceClient } from '@backplane/proto/sharing';
+import { BackplaneError, type CallOptions, unary } from '@backplane/runtime';
+import { type ChannelCredentials, credentials as grpcCredentials, status } from '@grpc/grpc-js';
+
+export const DEFAULT_PORT = 8400;
+
+export interface ConnectionOptions {
+  credentials?: ChannelCredentials;
+  /** Sent on every call (e.g. a bearer token). */
+  metadata?: CallOptions['metadata'];
+}
+
+/**
+ * The seed's bootstrap URL: `boot@host[:port]`, `host[:port]`, or several comma-separated; the port
+ * defaults to 8400. Returns host:port addresses.
+ */
+export function parseBootstrapUrl(url: string): string[] {
+  const list = url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const at = s.replace(/^[a-z+]+:\/\//, '').replace(/^boot@/, '');
+      const hostPort = at.replace(/\/.*$/, '');
+      if (!hostPort) throw BackplaneError.badParameter(`bootstrap URL ${JSON.stringify(url)} names no host`);
+      return /:\d+$/.test(hostPort) || /^\[.*\]:\d+$/.test(hostPort)
+        ? hostPort
+        : `${hostPort}:${DEFAULT_PORT}`;
+    });
+  if (list.length === 0) throw BackplaneError.badParameter('an empty bootstrap URL');
+  return list;
+}
+
+/**
+ * A connection to a sharing ring: starts at the bootstrap addresses, learns every node (Nodes), and
+ * when the node in use goes away moves to another one and repeats the call, so the application sees
+ * at most a slower call. One per URL per process (SharingFactory keeps them), as in the seed.
+ */
+export class SharingConnection {
+  private nodes: string[];
+  private index = 0;
+  private client: SharingServiceClient;
+  private readonly credentials: ChannelCredentials;
+  private closed = false;
+  private readonly closing = new AbortController();
+
+  constructor(
+    readonly url: string,
+    private readonly options: ConnectionOptions = {},
+  ) {
+    this.nodes = parseBootstrapUrl(url);
+    this.credentials = options.credentials ?? grpcCredentials.createInsecure();
+    this.client = this.open(this.nodes[0] as string);
+  }
+
+  private open(address: string): SharingServiceClient {
+    return new SharingServiceClient(address, this.credentials, {
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+    });
+  }
+
+  /** The node in use. */
+  get address(): string {
+    return this.nodes[this.index] as string;
+  }
+
+  /** The ring as last learnt. */
+  get knownNodes(): readonly string[] {
+    return this.nodes;
+  }
+
+  get stub(): SharingServiceClient {
+    if (this.closed) throw BackplaneError.incorrectState('the sharing connection is closed');
+    return this.client;
+  }
+
+  callOptions(opts: CallOptions = {}): CallOptions {
+    return this.options.metadata && !opts.metadata ? { ...opts, metadata: this.options.metadata } : opts;
+  }
+
+  /** Asks the ring for its nodes and keeps them (the node in use stays first choice). */
+  async refresh(opts: CallOptions = {}): Promise<string[]> {
+    const res = await unary(
+      this.stub.nodes.bind(this.stub),
+      NodesRequest.fromPartial({}),
+      this.callOptions(opts),
+    );
+    const learnt = res.nodes.map((n) => n.address).filter(Boolean);
+    if (learnt.length > 0) {
+      const current = this.address;
+      this.nodes = [...new Set([current, ...learnt])];
+      this.index = 0;
+    }
+    return this.nodes;
+  }
+
+  /** Moves to the next node after `failed` (unless someone moved already). */
+  failover(failed: SharingServiceClient): void {
+    if (failed !== this.client || this.nodes.length < 2) return;
+    this.client.close();
+    this.index = (this.index + 1) % this.nodes.length;
+    this.client = this.open(this.address);
+  }
+
+  /**
+   * Runs `fn` against the node in use; on UNAVAILABLE moves to the next node and runs it again, once
+   * per known node. Calls are retried only when they failed to reach a node or the node went away:
+   * a put or publish may then apply twice (the same value or event), never zero times unseen.
+   */
+  async withFailover<T>(fn: (stub: SharingServiceClient) => Promise<T>): Promise<T> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < Math.max(2, this.nodes.length + 1); attempt++) {
+      const stub = this.stub;
+      try {
+        return await fn(stub);
+      } catch (err) {
+        lastErr = err;
+        if (!isUnavailable(err)) throw err;
+        this.failover(stub);
+      }
+    }
+    throw lastErr;
+  }
+
+  /** Aborted when the connection closes: long calls (subscriptions, watches) end with it. */
+  get closeSignal(): AbortSignal {
+    return this.closing.signal;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.closing.abort();
+    this.client.close();
+  }
+}
+
+export function isUnavailable(err: unknown): boolean {
+  return (err as { code?: number })?.code === status.UNAVAILABLE;
+}
