@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ibpCommand } from './ibp';
 import { namesCommand } from './names';
 import { describeError, EXIT, exitCodeFor } from './output';
+import { sharingCommands } from './sharing';
 import { tsCommand } from './ts';
 import { up } from './up';
 
@@ -54,6 +55,7 @@ program
 namesCommand(program);
 ibpCommand(program);
 tsCommand(program);
+sharingCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

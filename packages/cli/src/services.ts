@@ -39,4 +39,12 @@ export const SERVICES: ServiceEntry[] = [
     port: 8200,
     grpcServices: ['backplane.tuplespace.v1.TupleSpaceService'],
   },
+  {
+    name: 'sharing',
+    package: '@backplane/sharing',
+    main: 'dist/main.js',
+    port: 8400,
+    grpcServices: ['backplane.sharing.v1.SharingService'],
+    natsEnv: (natsUrl) => ({ BACKPLANE_NATS_URL: natsUrl }),
+  },
 ];

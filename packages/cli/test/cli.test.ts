@@ -22,11 +22,13 @@ describe('backplane up + backplane names', () => {
   let ns: string;
   let depotPort: number;
   let tsPort: number;
+  let shPort: number;
 
   beforeAll(async () => {
     port = await freePort();
     depotPort = await freePort();
     tsPort = await freePort();
+    shPort = await freePort();
     ns = `127.0.0.1:${port}`;
     upProc = spawnProcess(process.execPath, [
       BIN,
@@ -34,7 +36,7 @@ describe('backplane up + backplane names', () => {
       '--data-dir',
       dir.path,
       '--ports',
-      `name-server=${port},ibp-depot=${depotPort},tuplespace=${tsPort}`,
+      `name-server=${port},ibp-depot=${depotPort},tuplespace=${tsPort},sharing=${shPort}`,
     ]);
     await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
   }, 40_000);
@@ -119,6 +121,43 @@ describe('backplane up + backplane names', () => {
     const bad = await cli(['ts', 'write', 'default', '(job)', ...server]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('strings need quotes');
+  }, 60_000);
+
+  it('puts, gets, lists, watches and removes keys, and publishes and subscribes to events', async () => {
+    const server = ['--server', `boot@127.0.0.1:${shPort}`];
+    const watch = spawnProcess(process.execPath, [
+      BIN,
+      'kv',
+      'watch',
+      'cli.',
+      '--prefix',
+      ...server,
+      '--json',
+    ]);
+    const sub = spawnProcess(process.execPath, [BIN, 'events', 'sub', 'cli.*', '--count', '1', ...server]);
+    const rev = await cli(['kv', 'put', 'cli.a', 'hello', ...server]);
+    expect(rev.code).toBe(0);
+    expect(Number(rev.stdout.trim())).toBeGreaterThan(0);
+    expect((await cli(['kv', 'get', 'cli.a', ...server])).stdout).toBe('hello\n');
+    const stale = await cli(['kv', 'put', 'cli.a', 'x', '--if-revision', '0', ...server]);
+    expect(stale.code).toBe(10 + 9); // FAILED_PRECONDITION
+    await cli(['kv', 'put', 'cli.b', 'two', ...server]);
+    const ls = await cli(['kv', 'ls', 'cli.', ...server, '--json']);
+    expect((JSON.parse(ls.stdout) as Array<{ key: string }>).map((r) => r.key)).toEqual(['cli.a', 'cli.b']);
+    await watch.waitForOutput(/"kind": "PUT",\s*"key": "cli.b"/);
+    expect((await cli(['kv', 'rm', 'cli.a', ...server])).code).toBe(0);
+    expect((await cli(['kv', 'get', 'cli.a', ...server])).code).toBe(4);
+    await watch.waitForOutput(/"kind": "DELETE",\s*"key": "cli.a"/);
+    await watch.stop('SIGINT');
+    // the subscriber is in place once it has connected; publish until it has one event
+    for (let i = 0; i < 50 && !/cli\.news hi/.test(sub.output()); i++) {
+      await cli(['events', 'pub', 'cli.news', 'hi', ...server]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await sub.waitForOutput(/cli\.news hi/);
+    const bad = await cli(['kv', 'put', 'bad key', 'x', ...server]);
+    expect(bad.code).toBe(10 + 3);
+    expect(bad.stderr).toContain('BAD_KEY');
   }, 60_000);
 
   it('watches changes as JSON lines until interrupted', async () => {

@@ -56,10 +56,14 @@ async function take<T>(it: AsyncIterator<T>, n: number, ms = 3000): Promise<T[]>
   const out: T[] = [];
   const deadline = Date.now() + ms;
   while (out.length < n) {
+    let timer: NodeJS.Timeout | undefined;
     const r = await Promise.race([
       it.next(),
-      new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), Math.max(1, deadline - Date.now()))),
+      new Promise<'timeout'>((res) => {
+        timer = setTimeout(() => res('timeout'), Math.max(1, deadline - Date.now()));
+      }),
     ]);
+    clearTimeout(timer);
     if (r === 'timeout' || r.done) break;
     out.push(r.value);
   }
