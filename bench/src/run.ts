@@ -1,5 +1,6 @@
 import { benchIbp } from './ibp';
 import { benchNaming } from './naming';
+import { benchSharing } from './sharing';
 import { benchTupleSpace } from './tuplespace';
 
 /** `pnpm bench [name…]`: runs the named benchmarks (default: all). */
@@ -7,6 +8,7 @@ const benches: Record<string, () => Promise<void>> = {
   naming: benchNaming,
   ibp: benchIbp,
   tuplespace: benchTupleSpace,
+  sharing: benchSharing,
 };
 
 async function main() {

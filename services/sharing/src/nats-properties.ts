@@ -109,7 +109,9 @@ export class NatsProperties implements PropertiesEngine {
 
   private async last(key: string): Promise<StoredMsg | null> {
     try {
-      return await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.prefix + key });
+      // direct get, as NATS KV's own get (served by any replica: on R3 a read can trail a write on
+      // another node by the replication delay, exactly as with the raw KV client)
+      return await this.jsm.direct.getMessage(this.stream, { last_by_subj: this.prefix + key });
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
       throw unavailable(err);
