@@ -1,15 +1,15 @@
 /**
  * A min-heap of (expiresAt, id). Entries are never updated in place: a renewal or change pushes a new entry
- * and the stale one is skipped when it surfaces (the caller checks the address's current expiry)..
+ * and the stale one is skipped when it surfaces (the caller checks the item's current expiry).
  */
-export class ExpiryHeap {
-  private readonly items: Array<{ at: number; id: string }> = [];
+export class ExpiryHeap<Id = string> {
+  private readonly items: Array<{ at: number; id: Id }> = [];
 
   get size(): number {
     return this.items.length;
   }
 
-  push(at: number, id: string): void {
+  push(at: number, id: Id): void {
     const items = this.items;
     items.push({ at, id });
     let i = items.length - 1;
@@ -17,18 +17,18 @@ export class ExpiryHeap {
       const parent = (i - 1) >> 1;
       if ((items[parent] as { at: number }).at <= at) break;
       [items[i], items[parent]] = [
-        items[parent] as { at: number; id: string },
-        items[i] as { at: number; id: string },
+        items[parent] as { at: number; id: Id },
+        items[i] as { at: number; id: Id },
       ];
       i = parent;
     }
   }
 
-  peek(): { at: number; id: string } | undefined {
+  peek(): { at: number; id: Id } | undefined {
     return this.items[0];
   }
 
-  pop(): { at: number; id: string } | undefined {
+  pop(): { at: number; id: Id } | undefined {
     const items = this.items;
     const top = items[0];
     const last = items.pop();
@@ -42,10 +42,7 @@ export class ExpiryHeap {
         if (l < items.length && (items[l] as { at: number }).at < (items[m] as { at: number }).at) m = l;
         if (r < items.length && (items[r] as { at: number }).at < (items[m] as { at: number }).at) m = r;
         if (m === i) break;
-        [items[i], items[m]] = [
-          items[m] as { at: number; id: string },
-          items[i] as { at: number; id: string },
-        ];
+        [items[i], items[m]] = [items[m] as { at: number; id: Id }, items[i] as { at: number; id: Id }];
         i = m;
       }
     }

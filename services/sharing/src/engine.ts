@@ -1,3 +1,5 @@
+import { BackplaneError } from '@backplane/runtime';
+
 /** One key's value as stored. */
 export interface Entry {
   key: string;
@@ -88,4 +90,14 @@ export interface EventBus {
 /** Does `key` fall under a watch of `watched` (a key, or a prefix)? */
 export function watchCovers(watched: string, prefix: boolean, key: string): boolean {
   return prefix ? key.startsWith(watched) : key === watched;
+}
+
+/** A compare-and-set whose key is not at the expected revision (0 = absent), in both engines' words. */
+export function revisionMismatch(key: string, expected: number, actual: number): BackplaneError {
+  return BackplaneError.incorrectState(
+    expected === 0
+      ? `key ${key} exists (revision ${actual})`
+      : `key ${key} is at revision ${actual || 'absent'}, not ${expected}`,
+    { reason: 'REVISION_MISMATCH' },
+  );
 }

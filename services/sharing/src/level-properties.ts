@@ -16,6 +16,7 @@ import {
   type Entry,
   type PropertiesEngine,
   type PutOptions,
+  revisionMismatch,
   type Transaction,
   type WatchItem,
   type WatchOptions,
@@ -129,13 +130,7 @@ export class LevelProperties implements PropertiesEngine {
   private check(key: string, expected: number | undefined): void {
     if (expected === undefined) return;
     const actual = this.live(key)?.revision ?? 0;
-    if (actual !== expected)
-      throw BackplaneError.incorrectState(
-        expected === 0
-          ? `key ${key} exists (revision ${actual})`
-          : `key ${key} is at revision ${actual || 'absent'}, not ${expected}`,
-        { reason: 'REVISION_MISMATCH' },
-      );
+    if (actual !== expected) throw revisionMismatch(key, expected, actual);
   }
 
   /** Applies changes in memory (each its own revision) and resolves once they are written. */

@@ -32,16 +32,19 @@ function tokens(what: string, s: string, max: number, reason: string): string[] 
   });
 }
 
-/** Keys: tokens of A-Z a-z 0-9 - _ / = separated by '.' (also valid NATS KV keys). */
-export function validateKey(key: string): string {
-  for (const t of tokens('key', key, LIMITS.keyLength, 'BAD_KEY'))
+/** A key or topic: tokens of A-Z a-z 0-9 - _ / = separated by '.' (also a NATS KV key / subject). */
+function validateName(what: 'key' | 'topic', s: string, max: number, reason: string): string {
+  for (const t of tokens(what, s, max, reason))
     if (!TOKEN.test(t))
       throw BackplaneError.badParameter(
-        `key ${JSON.stringify(key)}: keys use A-Z a-z 0-9 - _ / = and '.' between tokens`,
-        { reason: 'BAD_KEY' },
+        `${what} ${JSON.stringify(s)}: ${what}s use A-Z a-z 0-9 - _ / = and '.' between tokens`,
+        { reason },
       );
-  return key;
+  return s;
 }
+
+/** Keys: tokens of A-Z a-z 0-9 - _ / = separated by '.' (also valid NATS KV keys). */
+export const validateKey = (key: string): string => validateName('key', key, LIMITS.keyLength, 'BAD_KEY');
 
 /** A List/Watch prefix: "" or the start of a key (may end with '.'). */
 export function validatePrefix(prefix: string): string {
@@ -54,15 +57,8 @@ export function validatePrefix(prefix: string): string {
 }
 
 /** A topic to publish on: like a key, no wildcards. */
-export function validateTopic(topic: string): string {
-  for (const t of tokens('topic', topic, LIMITS.topicLength, 'BAD_TOPIC'))
-    if (!TOKEN.test(t))
-      throw BackplaneError.badParameter(
-        `topic ${JSON.stringify(topic)}: topics use A-Z a-z 0-9 - _ / = and '.' between tokens`,
-        { reason: 'BAD_TOPIC' },
-      );
-  return topic;
-}
+export const validateTopic = (topic: string): string =>
+  validateName('topic', topic, LIMITS.topicLength, 'BAD_TOPIC');
 
 /** A subscription: a topic whose tokens may be '*' (any one token) or, last, '>' (the rest). */
 export function validatePattern(pattern: string): string {

@@ -19,6 +19,7 @@ import {
   type Entry,
   type PropertiesEngine,
   type PutOptions,
+  revisionMismatch,
   type Transaction,
   type WatchItem,
   type WatchOptions,
@@ -168,7 +169,7 @@ export class NatsProperties implements PropertiesEngine {
         const now = await this.get(key);
         // the key really is at another revision (or, for "absent", exists): that is the caller's conflict
         if (attempt >= 3 || (now?.revision ?? 0) !== expected)
-          throw mismatch(key, expected, now?.revision ?? 0);
+          throw revisionMismatch(key, expected, now?.revision ?? 0);
       }
     }
   }
@@ -177,7 +178,7 @@ export class NatsProperties implements PropertiesEngine {
     for (;;) {
       const now = await this.get(key);
       if (expectRevision !== undefined && (now?.revision ?? 0) !== expectRevision)
-        throw mismatch(key, expectRevision, now?.revision ?? 0);
+        throw revisionMismatch(key, expectRevision, now?.revision ?? 0);
       if (!now) return undefined;
       const h = headers();
       h.set(KV_OPERATION, 'DEL');
@@ -382,15 +383,6 @@ class RevisionMoved extends Error {}
 
 /** StoredMsg's fields are getters: copy them. */
 const stored = (m: StoredMsg): Msg => ({ subject: m.subject, seq: m.seq, headers: m.header, data: m.data });
-
-function mismatch(key: string, expected: number, actual: number): BackplaneError {
-  return BackplaneError.incorrectState(
-    expected === 0
-      ? `key ${key} exists (revision ${actual})`
-      : `key ${key} is at revision ${actual || 'absent'}, not ${expected}`,
-    { reason: 'REVISION_MISMATCH' },
-  );
-}
 
 function unavailable(err: unknown): BackplaneError {
   if (err instanceof BackplaneError) return err;

@@ -1,3 +1,4 @@
+import { ExpiryHeap } from '@backplane/runtime';
 import { indexKeysOf, indexKeysOfTuple, matches, type Template, type Tuple } from './tuple';
 
 /** A tuple in a space. */
@@ -24,7 +25,7 @@ export class TupleDB {
   private readonly entries = new Map<number, Entry>();
   private readonly index = new Map<string, Posting>();
   /** Expiry times, soonest first (lazy: entries that changed are skipped when popped). */
-  private readonly expiries: Array<[number, number]> = [];
+  private readonly expiries = new ExpiryHeap<number>();
   nextId = 1;
 
   get size(): number {
@@ -39,7 +40,7 @@ export class TupleDB {
     this.entries.set(e.id, e);
     if (e.id >= this.nextId) this.nextId = e.id + 1;
     this.addPostings(e);
-    if (e.expiresAt > 0) this.pushExpiry(e.expiresAt, e.id);
+    if (e.expiresAt > 0) this.expiries.push(e.expiresAt, e.id);
   }
 
   remove(id: number): Entry | undefined {
@@ -59,7 +60,7 @@ export class TupleDB {
     this.addPostings(e);
     if (expiresAt !== e.expiresAt) {
       e.expiresAt = expiresAt;
-      if (expiresAt > 0) this.pushExpiry(expiresAt, id);
+      if (expiresAt > 0) this.expiries.push(expiresAt, id);
     }
     return e;
   }
@@ -155,51 +156,18 @@ export class TupleDB {
   /** Entries whose expiry time has passed (committed, not held by a transaction), removed from the heap. */
   popExpired(now: number): Entry[] {
     const out: Entry[] = [];
-    const held: Array<[number, number]> = [];
-    while (this.expiries.length > 0 && (this.expiries[0] as [number, number])[0] <= now) {
-      const [at, id] = this.popExpiry();
-      const e = this.entries.get(id);
-      if (!e || e.expiresAt !== at) continue;
+    const held: Array<{ at: number; id: number }> = [];
+    for (let top = this.expiries.peek(); top && top.at <= now; top = this.expiries.peek()) {
+      this.expiries.pop();
+      const e = this.entries.get(top.id);
+      if (!e || e.expiresAt !== top.at) continue;
       if (e.takenBy !== undefined || e.writtenBy !== undefined) {
-        held.push([at, id]); // a transaction holds it: look again next time
+        held.push(top); // a transaction holds it: look again next time
         continue;
       }
       out.push(e);
     }
-    for (const [at, id] of held) this.pushExpiry(at, id);
+    for (const { at, id } of held) this.expiries.push(at, id);
     return out;
-  }
-
-  private pushExpiry(at: number, id: number): void {
-    const h = this.expiries;
-    h.push([at, id]);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if ((h[parent] as [number, number])[0] <= at) break;
-      [h[i], h[parent]] = [h[parent] as [number, number], h[i] as [number, number]];
-      i = parent;
-    }
-  }
-
-  private popExpiry(): [number, number] {
-    const h = this.expiries;
-    const top = h[0] as [number, number];
-    const last = h.pop() as [number, number];
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && (h[l] as [number, number])[0] < (h[m] as [number, number])[0]) m = l;
-        if (r < h.length && (h[r] as [number, number])[0] < (h[m] as [number, number])[0]) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m] as [number, number], h[i] as [number, number]];
-        i = m;
-      }
-    }
-    return top;
   }
 }
