@@ -4,6 +4,7 @@ import {
   ExpiryHeap,
   GroupCommitter,
   type Logger,
+  prefixEnd,
   type Store,
   type StoreOp,
   silentLogger,
@@ -98,14 +99,14 @@ export class LevelProperties implements PropertiesEngine {
   static async open(options: LevelPropertiesOptions): Promise<LevelProperties> {
     const p = new LevelProperties(options);
     const store = options.store;
-    for await (const [k, v] of store.iterator({ gte: VALUE, lt: 'v0' })) {
+    for await (const [k, v] of store.iterator({ gte: VALUE, lt: prefixEnd(VALUE) })) {
       const e = decodeValue(String(k).slice(VALUE.length), v);
       p.entries.set(e.key, e);
       if (e.expiresAt) p.expiry.push(e.expiresAt, e.key);
     }
-    for await (const k of store.keys({ gte: LOG, lt: 'l0', reverse: true, limit: 1 }))
+    for await (const k of store.keys({ gte: LOG, lt: prefixEnd(LOG), reverse: true, limit: 1 }))
       p.head = Number.parseInt(String(k).slice(LOG.length), 16);
-    for await (const k of store.keys({ gte: LOG, lt: 'l0', limit: 1 }))
+    for await (const k of store.keys({ gte: LOG, lt: prefixEnd(LOG), limit: 1 }))
       p.oldest = Number.parseInt(String(k).slice(LOG.length), 16);
     return p;
   }
@@ -193,7 +194,7 @@ export class LevelProperties implements PropertiesEngine {
     const from = VALUE + (startAfter > prefix ? startAfter : prefix);
     const it = this.options.store.iterator({
       [startAfter > prefix ? 'gt' : 'gte']: from,
-      lt: prefix ? VALUE + prefix + '\uffff' : 'v0',
+      lt: prefixEnd(VALUE + prefix),
     });
     try {
       for await (const [k, v] of it) {
@@ -268,7 +269,7 @@ export class LevelProperties implements PropertiesEngine {
         sent = options.fromRevision - 1;
         for await (const [k, v] of this.options.store.iterator({
           gte: revKey(options.fromRevision),
-          lt: 'l0',
+          lt: prefixEnd(LOG),
         })) {
           const change = decodeChange(Number.parseInt(String(k).slice(LOG.length), 16), v);
           sent = change.revision;

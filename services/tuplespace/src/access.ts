@@ -1,8 +1,8 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import type { GroupCommitter } from '@backplane/runtime';
 import { BackplaneError, type Store } from '@backplane/runtime';
 import type { Permission, Principal } from './command';
-import type { Committer } from './persistence';
 import { keys } from './persistence';
 
 const scryptAsync = promisify(scrypt) as (
@@ -77,7 +77,7 @@ export class Users {
 
   constructor(
     private readonly store: Store,
-    private readonly committer: Committer,
+    private readonly committer: GroupCommitter,
   ) {}
 
   async load(): Promise<void> {

@@ -1,9 +1,6 @@
 import { TupleRecord } from '@backplane/proto/tuplespace';
-import type { StoreOp as Op } from '@backplane/runtime';
+import type { StoreOp } from '@backplane/runtime';
 import type { Entry } from './tsdb';
-
-/** One write to the store. */
-export type { StoreOp as Op } from '@backplane/runtime';
 
 /** Keys: spaces `s/<name>`, tuples `t/<space>/<id, 16 digits>`, event sequence `q/<space>`, users `u/<name>`. */
 export const keys = {
@@ -25,11 +22,9 @@ export function decodeEntry(value: string): Entry {
   return { id: r.id, tuple: r.tuple ?? { fields: [] }, expiresAt: r.expiresAt };
 }
 
-export const putTuple = (space: string, e: Entry): Op => ({
+export const putTuple = (space: string, e: Entry): StoreOp => ({
   type: 'put',
   key: keys.tuple(space, e.id),
   value: encodeEntry(e),
 });
-export const delTuple = (space: string, id: number): Op => ({ type: 'del', key: keys.tuple(space, id) });
-
-export { GroupCommitter as Committer } from '@backplane/runtime';
+export const delTuple = (space: string, id: number): StoreOp => ({ type: 'del', key: keys.tuple(space, id) });

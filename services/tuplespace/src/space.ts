@@ -1,8 +1,9 @@
 import { EventKind, type TupleRecord } from '@backplane/proto/tuplespace';
+import type { GroupCommitter, StoreOp } from '@backplane/runtime';
 import { BackplaneError } from '@backplane/runtime';
 import type { SpaceEvent } from './command';
 import { EventHub } from './events';
-import { type Committer, delTuple, keys, type Op, putTuple } from './persistence';
+import { delTuple, keys, putTuple } from './persistence';
 import type { Txn } from './transactions';
 import { type Entry, TupleDB } from './tsdb';
 import { matches, type Template, type Tuple } from './tuple';
@@ -31,7 +32,7 @@ export class SpaceData {
 
   constructor(
     readonly name: string,
-    private readonly committer: Committer,
+    private readonly committer: GroupCommitter,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -44,7 +45,7 @@ export class SpaceData {
   }
 
   /** Reserves sequence numbers for `n` events and the op that persists the counter. */
-  private reserve(n: number): { first: number; op: Op[] } {
+  private reserve(n: number): { first: number; op: StoreOp[] } {
     if (n === 0) return { first: this.seq + 1, op: [] };
     const first = this.seq + 1;
     this.seq += n;
@@ -275,8 +276,8 @@ export class SpaceData {
   // ---- transactions ------------------------------------------------------------------------------
 
   /** The store ops that make a transaction's changes here final. */
-  commitOps(writes: Iterable<number>, takes: Iterable<number>): { ops: Op[]; seqFirst: number } {
-    const ops: Op[] = [];
+  commitOps(writes: Iterable<number>, takes: Iterable<number>): { ops: StoreOp[]; seqFirst: number } {
+    const ops: StoreOp[] = [];
     let n = 0;
     for (const id of writes) {
       const e = this.db.get(id);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EventKind } from '@backplane/proto/tuplespace';
+import type { GroupCommitter } from '@backplane/runtime';
 import { BackplaneError, type Logger } from '@backplane/runtime';
-import type { Committer } from './persistence';
 import type { SpaceData } from './space';
 
 export const DEFAULT_TXN_IDLE_MS = 60_000;
@@ -58,7 +58,7 @@ export class Transactions {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly committer: Committer,
+    private readonly committer: GroupCommitter,
     private readonly log: Logger,
     reapEveryMs = 1000,
   ) {

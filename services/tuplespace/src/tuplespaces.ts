@@ -1,4 +1,12 @@
-import { AsyncLock, BackplaneError, type Logger, type Store, silentLogger } from '@backplane/runtime';
+import {
+  AsyncLock,
+  BackplaneError,
+  GroupCommitter,
+  type Logger,
+  type Store,
+  type StoreOp,
+  silentLogger,
+} from '@backplane/runtime';
 import { status } from '@grpc/grpc-js';
 import { type AclEntry, permissionsOf, Users, validateAcl } from './access';
 import { basicFactory } from './basic';
@@ -12,7 +20,7 @@ import {
   type TSFactory,
   type TSHandler,
 } from './command';
-import { Committer, decodeEntry, keys, type Op } from './persistence';
+import { decodeEntry, keys } from './persistence';
 import { PluginLoader } from './plugins';
 import { SpaceData } from './space';
 import { Transactions } from './transactions';
@@ -64,7 +72,7 @@ export interface TupleSpacesOptions {
 export class TupleSpaces {
   readonly users: Users;
   readonly transactions: Transactions;
-  private readonly committer: Committer;
+  private readonly committer: GroupCommitter;
   private readonly spaces = new Map<string, Space>();
   private readonly plugins: PluginLoader;
   private readonly log: Logger;
@@ -73,7 +81,7 @@ export class TupleSpaces {
 
   private constructor(private readonly options: TupleSpacesOptions) {
     this.log = options.log ?? silentLogger();
-    this.committer = new Committer(options.store);
+    this.committer = new GroupCommitter(options.store);
     this.users = new Users(options.store, this.committer);
     this.transactions = new Transactions(this.committer, this.log);
     this.plugins = new PluginLoader(options.pluginsDir);
@@ -133,7 +141,7 @@ export class TupleSpaces {
     }
   }
 
-  private saveMeta(meta: SpaceMeta, extra: Op[] = []): Promise<void> {
+  private saveMeta(meta: SpaceMeta, extra: StoreOp[] = []): Promise<void> {
     return this.committer.commit([
       { type: 'put', key: keys.space(meta.name), value: JSON.stringify(meta) },
       ...extra,
