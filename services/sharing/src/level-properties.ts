@@ -111,14 +111,6 @@ export class LevelProperties implements PropertiesEngine {
     return p;
   }
 
-  get revision(): number {
-    return this.head;
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
   private live(key: string, now = Date.now()): Entry | undefined {
     const e = this.entries.get(key);
     return e && (e.expiresAt === 0 || e.expiresAt > now) ? e : undefined;

@@ -20,12 +20,6 @@ export class LocalBus implements EventBus {
 
   constructor(private readonly maxQueued = 10_000) {}
 
-  get subscribers(): number {
-    let n = this.wildcard.size;
-    for (const s of this.exact.values()) n += s.size;
-    return n;
-  }
-
   async publish(event: EventPayload): Promise<void> {
     const subs = this.exact.get(event.topic);
     if (subs) for (const s of subs) s.queue.push(event);

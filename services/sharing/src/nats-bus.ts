@@ -16,7 +16,6 @@ export class NatsBus implements EventBus {
   private readonly textHeaders = headers();
   private flushing: Promise<void> | undefined;
   private next: Promise<void> | undefined;
-  private subscriptions = 0;
   private readonly queues = new Set<AsyncQueue<EventPayload>>();
 
   constructor(
@@ -25,10 +24,6 @@ export class NatsBus implements EventBus {
     private readonly maxQueued = 10_000,
   ) {
     this.textHeaders.set(TEXT, '1');
-  }
-
-  get subscribers(): number {
-    return this.subscriptions;
   }
 
   /** One PING/PONG for every publish made before it started. */
@@ -79,13 +74,11 @@ export class NatsBus implements EventBus {
         );
       },
     });
-    this.subscriptions++;
     this.queues.add(queue);
     const end = () => {
       this.queues.delete(queue);
       if (sub.isClosed()) return;
       sub.unsubscribe();
-      this.subscriptions--;
     };
     signal.addEventListener('abort', end, { once: true });
     try {
