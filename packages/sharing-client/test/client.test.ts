@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type NatsCluster, spawnProcess, startNatsCluster, tempDir } from '@backplane/runtime/testing';
-import { type RunningSharingServer, startSharingServer } from '@backplane/sharing';
+import { type RunningSharingServer, safeConditionalWrites, startSharingServer } from '@backplane/sharing';
 import {
   parseBootstrapUrl,
   type SharedEvent,
@@ -173,11 +173,27 @@ describe('sharing ring on a 3-node NATS cluster', () => {
           port: 0,
           dataDir: '',
           natsUrl: cluster.servers[i]?.url,
-          replicas: 3,
+          // R1: Debian's nats-server 2.9.10 races conditional writes on replicated streams (#4320)
+          replicas: 1,
           reapEveryMs: 50,
         }),
       );
   }, 60_000);
+
+  it('refuses a replicated bucket on a nats-server that races conditional writes', async () => {
+    await expect(
+      startSharingServer({
+        port: 0,
+        dataDir: '',
+        natsUrl: cluster.servers[0]?.url,
+        replicas: 3,
+        bucket: 'r3',
+      }),
+    ).rejects.toMatchObject({ code: 9, reason: 'UNSAFE_NATS_SERVER' });
+    expect(safeConditionalWrites('2.9.10')).toBe(false);
+    expect(safeConditionalWrites('2.9.21')).toBe(true);
+    expect(safeConditionalWrites('2.10.0')).toBe(true);
+  });
   afterAll(async () => {
     for (const n of nodes) await n.close().catch(() => undefined);
     await cluster.stop();

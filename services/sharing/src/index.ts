@@ -21,7 +21,7 @@ export { LIMITS, topicMatches, validateKey, validatePattern, validateTopic } fro
 export { LocalBus } from './local-bus';
 export { NatsBus } from './nats-bus';
 export type { NatsPropertiesOptions } from './nats-properties';
-export { NatsProperties, subjectFilter } from './nats-properties';
+export { NatsProperties, safeConditionalWrites, subjectFilter } from './nats-properties';
 export type { Ring, RingNode } from './ring';
 export { NatsRing, singleNode } from './ring';
 export { sharingService } from './server';

@@ -78,6 +78,14 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   static async open(options: NatsPropertiesOptions): Promise<NatsProperties> {
+    const version = options.nc.info?.version ?? '0.0.0';
+    if ((options.replicas ?? 1) > 1 && !safeConditionalWrites(version))
+      throw BackplaneError.incorrectState(
+        `nats-server ${version} does not serialize conditional writes on replicated streams ` +
+          '(nats-io/nats-server#4320, fixed in 2.9.21): concurrent compare-and-sets could both succeed. ' +
+          'Use BACKPLANE_SHARING_REPLICAS=1 or nats-server >= 2.9.21.',
+        { reason: 'UNSAFE_NATS_SERVER' },
+      );
     // a cluster that has just started may still be electing its JetStream leader: wait for it
     const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
     let jsm: JetStreamManager;
@@ -380,6 +388,12 @@ export class NatsProperties implements PropertiesEngine {
 }
 
 class RevisionMoved extends Error {}
+
+/** Whether a nats-server checks expected-last-subject-sequence atomically on replicated streams. */
+export function safeConditionalWrites(version: string): boolean {
+  const [major = 0, minor = 0, patch = 0] = version.split(/[.-]/).map(Number);
+  return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
+}
 
 /** StoredMsg's fields are getters: copy them. */
 const stored = (m: StoredMsg): Msg => ({ subject: m.subject, seq: m.seq, headers: m.header, data: m.data });
