@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 
 /** Services are exported per proto package: `@backplane/proto/naming`, `@backplane/proto/echo`. */
+export * as ds from './ds';
 export * as echo from './echo';
 export * as ibp from './ibp';
 export * as naming from './naming';

@@ -1,0 +1,1 @@
+export * from './gen/backplane/ds/v1/ds';
