@@ -1,0 +1,486 @@
+import { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
+import { hostname } from 'node:os';
+import type { Duplex } from 'node:stream';
+import {
+  type AttachRequest,
+  type AttachResponse,
+  CoordinatorServiceClient,
+  type HandoffRequest,
+  type HandoffResponse,
+  type IncomingHandoff,
+  type StreamGrant,
+} from '@backplane/proto/ds';
+import { BackplaneError, unary } from '@backplane/runtime';
+import {
+  type ChannelCredentials,
+  type ClientDuplexStream,
+  credentials as grpcCredentials,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { arrivalReason, type ClientOwner, DsClient } from './ds-client';
+import { DsStream, type StreamClosedKind } from './ds-stream';
+import { Mailbox } from './mailbox';
+import type { HandoffPolicy } from './policy';
+
+export const DEFAULT_COORDINATOR = '127.0.0.1:7400';
+/** Unread bytes go to the coordinator in messages of at most this size. */
+const UNREAD_CHUNK = 1024 * 1024;
+/** How long a handoff waits for a stream the coordinator announced but this node has not opened yet. */
+const STREAM_APPEAR_MS = 5000;
+
+export interface DsServiceOptions {
+  /** host:port of the coordinator's control plane; default $BACKPLANE_DS_COORDINATOR or 127.0.0.1:7400. */
+  coordinator?: string;
+  /** This node's id (one ds_service per name per node); default $BACKPLANE_DS_NODE or the host name. */
+  node?: string;
+  credentials?: ChannelCredentials;
+  /** Sent on every call (e.g. a bearer token). */
+  metadata?: Metadata;
+  /** Attach again after the coordinator restarts (default true). */
+  reattach?: boolean;
+  /** How long attaching may take before the constructor's NoSuccess (default 5000 ms). */
+  connectTimeoutMs?: number;
+}
+
+interface ClientState {
+  url: string;
+  epoch: number;
+  streams: Map<string, DsStream>;
+  moving: boolean;
+  appeared: Map<string, (stream: DsStream) => void>;
+}
+
+function sessionError(err: ServiceError | Error): BackplaneError {
+  return BackplaneError.from(err);
+}
+
+/**
+ * The seed's ds_service, for a server node: attaches under a service name at the coordinator, serves the
+ * streams of new clients, hands clients to other nodes and receives clients handed to it.
+ *
+ * Timeouts are in milliseconds (the seed's are seconds); a negative timeout waits forever. Errors are
+ * BackplaneErrors with the seed's names as gRPC codes: NoSuccess = UNAVAILABLE, DoesNotExist = NOT_FOUND,
+ * AlreadyExists = ALREADY_EXISTS, IncorrectState = FAILED_PRECONDITION, BadParameter = INVALID_ARGUMENT,
+ * Timeout = DEADLINE_EXCEEDED.
+ *
+ * Events: 'attached' (node URL) after every (re)attach, 'detached' (error) when the coordinator is lost,
+ * 'handedOff' (client URL, target URL), 'releaseFailed' (client URL, error) when a drain could not move
+ * a client.
+ */
+export class DsService extends EventEmitter implements ClientOwner {
+  /** Resolves once attached; rejects with the constructor's error (NoSuccess, DoesNotExist, AlreadyExists). */
+  readonly ready: Promise<void>;
+  readonly name: string;
+  readonly node: string;
+  private readonly stub: CoordinatorServiceClient;
+  private readonly metadata: Metadata;
+  private call: ClientDuplexStream<AttachRequest, AttachResponse> | undefined;
+  private secret = '';
+  private dataHost = '';
+  private dataPort = 0;
+  private nodeUrl = '';
+  private closed = false;
+  private epochs = 0;
+  private readonly clients = new Map<string, ClientState>();
+  private readonly owners = new Map<Duplex, ClientState>();
+  private readonly served = new Mailbox<DsStream>('client stream');
+  private readonly handoffs = new Mailbox<DsClient>('handoff');
+
+  constructor(
+    name: string,
+    private readonly policy: HandoffPolicy | null = null,
+    private readonly options: DsServiceOptions = {},
+  ) {
+    super();
+    this.name = name;
+    this.node = options.node ?? process.env.BACKPLANE_DS_NODE ?? hostname();
+    this.metadata = options.metadata ?? new Metadata();
+    this.stub = new CoordinatorServiceClient(
+      options.coordinator ?? process.env.BACKPLANE_DS_COORDINATOR ?? DEFAULT_COORDINATOR,
+      options.credentials ?? grpcCredentials.createInsecure(),
+      { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
+    );
+    this.ready = this.attach();
+    this.ready.catch(() => {});
+  }
+
+  /** Creates and attaches a service; rejects as the seed's constructor throws. */
+  static async create(name: string, policy: HandoffPolicy | null = null, options: DsServiceOptions = {}) {
+    const ds = new DsService(name, policy, options);
+    try {
+      await ds.ready;
+    } catch (err) {
+      await ds.close(false);
+      throw err;
+    }
+    return ds;
+  }
+
+  /** This node's URL, ds://<node>/<name> (once attached). */
+  get url(): string {
+    return this.nodeUrl;
+  }
+
+  // ---- the session -------------------------------------------------------------------------------
+
+  private attach(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const call = this.stub.attach(this.metadata);
+      this.call = call;
+      let attached = false;
+      const timeoutMs = this.options.connectTimeoutMs ?? 5000;
+      const timer = setTimeout(() => {
+        if (attached) return;
+        call.cancel();
+        reject(
+          BackplaneError.unavailable(`no coordinator answered at ${this.stub.getChannel().getTarget()}`),
+        );
+      }, timeoutMs);
+      call.on('data', (message: AttachResponse) => {
+        if (message.kind?.$case === 'attached' && !attached) {
+          attached = true;
+          clearTimeout(timer);
+          const a = message.kind.attached;
+          this.secret = a.session;
+          this.nodeUrl = a.nodeUrl;
+          const colon = a.dataAddress.lastIndexOf(':');
+          this.dataHost = a.dataAddress.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+          this.dataPort = Number(a.dataAddress.slice(colon + 1));
+          resolve();
+          this.emit('attached', this.nodeUrl);
+          return;
+        }
+        this.onMessage(message);
+      });
+      const lost = (err?: Error) => {
+        if (this.call !== call) return;
+        this.call = undefined;
+        if (!attached) {
+          clearTimeout(timer);
+          reject(err ? sessionError(err) : BackplaneError.unavailable('the coordinator ended the session'));
+          return;
+        }
+        this.sessionLost(err);
+      };
+      call.on('error', (err: ServiceError) => lost(err));
+      call.on('end', () => lost());
+      call.write({ kind: { $case: 'attach', attach: { name: this.name, node: this.node } } });
+    });
+  }
+
+  /** The coordinator went away: every stream is gone with it; attach again unless closed. */
+  private sessionLost(err?: Error): void {
+    if (this.closed) return;
+    this.secret = '';
+    for (const st of this.clients.values()) for (const s of st.streams.values()) s.destroy();
+    this.clients.clear();
+    this.emit('detached', err ?? BackplaneError.unavailable('the coordinator ended the session'));
+    if (this.options.reattach === false) return;
+    const retry = (delay: number) => {
+      if (this.closed) return;
+      setTimeout(() => {
+        if (this.closed) return;
+        this.attach().catch(() => retry(Math.min(delay * 2, 2000)));
+      }, delay).unref();
+    };
+    retry(100);
+  }
+
+  private onMessage(message: AttachResponse): void {
+    const kind = message.kind;
+    if (!kind) return;
+    if (kind.$case === 'newStream') {
+      const { clientUrl, stream } = kind.newStream;
+      if (!stream) return;
+      const st = this.stateOf(clientUrl);
+      const ds = this.openStream(stream, st);
+      if (!st.moving) this.served.put(ds);
+    } else if (kind.$case === 'incomingHandoff') {
+      this.received(kind.incomingHandoff);
+    } else if (kind.$case === 'release') {
+      const { clientUrl, targetUrl } = kind.release;
+      const st = this.clients.get(clientUrl);
+      if (!st) return;
+      const client = new DsClient(this, st.url, st.epoch, [...st.streams.values()], null);
+      this.handoffTo(targetUrl, client).catch((err: unknown) => this.emit('releaseFailed', clientUrl, err));
+    }
+  }
+
+  private stateOf(url: string): ClientState {
+    let st = this.clients.get(url);
+    if (!st) {
+      st = { url, epoch: ++this.epochs, streams: new Map(), moving: false, appeared: new Map() };
+      this.clients.set(url, st);
+    }
+    return st;
+  }
+
+  private openStream(grant: StreamGrant, st: ClientState): DsStream {
+    const socket = connect({ host: this.dataHost, port: this.dataPort, noDelay: true, allowHalfOpen: true });
+    socket.write(grant.token);
+    const ds = new DsStream(grant.streamId, st.url, socket, (s, kind) => this.streamClosed(s, kind));
+    if (grant.writeClosed) ds.end();
+    st.streams.set(ds.id, ds);
+    this.owners.set(ds, st);
+    ds.once('close', () => {
+      this.served.remove(ds);
+      this.owners.delete(ds);
+      if (st.streams.get(ds.id) === ds) st.streams.delete(ds.id);
+      if (st.streams.size === 0 && !st.moving && this.clients.get(st.url) === st) this.clients.delete(st.url);
+    });
+    st.appeared.get(ds.id)?.(ds);
+    st.appeared.delete(ds.id);
+    return ds;
+  }
+
+  private received(h: IncomingHandoff): void {
+    const previous = this.clients.get(h.clientUrl);
+    if (previous) this.clients.delete(h.clientUrl);
+    const st = this.stateOf(h.clientUrl);
+    if (previous) for (const [id, s] of previous.streams) st.streams.set(id, s);
+    const streams = h.streams.map((g) => this.openStream(g, st));
+    const client = new DsClient(this, st.url, st.epoch, streams, h.message ?? null, {
+      reason: arrivalReason(h.reason),
+      from: h.fromNodeUrl,
+    });
+    this.handoffs.put(client);
+  }
+
+  private streamClosed(stream: DsStream, kind: StreamClosedKind): void {
+    this.call?.write({
+      kind: { $case: 'streamClosed', streamClosed: { streamId: stream.id, writeOnly: kind === 'write' } },
+    });
+  }
+
+  /** @internal ClientOwner */
+  epochOf(url: string): number | undefined {
+    const st = this.clients.get(url);
+    return st && !st.moving ? st.epoch : undefined;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw BackplaneError.incorrectState('the ds_service is closed');
+  }
+
+  private async session(): Promise<string> {
+    this.checkOpen();
+    await this.ready;
+    if (!this.secret)
+      throw BackplaneError.incorrectState('the coordinator cannot be contacted (re-attaching)');
+    return this.secret;
+  }
+
+  // ---- the seed's API ----------------------------------------------------------------------------
+
+  /** The next stream of a new client connection. */
+  async serve(timeoutMs = -1): Promise<Duplex> {
+    await this.session();
+    return this.served.take(timeoutMs);
+  }
+
+  /** The client a stream belongs to (a new object each call). */
+  getClient(stream: Duplex): DsClient {
+    this.checkOpen();
+    const st = this.owners.get(stream);
+    if (!st || this.clients.get(st.url) !== st) {
+      throw BackplaneError.notFound('no client is associated with this stream here', {
+        reason: 'CLIENT_NOT_FOUND',
+      });
+    }
+    if (stream.destroyed || stream.readableEnded)
+      throw BackplaneError.badParameter('the stream is not connected');
+    return new DsClient(this, st.url, st.epoch, [...st.streams.values()], null);
+  }
+
+  /** Every client at this node now. */
+  getAllClients(): DsClient[] {
+    this.checkOpen();
+    return [...this.clients.values()]
+      .filter((st) => !st.moving)
+      .map((st) => new DsClient(this, st.url, st.epoch, [...st.streams.values()], null));
+  }
+
+  /** Every stream of every client at this node now (a shallow copy). */
+  getAllStreams(): Duplex[] {
+    this.checkOpen();
+    return [...this.clients.values()].filter((st) => !st.moving).flatMap((st) => [...st.streams.values()]);
+  }
+
+  /** The other nodes attached under this name, as ds:// URLs (possibly none). */
+  async getAllTargets(): Promise<string[]> {
+    return (await this.targets()).map((t) => t.nodeUrl);
+  }
+
+  private async targets() {
+    const session = await this.session();
+    const res = await unary(this.stub.listTargets.bind(this.stub), { session }, { metadata: this.metadata });
+    return res.targets;
+  }
+
+  /** Hands the client (all its streams here) to the node its policy picks; returns that node's URL. */
+  async handoff(client: DsClient, timeoutMs = -1): Promise<string> {
+    this.checkOpen();
+    client.check();
+    if (!this.policy) throw BackplaneError.incorrectState('this ds_service has no handoff policy');
+    const targets = await this.targets();
+    const target = await this.policy.getTarget(
+      client,
+      targets.map((t) => t.nodeUrl),
+      { clients: new Map(targets.map((t) => [t.nodeUrl, t.clients])) },
+    );
+    return this.move(target, client, timeoutMs);
+  }
+
+  /** Hands the client (all its streams here) to the node `target` (ds://<node>/<name>). */
+  async handoffTo(target: string, client: DsClient, timeoutMs = -1): Promise<void> {
+    await this.move(target, client, timeoutMs);
+  }
+
+  private async move(target: string, client: DsClient, timeoutMs: number): Promise<string> {
+    const session = await this.session();
+    client.check();
+    const st = this.clients.get(client.key);
+    if (!st)
+      throw BackplaneError.notFound(`client ${client.key} is not handled here`, {
+        reason: 'CLIENT_NOT_FOUND',
+      });
+    st.moving = true;
+    const metadata = this.metadata.clone();
+    const call = this.stub.handoff(metadata, timeoutMs >= 0 ? { deadline: Date.now() + timeoutMs } : {});
+    const responses = responsesOf(call);
+    let started = false;
+    try {
+      call.write({ kind: { $case: 'start', start: { session, clientUrl: st.url, targetUrl: target } } });
+      const first = await responses.next();
+      if (first.kind?.$case !== 'started')
+        throw BackplaneError.of('INTERNAL', 'the coordinator did not start the handoff');
+      started = true;
+      const writeClosedStreamIds: string[] = [];
+      for (const id of first.kind.started.streamIds) {
+        const ds = st.streams.get(id) ?? (await appeared(st, id));
+        if (!ds) continue;
+        const { unread, writeClosed } = await ds.release();
+        if (writeClosed) writeClosedStreamIds.push(id);
+        for (const chunk of chunks(unread)) {
+          if (!call.write({ kind: { $case: 'unread', unread: { streamId: id, data: chunk } } })) {
+            await new Promise((r) => call.once('drain', r));
+          }
+        }
+      }
+      const message = client.messageForHandoff();
+      call.write({
+        kind: { $case: 'finish', finish: { message: message ?? undefined, writeClosedStreamIds } },
+      });
+      call.end();
+      const done = await responses.next();
+      if (done.kind?.$case !== 'completed')
+        throw BackplaneError.of('INTERNAL', 'the coordinator did not complete the handoff');
+      return done.kind.completed.targetUrl;
+    } catch (err) {
+      call.cancel();
+      if (!started) st.moving = false;
+      throw BackplaneError.from(err);
+    } finally {
+      if (started) {
+        // the streams are released whatever happened after: the client is no longer here
+        if (this.clients.get(st.url) === st) this.clients.delete(st.url);
+        for (const s of st.streams.values()) this.owners.delete(s);
+        this.emit('handedOff', st.url, target);
+      }
+    }
+  }
+
+  /** The next client handed to this node, with its message and live streams. */
+  async receiveHandoff(timeoutMs = -1): Promise<DsClient> {
+    await this.session();
+    return this.handoffs.take(timeoutMs);
+  }
+
+  /**
+   * Detaches: every stream of this node's clients is closed; with bindingReset (the default) their next
+   * connections go to the contact node's default choice. Later calls fail with IncorrectState.
+   */
+  async close(bindingReset = true): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const closedError = BackplaneError.incorrectState('the ds_service is closed');
+    this.served.fail(closedError);
+    this.handoffs.fail(closedError);
+    const call = this.call;
+    if (call && this.secret) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5000);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        call.once('end', done);
+        call.once('error', done);
+        call.on('data', () => {});
+        call.write({ kind: { $case: 'detach', detach: { bindingReset } } });
+        call.end();
+      });
+    } else {
+      call?.cancel();
+    }
+    this.call = undefined;
+    for (const st of this.clients.values()) for (const s of st.streams.values()) s.destroy();
+    this.clients.clear();
+    this.stub.close();
+  }
+}
+
+function appeared(st: ClientState, id: string): Promise<DsStream | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      st.appeared.delete(id);
+      resolve(undefined);
+    }, STREAM_APPEAR_MS);
+    st.appeared.set(id, (s) => {
+      clearTimeout(timer);
+      resolve(s);
+    });
+  });
+}
+
+function* chunks(buffers: Buffer[]): Generator<Buffer> {
+  for (const b of buffers) {
+    for (let at = 0; at < b.length; at += UNREAD_CHUNK) yield b.subarray(at, at + UNREAD_CHUNK);
+  }
+}
+
+/** The responses of a handoff call, one at a time. */
+function responsesOf(call: ClientDuplexStream<HandoffRequest, HandoffResponse>) {
+  const queue: HandoffResponse[] = [];
+  let failure: unknown;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  call.on('data', (m: HandoffResponse) => {
+    queue.push(m);
+    wake?.();
+  });
+  call.on('error', (err: Error) => {
+    failure = err;
+    wake?.();
+  });
+  call.on('end', () => {
+    ended = true;
+    wake?.();
+  });
+  return {
+    async next(): Promise<HandoffResponse> {
+      for (;;) {
+        const m = queue.shift();
+        if (m) return m;
+        if (failure) throw failure;
+        if (ended) throw BackplaneError.unavailable('the coordinator ended the handoff call');
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        wake = undefined;
+      }
+    },
+  };
+}

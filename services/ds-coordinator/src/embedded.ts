@@ -1,0 +1,91 @@
+import { join } from 'node:path';
+import {
+  type Logger,
+  openStore,
+  type RunningService,
+  silentLogger,
+  startService,
+  type TlsFiles,
+} from '@backplane/runtime';
+import { Bindings } from './bindings';
+import { DEFAULT_PORT, DEFAULT_SERVICE_PORT } from './config';
+import { Coordinator, type DefaultPolicy } from './coordinator';
+import { type Listeners, openListeners } from './listeners';
+import { coordinatorService } from './server';
+
+export interface DsCoordinatorOptions {
+  host?: string;
+  /** Control (gRPC) port; 0 = any free port. */
+  port?: number;
+  advertiseHost?: string;
+  dataDir: string;
+  /** name → where its clients dial (port 0 = any free port); default `default` on 7410. */
+  services?: Map<string, { host: string; port: number }>;
+  /** Port nodes dial for data connections; default 7401, 0 = any free port. */
+  dataPort?: number;
+  defaultPolicy?: DefaultPolicy;
+  bindingWaitMs?: number;
+  pendingTimeoutMs?: number;
+  proxyProtocol?: boolean;
+  log?: Logger;
+  tls?: TlsFiles;
+  authToken?: string;
+  shutdownTimeoutMs?: number;
+}
+
+export interface RunningDsCoordinator extends RunningService {
+  readonly coordinator: Coordinator;
+  /** name → host:port its clients dial. */
+  readonly services: Map<string, string>;
+  readonly dataAddress: string;
+}
+
+/** Starts a coordinator: the control plane (gRPC), the service listeners and the data listener. */
+export async function startDsCoordinator(options: DsCoordinatorOptions): Promise<RunningDsCoordinator> {
+  const host = options.host ?? '127.0.0.1';
+  const store = await openStore(join(options.dataDir, 'db'));
+  let listeners: Listeners | undefined;
+  let running: RunningService | undefined;
+  try {
+    const bindings = await Bindings.open(store);
+    const services = new Map<string, string>();
+    const log = options.log ?? silentLogger();
+    const coordinator = new Coordinator({
+      services,
+      bindings,
+      log,
+      dataAddress: () => listeners?.dataAddress ?? '',
+      defaultPolicy: options.defaultPolicy,
+      bindingWaitMs: options.bindingWaitMs,
+      pendingTimeoutMs: options.pendingTimeoutMs,
+    });
+    const wanted = options.services ?? new Map([['default', { host, port: DEFAULT_SERVICE_PORT }]]);
+    listeners = await openListeners(coordinator, {
+      services: wanted,
+      dataHost: host,
+      dataPort: options.dataPort ?? DEFAULT_PORT + 1,
+      advertiseHost: options.advertiseHost,
+      proxyProtocol: options.proxyProtocol ?? false,
+      log,
+    });
+    for (const [name, address] of listeners.services) services.set(name, address);
+    const opened = listeners;
+    running = await startService({
+      name: 'ds-coordinator',
+      services: [coordinatorService(coordinator)],
+      host,
+      port: options.port ?? DEFAULT_PORT,
+      log,
+      tls: options.tls,
+      authToken: options.authToken,
+      shutdownTimeoutMs: options.shutdownTimeoutMs,
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      onClose: [() => store.close(), () => opened.close(), () => coordinator.close()],
+    });
+    return Object.assign(running, { coordinator, services, dataAddress: opened.dataAddress });
+  } catch (err) {
+    await listeners?.close();
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,12 @@
+export { Bindings } from './bindings';
+export { DEFAULT_DATA_PORT, DEFAULT_PORT, DEFAULT_SERVICE_PORT, dsSettings, parseServices } from './config';
+export type { CoordinatorOptions, DefaultPolicy, Handoff } from './coordinator';
+export { Coordinator } from './coordinator';
+export type { DsCoordinatorOptions, RunningDsCoordinator } from './embedded';
+export { startDsCoordinator } from './embedded';
+export { parseProxyV1, readHeader, TOKEN_BYTES } from './listeners';
+export type { ClientRecord } from './node-session';
+export { NodeSession } from './node-session';
+export { RelayStream } from './relay-stream';
+export { coordinatorService } from './server';
+export { clientUrlOf, LIMITS, nodeUrlOf, parseClientUrl, parseNodeUrl } from './urls';

@@ -1,0 +1,174 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '@backplane/runtime';
+import type { Coordinator } from './coordinator';
+
+/** Bytes of a data connection's token. */
+export const TOKEN_BYTES = 16;
+/** How long a new connection may take to send its token or PROXY header. */
+const HEADER_TIMEOUT_MS = 10_000;
+/** The longest PROXY protocol v1 line (the spec's 107 bytes). */
+const PROXY_V1_MAX = 107;
+
+/**
+ * Reads the first bytes of a connection: exactly `size` bytes, or (size < 0) one line up to -size bytes
+ * ending in CRLF. Whatever follows stays in the socket for the relay. Resolves undefined on a timeout, an
+ * early end or a line that is too long.
+ */
+export function readHeader(socket: Socket, size: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    let buffered = Buffer.alloc(0);
+    const finish = (value: Buffer | undefined, rest?: Buffer) => {
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      if (rest && rest.length > 0) socket.unshift(rest);
+      resolve(value);
+    };
+    const onEnd = () => finish(undefined);
+    const onReadable = () => {
+      for (let chunk = socket.read() as Buffer | null; chunk; chunk = socket.read() as Buffer | null) {
+        buffered = Buffer.concat([buffered, chunk]);
+        if (size >= 0 && buffered.length >= size) {
+          finish(buffered.subarray(0, size), buffered.subarray(size));
+          return;
+        }
+        if (size < 0) {
+          const eol = buffered.indexOf('\r\n');
+          if (eol >= 0 && eol + 2 <= -size) {
+            finish(buffered.subarray(0, eol), buffered.subarray(eol + 2));
+            return;
+          }
+          if (buffered.length >= -size) {
+            finish(undefined);
+            return;
+          }
+        }
+      }
+    };
+    const timer = setTimeout(() => finish(undefined), HEADER_TIMEOUT_MS);
+    timer.unref();
+    socket.on('readable', onReadable);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    onReadable();
+  });
+}
+
+/**
+ * The client's address from a PROXY protocol v1 line (`PROXY TCP4|TCP6 <src> <dst> <sport> <dport>`), or
+ * the connection's own address for `PROXY UNKNOWN`; undefined for anything else.
+ */
+export function parseProxyV1(line: string, own: string): string | undefined {
+  const parts = line.split(' ');
+  if (parts[0] !== 'PROXY') return undefined;
+  if (parts[1] === 'UNKNOWN') return own;
+  if ((parts[1] !== 'TCP4' && parts[1] !== 'TCP6') || parts.length !== 6) return undefined;
+  return parts[2];
+}
+
+export interface Listeners {
+  /** name → host:port clients dial. */
+  services: Map<string, string>;
+  dataAddress: string;
+  close(): Promise<void>;
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host, backlog: 4096 }, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Opens the TCP side: one listener per service (its clients' distributed-server address) and the data
+ * listener nodes dial. Connections go to the coordinator once their header (PROXY line or token) is read.
+ */
+export async function openListeners(
+  coordinator: Coordinator,
+  options: {
+    services: Map<string, { host: string; port: number }>;
+    dataHost: string;
+    dataPort: number;
+    /** The host nodes dial for data (default: the data listen host). */
+    advertiseHost?: string;
+    proxyProtocol: boolean;
+    log: Logger;
+  },
+): Promise<Listeners> {
+  const servers: Server[] = [];
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const services = new Map<string, string>();
+  try {
+    for (const [name, at] of options.services) {
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+        track(socket);
+        socket.on('error', () => {});
+        const own = socket.remoteAddress ?? '::';
+        if (!options.proxyProtocol) {
+          coordinator.acceptClient(name, socket, own);
+          return;
+        }
+        void readHeader(socket, -PROXY_V1_MAX).then((line) => {
+          const address = line ? parseProxyV1(line.toString('latin1'), own) : undefined;
+          if (address === undefined) {
+            options.log.info({ peer: own }, 'dropped a connection without a valid PROXY v1 header');
+            socket.destroy();
+            return;
+          }
+          socket.pause();
+          coordinator.acceptClient(name, socket, address);
+        });
+      });
+      servers.push(server);
+      const port = await listen(server, at.host, at.port);
+      services.set(name, hostPort(options.advertiseHost ?? at.host, port));
+    }
+    const data = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      track(socket);
+      socket.on('error', () => {});
+      void readHeader(socket, TOKEN_BYTES).then((token) => {
+        if (!token) {
+          socket.destroy();
+          return;
+        }
+        socket.pause();
+        coordinator.acceptData(socket, token);
+      });
+    });
+    servers.push(data);
+    const dataPort = await listen(data, options.dataHost, options.dataPort);
+    return {
+      services,
+      dataAddress: hostPort(options.advertiseHost ?? options.dataHost, dataPort),
+      close: async () => {
+        const closed = Promise.all(
+          servers.map(
+            (s) =>
+              new Promise<void>((resolve) => {
+                s.close(() => resolve());
+              }),
+          ),
+        );
+        for (const s of sockets) s.destroy();
+        await closed;
+      },
+    };
+  } catch (err) {
+    for (const s of servers) s.close();
+    throw err;
+  }
+}

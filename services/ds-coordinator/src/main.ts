@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+import { registerService } from '@backplane/naming-client';
+import { runService, serviceOptions } from '@backplane/runtime';
+import { dsSettings, parseServices } from './config';
+import { startDsCoordinator } from './embedded';
+
+runService(dsSettings, 'ds-coordinator', async (config, log) => {
+  const running = await startDsCoordinator({
+    ...serviceOptions(config),
+    services: parseServices(config.services, config.host),
+    dataPort: config.dataPort,
+    defaultPolicy: config.defaultPolicy,
+    bindingWaitMs: config.bindingWaitMs,
+    pendingTimeoutMs: config.pendingTimeoutMs,
+    proxyProtocol: config.proxyProtocol,
+    log,
+  });
+  await registerService(running, { name: 'ds-coordinator', ...config, token: config.authToken, log });
+  log.info(
+    { services: Object.fromEntries(running.services), data: running.dataAddress, dataDir: config.dataDir },
+    'ds coordinator ready',
+  );
+  return running;
+});

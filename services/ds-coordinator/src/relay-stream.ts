@@ -1,0 +1,221 @@
+import type { Socket } from 'node:net';
+
+/** A promise with its resolver, for "this happened" signals. */
+export class Signal {
+  readonly promise: Promise<void>;
+  private resolver!: () => void;
+  done = false;
+  constructor() {
+    this.promise = new Promise<void>((resolve) => {
+      this.resolver = resolve;
+    });
+  }
+  resolve(): void {
+    this.done = true;
+    this.resolver();
+  }
+}
+
+/** Where a stream's relayed bytes are counted: the node it is at. */
+export interface ByteCounters {
+  toNode: number;
+  fromNode: number;
+}
+
+/**
+ * One client connection held by the coordinator and relayed, byte for byte, to the node the client is at
+ * through that node's data connection for this stream. The client's bytes are read by one data connection
+ * at a time: a handoff stops reading the client, ends the old data connection (the node reads to its end
+ * and returns what its application did not read), and the next data connection gets those unread bytes
+ * first, then the client's. Output from the next node reaches the client only after all of the old node's.
+ */
+export class RelayStream {
+  /** The data connection in use, once the node dialled it. */
+  data: Socket | undefined;
+  /** Bytes the next data connection gets before the client's: the previous node's unread bytes. */
+  prefix: Buffer[] = [];
+  /** Resolves when everything the previous node wrote has gone to the client. */
+  previousOutput: Promise<void> = Promise.resolve();
+  /** The client ended writing (its FIN was read). */
+  clientEnded = false;
+  /** The client's write side was ended for it (the node's application ended writing). */
+  writeClosed = false;
+  closed = false;
+  counters: ByteCounters | undefined;
+  /** The node's application ended writing / closed the stream (StreamClosed), and its data EOF arrived. */
+  private appEnded: 'write' | 'all' | undefined;
+  private dataEnded = false;
+  private releasing: Signal | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly socket: Socket,
+    private readonly onClose: (stream: RelayStream) => void,
+  ) {
+    socket.setNoDelay(true);
+    socket.pause();
+    socket.on('end', () => {
+      this.clientEnded = true;
+    });
+    socket.on('error', () => {});
+    socket.on('close', (hadError) => this.clientClosed(hadError));
+  }
+
+  /** Connects the node's data connection: the pending prefix, then the client's bytes and the node's output. */
+  attachData(data: Socket): void {
+    this.data = data;
+    this.dataEnded = false;
+    this.appEnded = undefined;
+    data.setNoDelay(true);
+    const counters = this.counters;
+    const bytesAtStart = { written: data.bytesWritten, read: data.bytesRead };
+    data.on('error', () => {});
+    data.on('end', () => this.dataEnd(data));
+    data.on('close', () => {
+      if (counters) {
+        counters.toNode += data.bytesWritten - bytesAtStart.written;
+        counters.fromNode += data.bytesRead - bytesAtStart.read;
+      }
+      this.dataClose(data);
+    });
+    for (const chunk of this.prefix) data.write(chunk);
+    this.prefix = [];
+    if (this.releasing) {
+      // a handoff started before the node dialled: the node gets nothing more, and returns what it got
+      data.end();
+      data.resume();
+      return;
+    }
+    if (this.clientEnded) data.end();
+    else this.socket.pipe(data);
+    void this.previousOutput.then(() => {
+      if (this.data !== data || this.releasing) return;
+      if (this.writeClosed) data.resume();
+      else data.pipe(this.socket, { end: false });
+    });
+  }
+
+  /** Live bytes of the data connection in use, for status. */
+  liveBytes(): { toNode: number; fromNode: number } {
+    return { toNode: this.data?.bytesWritten ?? 0, fromNode: this.data?.bytesRead ?? 0 };
+  }
+
+  /**
+   * Handoff, first half: stop reading the client and end the node's data connection. Resolves when the
+   * node's output has all been relayed (its EOF) or the connection is gone.
+   */
+  beginRelease(): Promise<void> {
+    const signal = new Signal();
+    this.releasing = signal;
+    const data = this.data;
+    if (data) {
+      this.socket.unpipe(data);
+      data.end();
+    }
+    this.socket.pause();
+    if (!data) {
+      // not dialled yet: the node will dial it (attachData ends it at once) — or never, if it fails
+    }
+    if (this.closed) signal.resolve();
+    return signal.promise;
+  }
+
+  /** Whether the data connection in use has dialled (a release must wait for the node's EOF). */
+  get dialled(): boolean {
+    return this.data !== undefined;
+  }
+
+  /**
+   * Handoff, second half: the old node's unread bytes go first on the next data connection, whose output
+   * waits for the old node's. `writeClosed`: the old node's application had ended writing.
+   */
+  completeRelease(unread: Buffer[], writeClosed: boolean, oldOutput: Promise<void>): void {
+    this.prefix = [...unread, ...this.prefix];
+    this.previousOutput = oldOutput.then(() => {
+      if (writeClosed) this.endClientWrite();
+    });
+    this.releasing = undefined;
+    this.data = undefined;
+  }
+
+  /** The node failed: drop its data connection; the stream waits for the next node. */
+  detachForFailure(): void {
+    const data = this.data;
+    if (data) {
+      this.socket.unpipe(data);
+      data.destroy();
+    }
+    this.socket.pause();
+    this.releasing?.resolve();
+    this.releasing = undefined;
+    this.data = undefined;
+    this.previousOutput = Promise.resolve();
+  }
+
+  /** The node's application ended writing (write) or closed the stream (all); acts once its EOF is in. */
+  appClosed(kind: 'write' | 'all'): void {
+    this.appEnded = kind === 'all' || this.appEnded === 'all' ? 'all' : 'write';
+    this.maybeEnd();
+  }
+
+  /** Closes the client's connection (the node detached): its output flushed, then the socket. */
+  close(): void {
+    if (this.closed) return;
+    this.data?.end();
+    this.socket.end();
+    this.socket.destroySoon();
+  }
+
+  /** Destroys both connections at once (coordinator shutdown). */
+  destroy(): void {
+    this.data?.destroy();
+    this.socket.destroy();
+  }
+
+  private dataEnd(data: Socket): void {
+    if (data !== this.data) return;
+    if (this.releasing) {
+      this.releasing.resolve();
+      return;
+    }
+    this.dataEnded = true;
+    this.maybeEnd();
+  }
+
+  private dataClose(data: Socket): void {
+    if (data !== this.data) return;
+    if (this.releasing) {
+      this.releasing.resolve();
+      return;
+    }
+    // without StreamClosed this is a failing node: the session's end re-homes the stream
+    this.dataEnded = true;
+    this.maybeEnd();
+  }
+
+  private maybeEnd(): void {
+    if (!this.dataEnded || !this.appEnded) return;
+    this.endClientWrite();
+    if (this.appEnded === 'all') {
+      this.socket.destroySoon();
+      this.data?.destroy();
+    }
+  }
+
+  private endClientWrite(): void {
+    if (this.writeClosed) return;
+    this.writeClosed = true;
+    this.socket.end();
+  }
+
+  private clientClosed(hadError: boolean): void {
+    this.closed = true;
+    this.releasing?.resolve();
+    const data = this.data;
+    if (data) {
+      if (hadError || !this.clientEnded) data.destroy();
+      else data.end();
+    }
+    this.onClose(this);
+  }
+}
