@@ -408,6 +408,9 @@ export class DsService extends EventEmitter implements ClientOwner {
     const closedError = BackplaneError.incorrectState('the ds_service is closed');
     this.served.fail(closedError);
     this.handoffs.fail(closedError);
+    // the streams' output goes first: the coordinator relays each one up to its end before it closes it
+    for (const st of this.clients.values())
+      for (const s of st.streams.values()) if (!s.writableEnded) s.end();
     const call = this.call;
     if (call && this.secret) {
       await new Promise<void>((resolve) => {

@@ -190,7 +190,6 @@ export class Coordinator {
     session.closed = true;
     this.sessions.delete(session.url);
     this.bySecret.delete(session.secret);
-    for (const [token, grant] of this.grants) if (grant.node === session) this.grants.delete(token);
   }
 
   private nodesOf(name: string): NodeSession[] {
@@ -312,8 +311,10 @@ export class Coordinator {
     const grant: Grant = { stream, client, node, dialled: new Signal() };
     this.grants.set(key, grant);
     stream.counters = node.counters;
+    stream.awaitingDial = true;
     const timer = setTimeout(() => {
       if (this.grants.delete(key) && !stream.closed) {
+        stream.awaitingDial = false;
         this.log.warn({ node: node.url, stream: stream.id }, 'a node did not dial its data connection');
       }
     }, this.dialTimeoutMs);
@@ -332,7 +333,9 @@ export class Coordinator {
     const key = token.toString('hex');
     const grant = this.grants.get(key);
     this.grants.delete(key);
-    if (!grant || grant.stream.closed || grant.node.closed || grant.client.node !== grant.node) {
+    const current = grant && !grant.node.closed && grant.client.node === grant.node;
+    // a detached node still dials the streams it was given, so their output reaches the client
+    if (!grant || grant.stream.closed || !(current || grant.stream.isClosing)) {
       socket.destroy();
       return;
     }

@@ -42,6 +42,10 @@ export class RelayStream {
   writeClosed = false;
   closed = false;
   counters: ByteCounters | undefined;
+  /** A data connection was granted and not dialled yet. */
+  awaitingDial = false;
+  /** Set by close(): what finishes closing the client once the node's output is relayed. */
+  private closing: (() => void) | undefined;
   /** The node's application ended writing / closed the stream (StreamClosed), and its data EOF arrived. */
   private appEnded: 'write' | 'all' | undefined;
   private dataEnded = false;
@@ -78,8 +82,14 @@ export class RelayStream {
       }
       this.dataClose(data);
     });
+    this.awaitingDial = false;
     for (const chunk of this.prefix) data.write(chunk);
     this.prefix = [];
+    if (this.closing) {
+      void this.previousOutput.then(() => data.pipe(this.socket, { end: false }));
+      this.drainThenClose(data);
+      return;
+    }
     if (this.releasing) {
       // a handoff started before the node dialled: the node gets nothing more, and returns what it got
       data.end();
@@ -158,12 +168,40 @@ export class RelayStream {
     this.maybeEnd();
   }
 
-  /** Closes the client's connection (the node detached): its output flushed, then the socket. */
-  close(): void {
-    if (this.closed) return;
-    this.data?.end();
-    this.socket.end();
-    this.socket.destroySoon();
+  /**
+   * Closes the client's connection (the node detached): the node's output still in flight is relayed
+   * first (up to its EOF — after it dials, if it has not yet — at most `graceMs`), then the client's
+   * socket is ended and closed.
+   */
+  close(graceMs = 2000): void {
+    if (this.closed || this.closing) return;
+    this.closing = () => {
+      clearTimeout(timer);
+      this.endClientWrite();
+      this.socket.destroySoon();
+      this.data?.destroy();
+    };
+    const timer = setTimeout(this.closing, graceMs);
+    timer.unref();
+    this.socket.unpipe();
+    this.socket.pause();
+    if (this.data) this.drainThenClose(this.data);
+    else if (!this.awaitingDial) this.closing();
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
+  private drainThenClose(data: Socket): void {
+    const finish = this.closing as () => void;
+    if (this.dataEnded || data.readableEnded) {
+      finish();
+      return;
+    }
+    data.end();
+    data.once('end', finish);
+    data.once('close', finish);
   }
 
   /** Destroys both connections at once (coordinator shutdown). */
