@@ -1,0 +1,326 @@
+import type { Socket } from 'node:net';
+import {
+  DsService,
+  type HandoffPolicy,
+  LeastClientsHandoffPolicy,
+  PickFirstHandoffPolicy,
+  RoundRobinHandoffPolicy,
+} from '@backplane/ds-client';
+import { CoordinatorServiceClient } from '@backplane/proto/ds';
+import { BackplaneError, unary } from '@backplane/runtime';
+import { freePort } from '@backplane/runtime/testing';
+import { credentials, Metadata, status } from '@grpc/grpc-js';
+import {
+  attachNode,
+  connectClient,
+  readBytes,
+  startCoordinator,
+  type TestCoordinator,
+  write,
+} from './helpers';
+
+const code = (c: status) => expect.objectContaining({ code: c });
+
+describe('Appendix A error cases', () => {
+  let c: TestCoordinator;
+  const nodes: DsService[] = [];
+  const sockets: Socket[] = [];
+  const node = async (opts: Parameters<typeof attachNode>[1] = {}) => {
+    const ds = await attachNode(c, opts);
+    nodes.push(ds);
+    return ds;
+  };
+  const client = async (from: string) => {
+    const s = await connectClient(c.address, from);
+    sockets.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    c = await startCoordinator({ names: ['default', 'other'] });
+  });
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    for (const n of nodes.splice(0)) await n.close();
+  });
+  afterAll(() => c.stop());
+
+  it('constructor: NoSuccess without a coordinator, DoesNotExist for an unknown name, AlreadyExists per node', async () => {
+    const port = await freePort();
+    await expect(
+      DsService.create('default', null, {
+        coordinator: `127.0.0.1:${port}`,
+        node: 'x',
+        connectTimeoutMs: 2000,
+      }),
+    ).rejects.toEqual(code(status.UNAVAILABLE));
+    await expect(attachNode(c, { name: 'nope' })).rejects.toEqual(code(status.NOT_FOUND));
+    await expect(attachNode(c, { name: 'bad name!' })).rejects.toEqual(code(status.INVALID_ARGUMENT));
+    await node({ node: 'same' });
+    await expect(attachNode(c, { node: 'same' })).rejects.toEqual(code(status.ALREADY_EXISTS));
+    // the same node id under another name is another service
+    await node({ node: 'same', name: 'other' });
+  });
+
+  it('serve and receive_handoff: Timeout', async () => {
+    const a = await node();
+    await expect(a.serve(50)).rejects.toEqual(code(status.DEADLINE_EXCEEDED));
+    await expect(a.receiveHandoff(0)).rejects.toEqual(code(status.DEADLINE_EXCEEDED));
+  });
+
+  it('get_client: DoesNotExist for a stream of no client here, BadParameter for a closed stream', async () => {
+    const a = await node();
+    const { PassThrough } = await import('node:stream');
+    expect(() => a.getClient(new PassThrough())).toThrow(code(status.NOT_FOUND));
+    const sock = await client('127.0.1.1');
+    const s = await a.serve(5000);
+    const ended = new Promise((r) => s.once('end', r));
+    s.resume();
+    sock.end();
+    await ended;
+    expect(() => a.getClient(s)).toThrow(code(status.INVALID_ARGUMENT));
+  });
+
+  it('handoff: IncorrectState without a policy, DoesNotExist without targets or for a gone client, policy errors forwarded', async () => {
+    const a = await node();
+    await client('127.0.1.2');
+    const s = await a.serve(5000);
+    const dc = a.getClient(s);
+    await expect(a.handoff(dc)).rejects.toEqual(code(status.FAILED_PRECONDITION));
+    const p = await node({ policy: new PickFirstHandoffPolicy() });
+    await client('127.0.1.3');
+    // least clients: the new client went to p (a has one)
+    const sp = await p.serve(5000);
+    const other = p.getClient(sp);
+    await a.close(true);
+    nodes.splice(nodes.indexOf(a), 1);
+    expect(await p.getAllTargets()).toEqual([]);
+    await expect(p.handoff(other)).rejects.toEqual(code(status.NOT_FOUND));
+    const failing: HandoffPolicy = {
+      getTarget: () => {
+        throw BackplaneError.unavailable('policy says no');
+      },
+    };
+    const q = await node({ policy: failing });
+    expect(await p.getAllTargets()).toEqual([q.url]);
+    await client('127.0.1.4');
+    const sq = await q.serve(5000);
+    await expect(q.handoff(q.getClient(sq))).rejects.toMatchObject({
+      code: status.UNAVAILABLE,
+      message: 'policy says no',
+    });
+  });
+
+  it('handoff_to: DoesNotExist for an unknown target, BadParameter for a malformed one or its own node; IncorrectState after a handoff', async () => {
+    const a = await node();
+    const b = await node({ name: 'other' });
+    const sock = await client('127.0.1.5');
+    const s = await a.serve(5000);
+    const dc = a.getClient(s);
+    await expect(a.handoffTo('ds://nobody/default', dc, 2000)).rejects.toEqual(code(status.NOT_FOUND));
+    await expect(a.handoffTo(b.url, dc, 2000)).rejects.toEqual(code(status.NOT_FOUND));
+    await expect(a.handoffTo('http://x', dc, 2000)).rejects.toEqual(code(status.INVALID_ARGUMENT));
+    await expect(a.handoffTo(a.url, dc, 2000)).rejects.toEqual(code(status.INVALID_ARGUMENT));
+    // the failed attempts left the client where it was
+    await write(sock, 'still');
+    expect((await readBytes(s, 5)).toString()).toBe('still');
+    const c2 = await node();
+    const again = a.getClient(s);
+    await a.handoffTo(c2.url, again, 5000);
+    for (const call of [
+      () => again.getUrl(),
+      () => again.getStreams(),
+      () => again.getMessage(),
+      () => again.setMessage(null),
+      () => dc.getUrl(),
+    ]) {
+      expect(call).toThrow(code(status.FAILED_PRECONDITION));
+    }
+    again.close();
+    await expect(a.handoffTo(c2.url, again, 2000)).rejects.toEqual(code(status.FAILED_PRECONDITION));
+    expect(() => a.getClient(s)).toThrow(code(status.NOT_FOUND));
+  });
+
+  it('close: later calls fail with IncorrectState', async () => {
+    const a = await node();
+    await a.close();
+    await expect(a.serve(10)).rejects.toEqual(code(status.FAILED_PRECONDITION));
+    await expect(a.receiveHandoff(10)).rejects.toEqual(code(status.FAILED_PRECONDITION));
+    await expect(a.getAllTargets()).rejects.toEqual(code(status.FAILED_PRECONDITION));
+    expect(() => a.getAllClients()).toThrow(code(status.FAILED_PRECONDITION));
+    expect(() => a.getAllStreams()).toThrow(code(status.FAILED_PRECONDITION));
+    await a.close();
+  });
+
+  it('policies: pick-first, round-robin in URL order, least clients', async () => {
+    const fake = {} as never;
+    expect(new PickFirstHandoffPolicy().getTarget(fake, ['ds://b/x', 'ds://a/x'])).toBe('ds://b/x');
+    const rr = new RoundRobinHandoffPolicy();
+    const opts = ['ds://c/x', 'ds://a/x', 'ds://b/x'];
+    expect([1, 2, 3, 4].map(() => rr.getTarget(fake, opts))).toEqual([
+      'ds://a/x',
+      'ds://b/x',
+      'ds://c/x',
+      'ds://a/x',
+    ]);
+    const least = new LeastClientsHandoffPolicy();
+    const clients = new Map([
+      ['ds://a/x', 3],
+      ['ds://b/x', 1],
+      ['ds://c/x', 1],
+    ]);
+    expect(least.getTarget(fake, opts, { clients })).toBe('ds://b/x');
+    for (const p of [new PickFirstHandoffPolicy(), rr, least]) {
+      expect(() => p.getTarget(fake, [], { clients })).toThrow(code(status.NOT_FOUND));
+    }
+  });
+});
+
+describe('CoordinatorService control input', () => {
+  let c: TestCoordinator;
+  let stub: CoordinatorServiceClient;
+  beforeAll(async () => {
+    c = await startCoordinator();
+    stub = new CoordinatorServiceClient(c.running.address, credentials.createInsecure());
+  });
+  afterAll(async () => {
+    stub.close();
+    await c.stop();
+  });
+
+  function firstError(call: NodeJS.EventEmitter): Promise<{ code: number; details: string }> {
+    return new Promise((resolve) => {
+      call.on('data', () => {});
+      call.once('error', (err: { code: number; details: string }) => resolve(err));
+    });
+  }
+
+  it('answers a session that does not start with Attach, or sends Attach twice, with INVALID_ARGUMENT', async () => {
+    let call = stub.attach(new Metadata());
+    let err = firstError(call);
+    call.write({ kind: { $case: 'detach', detach: { bindingReset: true } } });
+    expect((await err).code).toBe(status.INVALID_ARGUMENT);
+    call = stub.attach(new Metadata());
+    err = firstError(call);
+    call.write({ kind: { $case: 'attach', attach: { name: 'default', node: 'twice' } } });
+    call.write({ kind: { $case: 'attach', attach: { name: 'default', node: 'twice' } } });
+    expect((await err).code).toBe(status.INVALID_ARGUMENT);
+    // the failed session is gone: the node id can attach again
+    const ds = await attachNode(c, { node: 'twice' });
+    await ds.close();
+  });
+
+  it('refuses handoffs with a wrong session, a malformed client URL or out-of-order messages', async () => {
+    const ds = await attachNode(c, { node: 'h' });
+    const handoff = (messages: object[]) => {
+      const call = stub.handoff(new Metadata());
+      const err = firstError(call);
+      for (const m of messages) call.write(m);
+      return err;
+    };
+    expect(
+      (
+        await handoff([
+          {
+            kind: {
+              $case: 'start',
+              start: { session: 'forged', clientUrl: 'ipv6://[::1]', targetUrl: 'ds://a/default' },
+            },
+          },
+        ])
+      ).code,
+    ).toBe(status.FAILED_PRECONDITION);
+    expect((await handoff([{ kind: { $case: 'finish', finish: { writeClosedStreamIds: [] } } }])).code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    // a real session but a client URL that is not one, and a client that is not there
+    const secret = (ds as unknown as { secret: string }).secret;
+    expect(
+      (
+        await handoff([
+          {
+            kind: {
+              $case: 'start',
+              start: { session: secret, clientUrl: '10.0.0.1', targetUrl: 'ds://a/default' },
+            },
+          },
+        ])
+      ).code,
+    ).toBe(status.INVALID_ARGUMENT);
+    expect(
+      (
+        await handoff([
+          {
+            kind: {
+              $case: 'start',
+              start: { session: secret, clientUrl: 'ipv6://[::1]', targetUrl: 'ds://a/default' },
+            },
+          },
+        ])
+      ).code,
+    ).toBe(status.NOT_FOUND);
+    await ds.close();
+  });
+
+  it('answers bad ListTargets, Drain and ListClients input with the right codes', async () => {
+    await expect(unary(stub.listTargets.bind(stub), { session: 'nope' })).rejects.toEqual(
+      code(status.FAILED_PRECONDITION),
+    );
+    const drain = stub.drain({ nodeUrl: 'not a url', perSecond: 0 });
+    expect((await firstError(drain)).code).toBe(status.INVALID_ARGUMENT);
+    const drain2 = stub.drain({ nodeUrl: 'ds://ghost/default', perSecond: 0 });
+    expect((await firstError(drain2)).code).toBe(status.NOT_FOUND);
+    expect((await unary(stub.listClients.bind(stub), { name: 'x', nodeUrl: '' })).clients).toEqual([]);
+  });
+
+  it('a data connection with a forged token is dropped and nothing else is disturbed', async () => {
+    const { connect } = await import('node:net');
+    const [host, port] = c.running.dataAddress.split(':') as [string, string];
+    const sock = connect({ host, port: Number(port) });
+    sock.write(Buffer.alloc(16, 7));
+    sock.resume();
+    await new Promise((r) => sock.once('close', r));
+    const ds = await attachNode(c);
+    const cl = await connectClient(c.address, '127.0.2.1');
+    const s = await ds.serve(5000);
+    await write(cl, 'ok');
+    expect((await readBytes(s, 2)).toString()).toBe('ok');
+    cl.destroy();
+    await ds.close();
+  });
+
+  it('a handoff message over the limit is refused', async () => {
+    const a = await attachNode(c, { node: 'big-a' });
+    const cl = await connectClient(c.address, '127.0.2.2');
+    const s = await a.serve(5000);
+    const b = await attachNode(c, { node: 'big-b' });
+    const dc = a.getClient(s);
+    dc.setMessage(Buffer.alloc(1024 * 1024 + 1));
+    await expect(a.handoffTo(b.url, dc, 5000)).rejects.toEqual(code(status.INVALID_ARGUMENT));
+    // the streams had been released, so the client went on to the target, without the message
+    const got = await b.receiveHandoff(5000);
+    expect(got.getMessage()).toBeNull();
+    cl.destroy();
+    await a.close();
+    await b.close();
+  });
+});
+
+describe('PROXY protocol', () => {
+  it('takes the client address from a PROXY v1 line and drops connections without one', async () => {
+    const c = await startCoordinator({ proxyProtocol: true });
+    const ds = await attachNode(c);
+    const good = await connectClient(c.address, '127.0.0.1');
+    good.write('PROXY TCP4 10.1.2.3 10.0.0.1 40000 7410\r\nhello');
+    const s = await ds.serve(5000);
+    expect(ds.getClient(s).getUrl()).toBe('ipv6://[::ffff:10.1.2.3]');
+    expect((await readBytes(s, 5)).toString()).toBe('hello');
+    const bad = await connectClient(c.address, '127.0.0.1');
+    bad.write('GET / HTTP/1.1\r\n\r\n');
+    bad.resume();
+    await new Promise((r) => bad.once('end', r));
+    bad.destroy();
+    good.destroy();
+    await ds.close();
+    await c.stop();
+  });
+});
