@@ -82,6 +82,7 @@ export class DsService extends EventEmitter implements ClientOwner {
   private dataPort = 0;
   private nodeUrl = '';
   private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
   private epochs = 0;
   private readonly clients = new Map<string, ClientState>();
   private readonly owners = new Map<Duplex, ClientState>();
@@ -178,12 +179,13 @@ export class DsService extends EventEmitter implements ClientOwner {
     this.clients.clear();
     this.emit('detached', err ?? BackplaneError.unavailable('the coordinator ended the session'));
     if (this.options.reattach === false) return;
+    // not unref'd: an open ds_service keeps its process alive while it waits for the coordinator
     const retry = (delay: number) => {
       if (this.closed) return;
-      setTimeout(() => {
+      this.retryTimer = setTimeout(() => {
         if (this.closed) return;
         this.attach().catch(() => retry(Math.min(delay * 2, 2000)));
-      }, delay).unref();
+      }, delay);
     };
     retry(100);
   }
@@ -405,6 +407,7 @@ export class DsService extends EventEmitter implements ClientOwner {
   async close(bindingReset = true): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.retryTimer);
     const closedError = BackplaneError.incorrectState('the ds_service is closed');
     this.served.fail(closedError);
     this.handoffs.fail(closedError);

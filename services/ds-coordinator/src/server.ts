@@ -14,10 +14,29 @@ const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
 /** How long a handoff waits for the target to dial its data connections, when the call has no deadline. */
 const DEFAULT_HANDOFF_TIMEOUT_MS = 10_000;
 
-async function first<T>(it: AsyncIterator<T>, what: string): Promise<T> {
-  const next = await it.next();
-  if (next.done) throw BackplaneError.badParameter(`the stream ended before its ${what}`);
-  return next.value;
+/** The next request, or the call's abort reason (cancelled, deadline, server shutting down). */
+function next<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+async function first<T>(it: AsyncIterator<T>, what: string, signal: AbortSignal): Promise<T> {
+  const nextValue = await next(it, signal);
+  if (nextValue.done) throw BackplaneError.badParameter(`the stream ended before its ${what}`);
+  return nextValue.value;
 }
 
 function checkMessage(message: Buffer | undefined): Buffer | undefined {
@@ -34,7 +53,7 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
   return service(CoordinatorServiceService, {
     async attach(requests, sink, ctx) {
       const it = requests[Symbol.asyncIterator]();
-      const hello: AttachRequest = await first(it, 'Attach');
+      const hello: AttachRequest = await first(it, 'Attach', ctx.signal);
       if (hello.kind?.$case !== 'attach') {
         throw BackplaneError.badParameter('the first message of an Attach stream must be Attach');
       }
@@ -47,9 +66,9 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {
         for (;;) {
-          const next = await it.next();
-          if (next.done) break;
-          const kind = next.value.kind;
+          const request = await next(it, ctx.signal);
+          if (request.done) break;
+          const kind = request.value.kind;
           if (kind?.$case === 'detach') {
             await coordinator.detach(attached, kind.detach.bindingReset);
             return;
@@ -69,7 +88,7 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
 
     async handoff(requests, sink, ctx) {
       const it = requests[Symbol.asyncIterator]();
-      const hello: HandoffRequest = await first(it, 'HandoffStart');
+      const hello: HandoffRequest = await first(it, 'HandoffStart', ctx.signal);
       if (hello.kind?.$case !== 'start') {
         throw BackplaneError.badParameter('the first message of a Handoff stream must be HandoffStart');
       }
@@ -85,9 +104,9 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
       try {
         await sink.send({ kind: { $case: 'started', started: { streamIds: [...ids] } } });
         for (;;) {
-          const next = await it.next();
-          if (next.done) break;
-          const kind = next.value.kind;
+          const request = await next(it, ctx.signal);
+          if (request.done) break;
+          const kind = request.value.kind;
           if (kind?.$case === 'unread') {
             const { streamId, data } = kind.unread;
             if (!ids.has(streamId))
