@@ -1,3 +1,4 @@
+import { benchDs } from './ds';
 import { benchIbp } from './ibp';
 import { benchNaming } from './naming';
 import { benchSharing } from './sharing';
@@ -9,6 +10,7 @@ const benches: Record<string, () => Promise<void>> = {
   ibp: benchIbp,
   tuplespace: benchTupleSpace,
   sharing: benchSharing,
+  ds: benchDs,
 };
 
 async function main() {

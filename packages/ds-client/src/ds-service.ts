@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type NetConnectOpts } from 'node:net';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import {
@@ -27,6 +27,8 @@ import type { HandoffPolicy } from './policy';
 export const DEFAULT_COORDINATOR = '127.0.0.1:7400';
 /** Unread bytes go to the coordinator in messages of at most this size. */
 const UNREAD_CHUNK = 1024 * 1024;
+/** Buffering of a stream's data connection and of its Duplex (Node's 16 KiB default throttles bulk reads). */
+const STREAM_HIGH_WATER_MARK = 256 * 1024;
 /** How long a handoff waits for a stream the coordinator announced but this node has not opened yet. */
 const STREAM_APPEAR_MS = 5000;
 
@@ -220,9 +222,22 @@ export class DsService extends EventEmitter implements ClientOwner {
   }
 
   private openStream(grant: StreamGrant, st: ClientState): DsStream {
-    const socket = connect({ host: this.dataHost, port: this.dataPort, noDelay: true, allowHalfOpen: true });
+    // highWaterMark is a Duplex option net.Socket honours (its typings omit it)
+    const socket = connect({
+      host: this.dataHost,
+      port: this.dataPort,
+      noDelay: true,
+      allowHalfOpen: true,
+      highWaterMark: STREAM_HIGH_WATER_MARK,
+    } as NetConnectOpts);
     socket.write(grant.token);
-    const ds = new DsStream(grant.streamId, st.url, socket, (s, kind) => this.streamClosed(s, kind));
+    const ds = new DsStream(
+      grant.streamId,
+      st.url,
+      socket,
+      (s, kind) => this.streamClosed(s, kind),
+      STREAM_HIGH_WATER_MARK,
+    );
     if (grant.writeClosed) ds.end();
     st.streams.set(ds.id, ds);
     this.owners.set(ds, st);

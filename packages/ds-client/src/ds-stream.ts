@@ -30,8 +30,9 @@ export class DsStream extends Duplex {
     readonly clientUrl: string,
     private readonly socket: Socket,
     private readonly onClosed: (stream: DsStream, kind: StreamClosedKind) => void,
+    highWaterMark = 64 * 1024,
   ) {
-    super({ allowHalfOpen: true });
+    super({ allowHalfOpen: true, highWaterMark });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.releasing) this.late.push(chunk);
