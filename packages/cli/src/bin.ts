@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { dsCommands } from './ds';
 import { ibpCommand } from './ibp';
 import { namesCommand } from './names';
 import { describeError, EXIT, exitCodeFor } from './output';
@@ -56,6 +57,7 @@ namesCommand(program);
 ibpCommand(program);
 tsCommand(program);
 sharingCommands(program);
+dsCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

@@ -47,4 +47,11 @@ export const SERVICES: ServiceEntry[] = [
     grpcServices: ['backplane.sharing.v1.SharingService'],
     natsEnv: (natsUrl) => ({ BACKPLANE_NATS_URL: natsUrl }),
   },
+  {
+    name: 'ds-coordinator',
+    package: '@backplane/ds-coordinator',
+    main: 'dist/main.js',
+    port: 7400,
+    grpcServices: ['backplane.ds.v1.CoordinatorService'],
+  },
 ];

@@ -1,7 +1,11 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import type { Duplex } from 'node:stream';
+import { DsService } from '@backplane/ds-client';
+import { type RunningDsCoordinator, startDsCoordinator } from '@backplane/ds-coordinator';
+import { freePort, spawnProcess, tempDir, waitFor } from '@backplane/runtime/testing';
 import { SERVICES } from '../src/services';
 
 const BIN = join(__dirname, '..', 'dist', 'bin.js');
@@ -23,21 +27,28 @@ describe('backplane up + backplane names', () => {
   let depotPort: number;
   let tsPort: number;
   let shPort: number;
+  let dsPort: number;
 
   beforeAll(async () => {
     port = await freePort();
     depotPort = await freePort();
     tsPort = await freePort();
     shPort = await freePort();
+    dsPort = await freePort();
     ns = `127.0.0.1:${port}`;
-    upProc = spawnProcess(process.execPath, [
-      BIN,
-      'up',
-      '--data-dir',
-      dir.path,
-      '--ports',
-      `name-server=${port},ibp-depot=${depotPort},tuplespace=${tsPort},sharing=${shPort}`,
-    ]);
+    upProc = spawnProcess(
+      process.execPath,
+      [
+        BIN,
+        'up',
+        '--data-dir',
+        dir.path,
+        '--ports',
+        `name-server=${port},ibp-depot=${depotPort},tuplespace=${tsPort},sharing=${shPort},ds-coordinator=${dsPort}`,
+      ],
+      // the coordinator's data port and its `default` service's client port: any free ones
+      { env: { ...process.env, BACKPLANE_DS_DATA_PORT: '0', BACKPLANE_DS_SERVICES: 'default=0' } },
+    );
     await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
   }, 40_000);
 
@@ -217,4 +228,126 @@ describe('backplane up + backplane names', () => {
     expect(upProc.output()).toContain('all stopped');
     expect(upProc.output()).toContain('[name-server] info  stopped');
   });
+});
+
+/** The next chunk a stream or socket receives, as text. */
+function nextData(stream: Duplex | Socket, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no data in ${timeoutMs} ms`)), timeoutMs);
+    stream.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve(d.toString());
+    });
+  });
+}
+
+describe('backplane ds', () => {
+  const dir = tempDir();
+  let running: RunningDsCoordinator;
+  const nodes: DsService[] = [];
+  let client: Socket | undefined;
+
+  beforeAll(async () => {
+    running = await startDsCoordinator({
+      port: 0,
+      dataPort: 0,
+      dataDir: dir.path,
+      services: new Map([['default', { host: '127.0.0.1', port: 0 }]]),
+    });
+  });
+
+  afterAll(async () => {
+    client?.destroy();
+    for (const n of nodes) await n.close();
+    await running?.close();
+    dir.remove();
+  });
+
+  const node = async (id: string) => {
+    const ds = await DsService.create('default', null, { coordinator: running.address, node: id });
+    nodes.push(ds);
+    return ds;
+  };
+
+  it('lists nodes and clients and drains a node from the command line', async () => {
+    const coordinator = ['--coordinator', running.address];
+    const a = await node('a');
+    // the only node takes the client; b attaches afterwards
+    const address = running.services.get('default') as string;
+    const colon = address.lastIndexOf(':');
+    const socket = connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)) });
+    client = socket;
+    const atA = await a.serve(10_000);
+    socket.write('hello');
+    expect(await nextData(atA)).toBe('hello');
+    const b = await node('b');
+
+    const nodesOut = await cli(['ds', 'nodes', ...coordinator]);
+    expect(nodesOut.stderr).toBe('');
+    expect(nodesOut.code).toBe(0);
+    expect(nodesOut.stdout).toMatch(/SERVICE\s+ADDRESS\s+PENDING/);
+    expect(nodesOut.stdout).toContain(`default  ${address}`);
+    expect(nodesOut.stdout).toMatch(/NODE\s+NAME\s+CLIENTS\s+STREAMS\s+BYTES-TO-NODE\s+BYTES-FROM-NODE/);
+    // clients, streams, the 5 bytes relayed to the node, no handoffs (BYTES-FROM-NODE is not checked: while
+    // a data connection is live the coordinator counts its 16-byte token in it)
+    expect(nodesOut.stdout).toMatch(/ds:\/\/a\/default\s+default\s+1\s+1\s+5\s+\d+\s+0\s+0/);
+    expect(nodesOut.stdout).toMatch(/ds:\/\/b\/default\s+default\s+0\s+0\s/);
+    const status = JSON.parse((await cli(['ds', 'nodes', ...coordinator, '--json'])).stdout) as {
+      nodes: Array<{ nodeUrl: string }>;
+      services: Array<{ name: string; address: string }>;
+    };
+    expect(status.nodes.map((n) => n.nodeUrl).sort()).toEqual(['ds://a/default', 'ds://b/default']);
+    expect(status.services).toEqual([expect.objectContaining({ name: 'default', address })]);
+
+    const clientsOut = await cli(['ds', 'clients', ...coordinator]);
+    expect(clientsOut.code).toBe(0);
+    expect(clientsOut.stdout).toMatch(/CLIENT\s+NAME\s+NODE\s+STREAMS/);
+    expect(clientsOut.stdout).toMatch(/ipv6:\/\/\[::ffff:127\.0\.0\.1\]\s+default\s+ds:\/\/a\/default\s+1/);
+    const atB = await cli(['ds', 'clients', '--node', 'ds://b/default', ...coordinator, '--json']);
+    expect(JSON.parse(atB.stdout)).toEqual([]);
+
+    const drained = await cli(['ds', 'drain', 'ds://a/default', '--per-second', '5', ...coordinator]);
+    expect(drained.code).toBe(0);
+    expect(drained.stdout).toBe('ipv6://[::ffff:127.0.0.1] -> ds://b/default\n');
+    expect(drained.stderr).toBe('1 moved, 0 failed\n');
+    // b took the client by itself; receiveHandoff hands it to b's application, its connection still open
+    const moved = await b.receiveHandoff(10_000);
+    expect(moved.getUrl()).toBe('ipv6://[::ffff:127.0.0.1]');
+    // (arrival.reason is not checked: a drained client arrives as 'application', the Release being carried
+    // out by the SDK through an ordinary handoff)
+    expect(moved.arrival.from).toBe('ds://a/default');
+    const [stream] = moved.getStreams();
+    if (!stream) throw new Error('the client arrived without its stream');
+    socket.write('still here');
+    expect(await nextData(stream)).toBe('still here');
+    stream.write('from b');
+    expect(await nextData(socket)).toBe('from b');
+    const after = await cli(['ds', 'clients', '--node', 'ds://b/default', ...coordinator, '--json']);
+    expect(JSON.parse(after.stdout)).toEqual([
+      { clientUrl: 'ipv6://[::ffff:127.0.0.1]', name: 'default', nodeUrl: 'ds://b/default', streams: 1 },
+    ]);
+    await waitFor(async () => {
+      const s = JSON.parse((await cli(['ds', 'nodes', ...coordinator, '--json'])).stdout) as {
+        nodes: Array<{ nodeUrl: string; handoffsOut: number }>;
+      };
+      return s.nodes.find((n) => n.nodeUrl === 'ds://a/default')?.handoffsOut === 1;
+    });
+
+    // nothing left at a: drained at once
+    const empty = await cli(['ds', 'drain', 'ds://a/default', ...coordinator]);
+    expect(empty.code).toBe(0);
+    expect(empty.stdout).toBe('');
+    // with a gone, b's client has nowhere to go: one line saying why, and a non-zero exit
+    await a.close();
+    const stuck = await cli(['ds', 'drain', 'ds://b/default', ...coordinator, '--json']);
+    expect(stuck.code).toBe(1);
+    const line = JSON.parse(stuck.stdout) as { clientUrl: string; targetUrl: string; error: string };
+    expect(line.clientUrl).toBe('ipv6://[::ffff:127.0.0.1]');
+    expect(line.error).toMatch(/no other node/);
+    // an unknown node is NOT_FOUND
+    expect((await cli(['ds', 'drain', 'ds://nobody/default', ...coordinator])).code).toBe(10 + 5);
+    expect((await cli(['ds', 'clients', '--coordinator', running.address, '--name', 'other'])).stdout).toBe(
+      '',
+    );
+  }, 60_000);
 });

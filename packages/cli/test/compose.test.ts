@@ -52,6 +52,14 @@ describe('docker-compose.yml', () => {
     },
   );
 
+  it("publishes the ds coordinator's data port and its service's client port, reachable from other containers", () => {
+    const ds = compose.services['ds-coordinator'];
+    expect(ds?.ports).toEqual(expect.arrayContaining(['7400:7400', '7401:7401', '7410:7410']));
+    expect(ds?.environment?.BACKPLANE_DS_DATA_PORT).toBe('7401');
+    expect(ds?.environment?.BACKPLANE_DS_SERVICES).toBe('default=0.0.0.0:7410');
+    expect(ds?.environment?.BACKPLANE_ADVERTISE_HOST).toBe('ds-coordinator');
+  });
+
   it('builds every service from the one image whose entrypoint knows them', () => {
     const entrypoint = readFileSync(join(root, 'deploy', 'entrypoint.sh'), 'utf8');
     expect(entrypoint).toContain('/app/services/$service/dist/main.js');

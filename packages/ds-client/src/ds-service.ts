@@ -6,6 +6,7 @@ import {
   type AttachRequest,
   type AttachResponse,
   CoordinatorServiceClient,
+  HandoffReason,
   type HandoffRequest,
   type HandoffResponse,
   type IncomingHandoff,
@@ -208,7 +209,9 @@ export class DsService extends EventEmitter implements ClientOwner {
       const st = this.clients.get(clientUrl);
       if (!st) return;
       const client = new DsClient(this, st.url, st.epoch, [...st.streams.values()], null);
-      this.handoffTo(targetUrl, client).catch((err: unknown) => this.emit('releaseFailed', clientUrl, err));
+      this.move(targetUrl, client, -1, HandoffReason.HANDOFF_REASON_DRAIN).catch((err: unknown) =>
+        this.emit('releaseFailed', clientUrl, err),
+      );
     }
   }
 
@@ -355,7 +358,12 @@ export class DsService extends EventEmitter implements ClientOwner {
     await this.move(target, client, timeoutMs);
   }
 
-  private async move(target: string, client: DsClient, timeoutMs: number): Promise<string> {
+  private async move(
+    target: string,
+    client: DsClient,
+    timeoutMs: number,
+    reason = HandoffReason.HANDOFF_REASON_APPLICATION,
+  ): Promise<string> {
     const session = await this.session();
     client.check();
     const st = this.clients.get(client.key);
@@ -369,7 +377,9 @@ export class DsService extends EventEmitter implements ClientOwner {
     const responses = responsesOf(call);
     let started = false;
     try {
-      call.write({ kind: { $case: 'start', start: { session, clientUrl: st.url, targetUrl: target } } });
+      call.write({
+        kind: { $case: 'start', start: { session, clientUrl: st.url, targetUrl: target, reason } },
+      });
       const first = await responses.next();
       if (first.kind?.$case !== 'started')
         throw BackplaneError.of('INTERNAL', 'the coordinator did not start the handoff');

@@ -394,6 +394,7 @@ export class Coordinator {
     message: Buffer | undefined,
     writeClosed: ReadonlySet<string>,
     timeoutMs: number,
+    requested: HandoffReason = HandoffReason.HANDOFF_REASON_APPLICATION,
   ): Promise<string> {
     const { client, from } = handoff;
     this.handoffs.delete(handoff);
@@ -407,7 +408,10 @@ export class Coordinator {
     from.clients.delete(client);
     from.counters.handoffsOut++;
     let target: NodeSession | undefined = handoff.target;
-    let reason = HandoffReason.HANDOFF_REASON_APPLICATION;
+    let reason =
+      requested === HandoffReason.HANDOFF_REASON_DRAIN
+        ? HandoffReason.HANDOFF_REASON_DRAIN
+        : HandoffReason.HANDOFF_REASON_APPLICATION;
     if (target.closed) {
       target = this.choose(client.name, from);
       reason = HandoffReason.HANDOFF_REASON_NODE_FAILED;

@@ -42,6 +42,8 @@ export class RelayStream {
   writeClosed = false;
   closed = false;
   counters: ByteCounters | undefined;
+  /** The data connection's byte counts when it was attached (its token is not relayed bytes). */
+  private dataBase = { written: 0, read: 0 };
   /** A data connection was granted and not dialled yet. */
   awaitingDial = false;
   /** Set by close(): what finishes closing the client once the node's output is relayed. */
@@ -73,6 +75,7 @@ export class RelayStream {
     data.setNoDelay(true);
     const counters = this.counters;
     const bytesAtStart = { written: data.bytesWritten, read: data.bytesRead };
+    this.dataBase = bytesAtStart;
     data.on('error', () => {});
     data.on('end', () => this.dataEnd(data));
     data.on('close', () => {
@@ -107,7 +110,12 @@ export class RelayStream {
 
   /** Live bytes of the data connection in use, for status. */
   liveBytes(): { toNode: number; fromNode: number } {
-    return { toNode: this.data?.bytesWritten ?? 0, fromNode: this.data?.bytesRead ?? 0 };
+    const data = this.data;
+    if (!data) return { toNode: 0, fromNode: 0 };
+    return {
+      toNode: data.bytesWritten - this.dataBase.written,
+      fromNode: data.bytesRead - this.dataBase.read,
+    };
   }
 
   /**

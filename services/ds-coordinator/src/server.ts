@@ -92,7 +92,7 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
       if (hello.kind?.$case !== 'start') {
         throw BackplaneError.badParameter('the first message of a Handoff stream must be HandoffStart');
       }
-      const { session, clientUrl, targetUrl } = hello.kind.start;
+      const { session, clientUrl, targetUrl, reason } = hello.kind.start;
       const from = coordinator.session(session);
       const handoff = coordinator.beginHandoff(from, clientUrl, targetUrl);
       const ids = new Set(handoff.streams.map((s) => s.id));
@@ -134,7 +134,14 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
         failure = err;
       }
       const timeoutMs = ctx.deadline ? Math.max(1, ctx.deadline - Date.now()) : DEFAULT_HANDOFF_TIMEOUT_MS;
-      const target = await coordinator.completeHandoff(handoff, unread, message, writeClosed, timeoutMs);
+      const target = await coordinator.completeHandoff(
+        handoff,
+        unread,
+        message,
+        writeClosed,
+        timeoutMs,
+        reason,
+      );
       if (failure) throw failure;
       await sink.send({ kind: { $case: 'completed', completed: { targetUrl: target } } });
     },

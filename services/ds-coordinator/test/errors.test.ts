@@ -223,7 +223,7 @@ describe('CoordinatorService control input', () => {
           {
             kind: {
               $case: 'start',
-              start: { session: 'forged', clientUrl: 'ipv6://[::1]', targetUrl: 'ds://a/default' },
+              start: { session: 'forged', clientUrl: 'ipv6://[::1]', targetUrl: 'ds://a/default', reason: 0 },
             },
           },
         ])
@@ -240,7 +240,7 @@ describe('CoordinatorService control input', () => {
           {
             kind: {
               $case: 'start',
-              start: { session: secret, clientUrl: '10.0.0.1', targetUrl: 'ds://a/default' },
+              start: { session: secret, clientUrl: '10.0.0.1', targetUrl: 'ds://a/default', reason: 0 },
             },
           },
         ])
@@ -252,7 +252,7 @@ describe('CoordinatorService control input', () => {
           {
             kind: {
               $case: 'start',
-              start: { session: secret, clientUrl: 'ipv6://[::1]', targetUrl: 'ds://a/default' },
+              start: { session: secret, clientUrl: 'ipv6://[::1]', targetUrl: 'ds://a/default', reason: 0 },
             },
           },
         ])

@@ -208,7 +208,14 @@ describe('DsService handoff', () => {
     const served = await Promise.all(socks.map(() => a.serve(5000)));
     const b = await node();
     const received: Promise<Duplex[]>[] = [];
-    for (let i = 0; i < 3; i++) received.push(b.receiveHandoff(10_000).then((h) => h.getStreams()));
+    for (let i = 0; i < 3; i++) {
+      received.push(
+        b.receiveHandoff(10_000).then((h) => {
+          expect(h.arrival).toEqual({ reason: 'drain', from: a.url });
+          return h.getStreams();
+        }),
+      );
+    }
     const { DsAdmin } = await import('@backplane/ds-client');
     const admin = new DsAdmin(c.running.address);
     const moved = [];
@@ -229,6 +236,14 @@ describe('DsService handoff', () => {
     const sock = await client('127.0.0.11');
     const s = await a.serve(5000);
     const b = await node();
+    const { DsAdmin: Admin } = await import('@backplane/ds-client');
+    const early = new Admin(c.running.address);
+    // the data connection's token is not counted as relayed bytes
+    expect((await early.status()).nodes.find((n) => n.nodeUrl === a.url)).toMatchObject({
+      bytesToNode: 0,
+      bytesFromNode: 0,
+    });
+    early.close();
     await write(sock, Buffer.alloc(10_000, 1));
     await readBytes(s, 10_000);
     await write(s, Buffer.alloc(2_000, 2));

@@ -181,6 +181,8 @@ export interface HandoffStart {
   clientUrl: string;
   /** ds://<node>/<name> of a node attached under the same name. */
   targetUrl: string;
+  /** APPLICATION (or unset), or DRAIN when the node carries out a Release. */
+  reason: HandoffReason;
 }
 
 export interface UnreadBytes {
@@ -1520,7 +1522,7 @@ export const HandoffRequest: MessageFns<HandoffRequest> = {
 };
 
 function createBaseHandoffStart(): HandoffStart {
-  return { session: "", clientUrl: "", targetUrl: "" };
+  return { session: "", clientUrl: "", targetUrl: "", reason: 0 };
 }
 
 export const HandoffStart: MessageFns<HandoffStart> = {
@@ -1533,6 +1535,9 @@ export const HandoffStart: MessageFns<HandoffStart> = {
     }
     if (message.targetUrl !== "") {
       writer.uint32(26).string(message.targetUrl);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(32).int32(message.reason);
     }
     return writer;
   },
@@ -1574,6 +1579,14 @@ export const HandoffStart: MessageFns<HandoffStart> = {
             message.targetUrl = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1599,6 +1612,7 @@ export const HandoffStart: MessageFns<HandoffStart> = {
         : isSet(object.target_url)
         ? globalThis.String(object.target_url)
         : "",
+      reason: isSet(object.reason) ? handoffReasonFromJSON(object.reason) : 0,
     };
   },
 
@@ -1613,6 +1627,9 @@ export const HandoffStart: MessageFns<HandoffStart> = {
     if (message.targetUrl !== "") {
       obj.targetUrl = message.targetUrl;
     }
+    if (message.reason !== 0) {
+      obj.reason = handoffReasonToJSON(message.reason);
+    }
     return obj;
   },
 
@@ -1624,6 +1641,7 @@ export const HandoffStart: MessageFns<HandoffStart> = {
     message.session = object.session ?? "";
     message.clientUrl = object.clientUrl ?? "";
     message.targetUrl = object.targetUrl ?? "";
+    message.reason = object.reason ?? 0;
     return message;
   },
 };
