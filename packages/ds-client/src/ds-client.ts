@@ -57,6 +57,11 @@ export class DsClient {
     }
   }
 
+  /** @internal the client's stay at the node this object was made for. */
+  get stay(): number {
+    return this.epoch;
+  }
+
   /** @internal the URL without the state check (for the service's own bookkeeping). */
   get key(): string {
     return this.url;

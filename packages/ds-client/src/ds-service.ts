@@ -342,7 +342,7 @@ export class DsService extends EventEmitter implements ClientOwner {
   /** Hands the client (all its streams here) to the node its policy picks; returns that node's URL. */
   async handoff(client: DsClient, timeoutMs = -1): Promise<string> {
     this.checkOpen();
-    client.check();
+    this.handled(client);
     if (!this.policy) throw BackplaneError.incorrectState('this ds_service has no handoff policy');
     const targets = await this.targets();
     const target = await this.policy.getTarget(
@@ -358,6 +358,26 @@ export class DsService extends EventEmitter implements ClientOwner {
     await this.move(target, client, timeoutMs);
   }
 
+  /** The state of a client handled here, for handoff: DoesNotExist when it is not (any more). */
+  private handled(client: DsClient): ClientState {
+    const st = this.clients.get(client.key);
+    if (!st || st.epoch !== client.stay || st.moving) {
+      throw BackplaneError.notFound(
+        `client ${client.key} is not handled by this ds_service (handed off or gone)`,
+        {
+          reason: 'CLIENT_NOT_FOUND',
+        },
+      );
+    }
+    client.check();
+    return st;
+  }
+
+  /**
+   * One handoff. The timeout bounds the wait for the target to take the client. Starting it and releasing
+   * the streams (sending their unread bytes) are never cut short: once the coordinator has stopped the
+   * client's input here, giving up half-way would lose bytes.
+   */
   private async move(
     target: string,
     client: DsClient,
@@ -365,24 +385,20 @@ export class DsService extends EventEmitter implements ClientOwner {
     reason = HandoffReason.HANDOFF_REASON_APPLICATION,
   ): Promise<string> {
     const session = await this.session();
-    client.check();
-    const st = this.clients.get(client.key);
-    if (!st)
-      throw BackplaneError.notFound(`client ${client.key} is not handled here`, {
-        reason: 'CLIENT_NOT_FOUND',
-      });
+    const st = this.handled(client);
     st.moving = true;
-    const metadata = this.metadata.clone();
-    const call = this.stub.handoff(metadata, timeoutMs >= 0 ? { deadline: Date.now() + timeoutMs } : {});
+    const call = this.stub.handoff(this.metadata.clone());
     const responses = responsesOf(call);
+    const deadline = timeoutMs >= 0 ? Date.now() + timeoutMs : undefined;
     let started = false;
     try {
       call.write({
         kind: { $case: 'start', start: { session, clientUrl: st.url, targetUrl: target, reason } },
       });
-      const first = await responses.next();
-      if (first.kind?.$case !== 'started')
+      const first = await responses.next(undefined, '');
+      if (first.kind?.$case !== 'started') {
         throw BackplaneError.of('INTERNAL', 'the coordinator did not start the handoff');
+      }
       started = true;
       const writeClosedStreamIds: string[] = [];
       for (const id of first.kind.started.streamIds) {
@@ -392,7 +408,7 @@ export class DsService extends EventEmitter implements ClientOwner {
         if (writeClosed) writeClosedStreamIds.push(id);
         for (const chunk of chunks(unread)) {
           if (!call.write({ kind: { $case: 'unread', unread: { streamId: id, data: chunk } } })) {
-            await new Promise((r) => call.once('drain', r));
+            await responses.drained();
           }
         }
       }
@@ -401,13 +417,20 @@ export class DsService extends EventEmitter implements ClientOwner {
         kind: { $case: 'finish', finish: { message: message ?? undefined, writeClosedStreamIds } },
       });
       call.end();
-      const done = await responses.next();
-      if (done.kind?.$case !== 'completed')
+      const done = await responses.next(
+        deadline,
+        `the target did not take client ${st.url} within ${timeoutMs} ms (it has left this node)`,
+      );
+      if (done.kind?.$case !== 'completed') {
         throw BackplaneError.of('INTERNAL', 'the coordinator did not complete the handoff');
+      }
       return done.kind.completed.targetUrl;
     } catch (err) {
-      call.cancel();
-      if (!started) st.moving = false;
+      // once started, the call is left to finish: cancelling it could drop unread bytes still queued in it
+      if (!started) {
+        call.cancel();
+        st.moving = false;
+      }
       throw BackplaneError.from(err);
     } finally {
       if (started) {
@@ -482,35 +505,54 @@ function* chunks(buffers: Buffer[]): Generator<Buffer> {
   }
 }
 
-/** The responses of a handoff call, one at a time. */
+/** The responses of a handoff call, one at a time, and its write-side flow control. */
 function responsesOf(call: ClientDuplexStream<HandoffRequest, HandoffResponse>) {
   const queue: HandoffResponse[] = [];
   let failure: unknown;
   let ended = false;
   let wake: (() => void) | undefined;
+  const poke = () => wake?.();
   call.on('data', (m: HandoffResponse) => {
     queue.push(m);
-    wake?.();
+    poke();
   });
   call.on('error', (err: Error) => {
     failure = err;
-    wake?.();
+    poke();
   });
   call.on('end', () => {
     ended = true;
-    wake?.();
+    poke();
   });
+  call.on('drain', poke);
+  const wait = (deadline: number | undefined) =>
+    new Promise<boolean>((resolve) => {
+      const timer =
+        deadline === undefined ? undefined : setTimeout(() => resolve(false), deadline - Date.now());
+      wake = () => {
+        if (timer) clearTimeout(timer);
+        resolve(true);
+      };
+    }).finally(() => {
+      wake = undefined;
+    });
   return {
-    async next(): Promise<HandoffResponse> {
+    /** The next response; DEADLINE_EXCEEDED after `deadline` (ms since the epoch). */
+    async next(deadline: number | undefined, late: string): Promise<HandoffResponse> {
       for (;;) {
         const m = queue.shift();
         if (m) return m;
         if (failure) throw failure;
         if (ended) throw BackplaneError.unavailable('the coordinator ended the handoff call');
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-        wake = undefined;
+        if (!(await wait(deadline))) throw BackplaneError.of('TIMEOUT', late);
+      }
+    },
+    /** Resolves when the call can take more, or fails with the call's error. */
+    async drained(): Promise<void> {
+      while (call.writableNeedDrain) {
+        if (failure) throw failure;
+        if (ended) throw BackplaneError.unavailable('the coordinator ended the handoff call');
+        await wait(undefined);
       }
     },
   };

@@ -88,8 +88,9 @@ export class DsStream extends Duplex {
 
   /**
    * Handoff: the coordinator has stopped the client's bytes and ends the data connection. Reads it to
-   * its end, takes back what the application has not read, ends the application's side (after its
-   * writes are flushed) and returns the unread bytes.
+   * its end, takes back what the application has not read, ends the application's side and returns the
+   * unread bytes. It does not wait for the application's output to drain: a client that is not reading
+   * must not hold up the handoff (the coordinator relays that output before the next node's).
    */
   async release(): Promise<ReleasedStream> {
     const writeClosed = this.writableEnded;
@@ -106,12 +107,9 @@ export class DsStream extends Duplex {
       for (const l of listeners) this.on('data', l);
     }
     this.pushEnd();
-    if (!this.writableEnded && !this.destroyed) {
-      await new Promise<void>((resolve) => {
-        this.end(() => resolve());
-        this.once('error', () => resolve());
-      });
-    }
+    // the application's side ends; what it wrote still flushes to the coordinator in the background, and
+    // the data connection's end after it tells the coordinator the next node's output may follow
+    if (!this.writableEnded && !this.destroyed) this.end();
     this.released = true;
     return { unread: [...reclaimed, ...this.late], writeClosed };
   }

@@ -314,12 +314,12 @@ export class Coordinator {
     stream.awaitingDial = true;
     const timer = setTimeout(() => {
       if (this.grants.delete(key) && !stream.closed) {
-        stream.awaitingDial = false;
+        stream.dialFailed();
         this.log.warn({ node: node.url, stream: stream.id }, 'a node did not dial its data connection');
       }
     }, this.dialTimeoutMs);
     timer.unref();
-    return { grant, wire: { streamId: stream.id, token, writeClosed: stream.writeClosed } };
+    return { grant, wire: { streamId: stream.id, token, writeClosed: stream.outputClosed } };
   }
 
   /** serve(): a new connection for the node. */
@@ -428,6 +428,7 @@ export class Coordinator {
     const dialled = this.transfer(client, target, message, reason, from.url);
     client.moving = undefined;
     handoff.done.resolve();
+    if (client.streams.size === 0) this.forget(client);
     await withTimeout(dialled, timeoutMs);
     from.recordHandoff(performance.now() - handoff.startedAt);
     return target.url;
@@ -441,6 +442,11 @@ export class Coordinator {
     reason: HandoffReason,
     fromNodeUrl: string,
   ): Promise<void> {
+    if (client.streams.size === 0) {
+      // every connection closed during the move: nothing to hand over, nothing to keep
+      this.forget(client);
+      return Promise.resolve();
+    }
     this.assign(client, target);
     target.counters.handoffsIn++;
     const streams = [...client.streams];
@@ -458,6 +464,13 @@ export class Coordinator {
       },
     });
     return Promise.all(grants.map((g) => g.grant.dialled.promise)).then(() => undefined);
+  }
+
+  /** Drops a client without connections from every record (its binding stays). */
+  private forget(client: ClientRecord): void {
+    client.node?.clients.delete(client);
+    client.node = undefined;
+    if (this.clients.get(client.key) === client) this.clients.delete(client.key);
   }
 
   /** A node failed with this client's streams: hand them to another node, with a message saying why. */
@@ -479,6 +492,7 @@ export class Coordinator {
     } finally {
       client.moving = undefined;
       done.resolve();
+      if (client.streams.size === 0) this.forget(client);
     }
   }
 

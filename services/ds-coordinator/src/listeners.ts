@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Logger } from '@backplane/runtime';
 import type { Coordinator } from './coordinator';
 
@@ -71,7 +71,8 @@ export function parseProxyV1(line: string, own: string): string | undefined {
   if (parts[0] !== 'PROXY') return undefined;
   if (parts[1] === 'UNKNOWN') return own;
   if ((parts[1] !== 'TCP4' && parts[1] !== 'TCP6') || parts.length !== 6) return undefined;
-  return parts[2];
+  const address = parts[2] as string;
+  return isIP(address) === (parts[1] === 'TCP4' ? 4 : 6) ? address : undefined;
 }
 
 export interface Listeners {

@@ -40,6 +40,8 @@ export class RelayStream {
   clientEnded = false;
   /** The client's write side was ended for it (the node's application ended writing). */
   writeClosed = false;
+  /** A released node had ended writing: the client's write side closes once its output is relayed. */
+  private writeClosing = false;
   closed = false;
   counters: ByteCounters | undefined;
   /** The data connection's byte counts when it was attached (its token is not relayed bytes). */
@@ -70,8 +72,6 @@ export class RelayStream {
   /** Connects the node's data connection: the pending prefix, then the client's bytes and the node's output. */
   attachData(data: Socket): void {
     this.data = data;
-    this.dataEnded = false;
-    this.appEnded = undefined;
     data.setNoDelay(true);
     const counters = this.counters;
     const bytesAtStart = { written: data.bytesWritten, read: data.bytesRead };
@@ -88,24 +88,35 @@ export class RelayStream {
     this.awaitingDial = false;
     for (const chunk of this.prefix) data.write(chunk);
     this.prefix = [];
+    // the node's output goes to the client once the previous node's has — also when this connection is
+    // released or closed meanwhile (its EOF then ends the release)
+    void this.previousOutput.then(() => {
+      if (this.writeClosed) data.resume();
+      else data.pipe(this.socket, { end: false });
+    });
     if (this.closing) {
-      void this.previousOutput.then(() => data.pipe(this.socket, { end: false }));
       this.drainThenClose(data);
       return;
     }
     if (this.releasing) {
-      // a handoff started before the node dialled: the node gets nothing more, and returns what it got
-      data.end();
-      data.resume();
+      // a handoff started before the node dialled: the node gets no more, and returns what it got
+      this.releaseOn(data, this.releasing);
       return;
     }
     if (this.clientEnded) data.end();
     else this.socket.pipe(data);
-    void this.previousOutput.then(() => {
-      if (this.data !== data || this.releasing) return;
-      if (this.writeClosed) data.resume();
-      else data.pipe(this.socket, { end: false });
-    });
+  }
+
+  /** Ends the node's input on `data`; the release is done when its output has been relayed (its EOF). */
+  private releaseOn(data: Socket, signal: Signal): void {
+    const done = () => signal.resolve();
+    if (data.readableEnded || data.destroyed) {
+      done();
+      return;
+    }
+    data.once('end', done);
+    data.once('close', done);
+    data.end();
   }
 
   /** Live bytes of the data connection in use, for status. */
@@ -126,14 +137,12 @@ export class RelayStream {
     const signal = new Signal();
     this.releasing = signal;
     const data = this.data;
+    this.socket.pause();
     if (data) {
       this.socket.unpipe(data);
-      data.end();
+      this.releaseOn(data, signal);
     }
-    this.socket.pause();
-    if (!data) {
-      // not dialled yet: the node will dial it (attachData ends it at once) — or never, if it fails
-    }
+    // not dialled yet: attachData releases it when the node dials, or dialFailed() gives up
     if (this.closed) signal.resolve();
     return signal.promise;
   }
@@ -149,11 +158,26 @@ export class RelayStream {
    */
   completeRelease(unread: Buffer[], writeClosed: boolean, oldOutput: Promise<void>): void {
     this.prefix = [...unread, ...this.prefix];
+    if (writeClosed) this.writeClosing = true;
     this.previousOutput = oldOutput.then(() => {
       if (writeClosed) this.endClientWrite();
     });
     this.releasing = undefined;
     this.data = undefined;
+    this.dataEnded = false;
+    this.appEnded = undefined;
+  }
+
+  /** The client's write side is (or will be, once earlier output is relayed) closed: the next node must not write. */
+  get outputClosed(): boolean {
+    return this.writeClosed || this.writeClosing;
+  }
+
+  /** A granted data connection was never dialled: nothing waits for it any more. */
+  dialFailed(): void {
+    this.awaitingDial = false;
+    this.releasing?.resolve();
+    this.closing?.();
   }
 
   /** The node failed: drop its data connection; the stream waits for the next node. */
@@ -167,7 +191,8 @@ export class RelayStream {
     this.releasing?.resolve();
     this.releasing = undefined;
     this.data = undefined;
-    this.previousOutput = Promise.resolve();
+    this.dataEnded = false;
+    this.appEnded = undefined;
   }
 
   /** The node's application ended writing (write) or closed the stream (all); acts once its EOF is in. */
@@ -219,21 +244,14 @@ export class RelayStream {
   }
 
   private dataEnd(data: Socket): void {
-    if (data !== this.data) return;
-    if (this.releasing) {
-      this.releasing.resolve();
-      return;
-    }
+    // a released connection's EOF ends its release (releaseOn), not the client's stream
+    if (data !== this.data || this.releasing) return;
     this.dataEnded = true;
     this.maybeEnd();
   }
 
   private dataClose(data: Socket): void {
-    if (data !== this.data) return;
-    if (this.releasing) {
-      this.releasing.resolve();
-      return;
-    }
+    if (data !== this.data || this.releasing) return;
     // without StreamClosed this is a failing node: the session's end re-homes the stream
     this.dataEnded = true;
     this.maybeEnd();

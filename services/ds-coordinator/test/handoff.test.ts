@@ -202,6 +202,85 @@ describe('DsService handoff', () => {
     await new Promise<void>((resolve) => (sock.destroyed ? resolve() : sock.once('close', () => resolve())));
   });
 
+  it("relays the old node's whole backlog before the new node's output, for a client that is not reading", async () => {
+    const a = await node();
+    const sock = await client('127.0.0.12');
+    const s = await a.serve(5000);
+    const b = await node();
+    sock.pause();
+    const backlog = pattern(3, 0, 8 * 1024 * 1024);
+    s.write(backlog);
+    await a.handoffTo(b.url, a.getClient(s), 10_000);
+    const [sb] = (await b.receiveHandoff(5000)).getStreams();
+    (sb as Duplex).write('B-HELLO');
+    sock.resume();
+    const got = await readBytes(sock, backlog.length + 7, 20_000);
+    expect(got.subarray(0, backlog.length).equals(backlog)).toBe(true);
+    expect(got.subarray(backlog.length).toString()).toBe('B-HELLO');
+  });
+
+  it('keeps what a node wrote before its first handoff, even right after serve()', async () => {
+    for (let i = 0; i < 5; i++) {
+      const a = await node();
+      const sock = await client(`127.0.3.${i + 1}`);
+      const s = await a.serve(5000);
+      const b = await node();
+      s.write('HELLO');
+      await a.handoffTo(b.url, a.getClient(s), 5000);
+      const [sb] = (await b.receiveHandoff(5000)).getStreams();
+      (sb as Duplex).write('-B');
+      expect((await readBytes(sock, 7)).toString()).toBe('HELLO-B');
+      await a.close();
+      await b.close();
+      nodes.splice(0);
+    }
+  });
+
+  it("ends the client's stream when a node ends it right after serve()", async () => {
+    const a = await node();
+    for (let i = 0; i < 5; i++) {
+      const sock = await client('127.0.0.13');
+      const s = await a.serve(5000);
+      s.end('bye');
+      expect((await readToEnd(sock, 5000)).toString()).toBe('bye');
+    }
+  });
+
+  it('gives the next node a stream whose writing is closed when the old node had ended it', async () => {
+    const a = await node();
+    const sock = await client('127.0.0.14');
+    const s = await a.serve(5000);
+    const b = await node();
+    const atClient = readToEnd(sock);
+    s.end('last words');
+    await a.handoffTo(b.url, a.getClient(s), 5000);
+    const [sb] = (await b.receiveHandoff(5000)).getStreams();
+    expect((sb as Duplex).writableEnded).toBe(true);
+    expect((await atClient).toString()).toBe('last words');
+    // the client can still send: the node reads it
+    await write(sock, 'more');
+    expect((await readBytes(sb as Duplex, 4)).toString()).toBe('more');
+  });
+
+  it('moves every unread byte even when the handoff timeout is shorter than the move', async () => {
+    const a = await node();
+    const sock = await client('127.0.0.15');
+    const s = await a.serve(5000);
+    const b = await node();
+    const total = 16 * 1024 * 1024;
+    const data = pattern(4, 0, total);
+    const sent = new Promise<void>((resolve) => sock.write(data, () => resolve()));
+    await new Promise((r) => setTimeout(r, 200));
+    const moved = a.handoffTo(b.url, a.getClient(s), 30).catch((err: { code: number }) => {
+      expect(err.code).toBe(4);
+    });
+    const [sb] = (await b.receiveHandoff(10_000)).getStreams();
+    const got = await readBytes(sb as Duplex, total, 20_000);
+    await sent;
+    expect(got.equals(data)).toBe(true);
+    await moved;
+  });
+
   it('drains a node: every client moves to the others and keeps its connection', async () => {
     const a = await node();
     const socks = [await client('127.0.0.8'), await client('127.0.0.9'), await client('127.0.0.10')];
