@@ -35,8 +35,7 @@ export class DsStream extends Duplex {
     super({ allowHalfOpen: true, highWaterMark });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      if (this.releasing) this.late.push(chunk);
-      else if (!this.push(chunk)) socket.pause();
+      if (!this.fromCoordinator(chunk)) socket.pause();
     });
     this.socketDone = new Promise<void>((resolve) => {
       socket.once('end', resolve);
@@ -52,6 +51,15 @@ export class DsStream extends Duplex {
       if (hadError && !this.destroyed)
         this.destroy(new Error('the data connection to the coordinator failed'));
     });
+  }
+
+  /** Bytes from the data connection; false = stop reading until the application reads more. */
+  private fromCoordinator(chunk: Buffer): boolean {
+    if (this.releasing) {
+      this.late.push(chunk);
+      return true;
+    }
+    return this.push(chunk);
   }
 
   private pushEnd(): void {

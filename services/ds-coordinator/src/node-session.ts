@@ -28,6 +28,7 @@ export class NodeSession {
   /** Detached (close()) or failed: no new clients, no handoffs to it. */
   closed = false;
   detached = false;
+  private outbox: Promise<void> = Promise.resolve();
   private readonly latencies: number[] = [];
   private latencyNext = 0;
 
@@ -39,10 +40,13 @@ export class NodeSession {
     private readonly sendRaw: (message: AttachResponse) => Promise<void>,
   ) {}
 
-  /** Sends on the control stream (in order; a failed send means the session is ending). */
+  /**
+   * Sends on the control stream, in order, one at a time (a burst of new connections must not pile up a
+   * listener per message on a full stream); a failed send means the session is ending.
+   */
   send(message: AttachResponse): void {
     if (this.closed) return;
-    this.sendRaw(message).catch(() => {});
+    this.outbox = this.outbox.then(() => (this.closed ? undefined : this.sendRaw(message))).catch(() => {});
   }
 
   recordHandoff(ms: number): void {

@@ -55,18 +55,60 @@ export class RelayStream {
   private dataEnded = false;
   private releasing: Signal | undefined;
 
+  /** The client's connection. */
+  readonly socket: Socket;
+  /** The data connection the client's bytes go to now (none while paused for a handoff or a dial). */
+  private input: Socket | undefined;
+  /** Client bytes read while no data connection took them (they go first to the next one). */
+  private held: Buffer[] = [];
+
   constructor(
     readonly id: string,
-    readonly socket: Socket,
+    client: Socket,
     private readonly onClose: (stream: RelayStream) => void,
   ) {
+    this.socket = client;
+    client.on('data', (chunk: Buffer) => {
+      if (!this.clientBytes(chunk)) client.pause();
+    });
+    const socket = this.socket;
     socket.setNoDelay(true);
     socket.pause();
     socket.on('end', () => {
       this.clientEnded = true;
+      this.input?.end();
     });
     socket.on('error', () => {});
     socket.on('close', (hadError) => this.clientClosed(hadError));
+  }
+
+  /** Bytes from the client: to the data connection in use; false = stop reading for now. */
+  private clientBytes(chunk: Buffer): boolean {
+    const target = this.input;
+    if (!target) {
+      this.held.push(chunk);
+      return false;
+    }
+    if (target.write(chunk)) return true;
+    target.once('drain', () => {
+      if (this.input === target) this.socket.resume();
+    });
+    return false;
+  }
+
+  /** The client's bytes (those held first) go to `data` from now on. */
+  private startInput(data: Socket): void {
+    this.input = data;
+    for (const chunk of this.held) data.write(chunk);
+    this.held = [];
+    if (this.clientEnded) data.end();
+    else this.socket.resume();
+  }
+
+  /** No more client bytes to the data connection in use (what it was given still reaches it). */
+  private stopInput(): void {
+    this.input = undefined;
+    this.socket.pause();
   }
 
   /** Connects the node's data connection: the pending prefix, then the client's bytes and the node's output. */
@@ -103,8 +145,7 @@ export class RelayStream {
       this.releaseOn(data, this.releasing);
       return;
     }
-    if (this.clientEnded) data.end();
-    else this.socket.pipe(data);
+    this.startInput(data);
   }
 
   /** Ends the node's input on `data`; the release is done when its output has been relayed (its EOF). */
@@ -137,11 +178,8 @@ export class RelayStream {
     const signal = new Signal();
     this.releasing = signal;
     const data = this.data;
-    this.socket.pause();
-    if (data) {
-      this.socket.unpipe(data);
-      this.releaseOn(data, signal);
-    }
+    this.stopInput();
+    if (data) this.releaseOn(data, signal);
     // not dialled yet: attachData releases it when the node dials, or dialFailed() gives up
     if (this.closed) signal.resolve();
     return signal.promise;
@@ -183,11 +221,8 @@ export class RelayStream {
   /** The node failed: drop its data connection; the stream waits for the next node. */
   detachForFailure(): void {
     const data = this.data;
-    if (data) {
-      this.socket.unpipe(data);
-      data.destroy();
-    }
-    this.socket.pause();
+    this.stopInput();
+    data?.destroy();
     this.releasing?.resolve();
     this.releasing = undefined;
     this.data = undefined;
@@ -216,8 +251,7 @@ export class RelayStream {
     };
     const timer = setTimeout(this.closing, graceMs);
     timer.unref();
-    this.socket.unpipe();
-    this.socket.pause();
+    this.stopInput();
     if (this.data) this.drainThenClose(this.data);
     else if (!this.awaitingDial) this.closing();
   }
