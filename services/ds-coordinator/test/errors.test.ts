@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { DsService, type HandoffPolicy, PickFirstHandoffPolicy } from '@backplane/ds-client';
 import { CoordinatorServiceClient } from '@backplane/proto/ds';
 import { BackplaneError, unary } from '@backplane/runtime';
@@ -10,6 +9,7 @@ import {
   readBytes,
   startCoordinator,
   type TestCoordinator,
+  tracker,
   write,
 } from './helpers';
 
@@ -17,24 +17,13 @@ const code = (c: status) => expect.objectContaining({ code: c });
 
 describe('Appendix A error cases', () => {
   let c: TestCoordinator;
-  const nodes: DsService[] = [];
-  const sockets: Socket[] = [];
-  const node = async (opts: Parameters<typeof attachNode>[1] = {}) => {
-    const ds = await attachNode(c, opts);
-    nodes.push(ds);
-    return ds;
-  };
-  const client = async (from: string) => {
-    const s = await connectClient(c.address, from);
-    sockets.push(s);
-    return s;
-  };
+  const t = tracker(() => c);
+  const { node, client } = t;
   beforeAll(async () => {
     c = await startCoordinator({ names: ['default', 'other'] });
   });
   afterEach(async () => {
-    for (const s of sockets.splice(0)) s.destroy();
-    for (const n of nodes.splice(0)) await n.close();
+    await t.cleanup();
   });
   afterAll(() => c.stop());
 
@@ -86,7 +75,7 @@ describe('Appendix A error cases', () => {
     const sp = await p.serve(5000);
     const other = p.getClient(sp);
     await a.close(true);
-    nodes.splice(nodes.indexOf(a), 1);
+    t.forget(a);
     expect(await p.getAllTargets()).toEqual([]);
     await expect(p.handoff(other)).rejects.toEqual(code(status.NOT_FOUND));
     const failing: HandoffPolicy = {

@@ -1,15 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type DsService, PickFirstHandoffPolicy } from '@backplane/ds-client';
+import { PickFirstHandoffPolicy } from '@backplane/ds-client';
 import { waitFor } from '@backplane/runtime/testing';
-import {
-  attachNode,
-  connectClient,
-  readBytes,
-  startCoordinator,
-  type TestCoordinator,
-  write,
-} from './helpers';
+import { readBytes, startCoordinator, type TestCoordinator, tracker, write } from './helpers';
 
 /** A deterministic byte sequence: byte i of stream `seed`. */
 function pattern(seed: number, from: number, length: number): Buffer {
@@ -37,25 +30,14 @@ function readToEnd(stream: Duplex | Socket, timeoutMs = 20_000): Promise<Buffer>
 
 describe('DsService handoff', () => {
   let c: TestCoordinator;
-  const nodes: DsService[] = [];
-  const sockets: Socket[] = [];
-  const node = async (opts: Parameters<typeof attachNode>[1] = {}) => {
-    const ds = await attachNode(c, opts);
-    nodes.push(ds);
-    return ds;
-  };
-  const client = async (from: string) => {
-    const s = await connectClient(c.address, from);
-    sockets.push(s);
-    return s;
-  };
+  const t = tracker(() => c);
+  const { node, client } = t;
 
   beforeEach(async () => {
     c = await startCoordinator();
   });
   afterEach(async () => {
-    for (const s of sockets.splice(0)) s.destroy();
-    for (const n of nodes.splice(0)) await n.close();
+    await t.cleanup();
     await c.stop();
   });
 
@@ -158,7 +140,7 @@ describe('DsService handoff', () => {
     const aStream = a.getAllStreams()[0] as Duplex;
     void aStream;
     await a.close(false);
-    nodes.splice(nodes.indexOf(a), 1);
+    t.forget(a);
     const bound = (await c.running.coordinator.clientList()).find((x) => x.url === aClient);
     expect(bound?.nodeUrl).toBe('ds://node-a/default');
     // node-a comes back (same id): the client's next connection goes to it, not to the other node
@@ -169,7 +151,7 @@ describe('DsService handoff', () => {
 
     // close with binding reset: the binding is gone and the next connection is the default choice
     await a2.close(true);
-    nodes.splice(nodes.indexOf(a2), 1);
+    t.forget(a2);
     expect(c.running.coordinator.clientList().find((x) => x.url === aClient)?.nodeUrl ?? '').not.toBe(
       'ds://node-a/default',
     );
@@ -185,7 +167,7 @@ describe('DsService handoff', () => {
     await write(s, 'bye');
     const ended = readToEnd(sock);
     await a.close(true);
-    nodes.splice(nodes.indexOf(a), 1);
+    t.forget(a);
     expect((await ended).toString()).toBe('bye');
   });
 
@@ -232,7 +214,8 @@ describe('DsService handoff', () => {
       expect((await readBytes(sock, 7)).toString()).toBe('HELLO-B');
       await a.close();
       await b.close();
-      nodes.splice(0);
+      t.forget(a);
+      t.forget(b);
     }
   });
 

@@ -105,3 +105,29 @@ export function readBytes(stream: Duplex | Socket, n: number, timeoutMs = 10_000
 export function write(stream: Duplex | Socket, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => stream.write(data, (err) => (err ? reject(err) : resolve())));
 }
+
+/** The nodes and client connections a test opens, all closed by cleanup(). */
+export function tracker(coordinator: () => TestCoordinator) {
+  const nodes: DsService[] = [];
+  const sockets: Socket[] = [];
+  return {
+    async node(options: Parameters<typeof attachNode>[1] = {}): Promise<DsService> {
+      const ds = await attachNode(coordinator(), options);
+      nodes.push(ds);
+      return ds;
+    },
+    async client(from: string): Promise<Socket> {
+      const s = await connectClient(coordinator().address, from);
+      sockets.push(s);
+      return s;
+    },
+    /** The test closed this node itself. */
+    forget(ds: DsService): void {
+      nodes.splice(nodes.indexOf(ds), 1);
+    },
+    async cleanup(): Promise<void> {
+      for (const s of sockets.splice(0)) s.destroy();
+      for (const n of nodes.splice(0)) await n.close();
+    },
+  };
+}
