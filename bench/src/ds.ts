@@ -13,6 +13,7 @@ const MB = 1024 * 1024;
 const BULK_MB = Number(process.env.BENCH_DS_BULK_MB ?? 512);
 const IDLE = Number(process.env.BENCH_DS_IDLE_CONNECTIONS ?? 10_000);
 const HANDOFFS = Number(process.env.BENCH_DS_HANDOFFS ?? 300);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
@@ -76,13 +77,6 @@ async function bulk(address: string, mb: number): Promise<number> {
   s.destroy();
   if (got !== mb * MB) throw new Error(`the sink counted ${got} bytes of ${mb * MB}`);
   return mb / seconds;
-}
-
-/** Best of three runs (the machine is shared: the best run is the least disturbed). */
-async function bestOf(address: string): Promise<number> {
-  const runs = [];
-  for (let i = 0; i < 3; i++) runs.push(await bulk(address, BULK_MB));
-  return Math.max(...runs);
 }
 
 function haproxyBinary(): string | undefined {
@@ -260,13 +254,12 @@ export async function benchDs(): Promise<void> {
     const tcpSink = startChild(join(__dirname, 'tcp-sink.js'));
     children.push(tcpSink);
     const sinkPort = (await firstLine(tcpSink, /sink listening on (\d+)/))[1];
-    const direct = await bestOf(`127.0.0.1:${sinkPort}`);
-    let haproxy: number | undefined;
+    const directAddress = `127.0.0.1:${sinkPort}`;
+    let haproxyAddress: string | undefined;
     if (haproxyBinary()) {
-      const hp = await startHaproxy(dir, `127.0.0.1:${sinkPort}`);
+      const hp = await startHaproxy(dir, directAddress);
       children.push(hp.child);
-      haproxy = await bestOf(hp.address);
-      await stopChild(hp.child);
+      haproxyAddress = hp.address;
     } else {
       console.log('(haproxy not installed: apt-get install haproxy for that baseline)');
     }
@@ -276,20 +269,34 @@ export async function benchDs(): Promise<void> {
     process.once('exit', () => node.kill('SIGKILL'));
     children.push(node);
     await firstLine(node, /ds sink ready/);
-    const viaDs = await bestOf(service);
+    // interleaved rounds, ratios paired within a round (the machine's speed drifts between rounds)
+    const runs: Array<{ direct: number; haproxy?: number; ds: number }> = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const direct = await bulk(directAddress, BULK_MB);
+      const haproxy = haproxyAddress ? await bulk(haproxyAddress, BULK_MB) : undefined;
+      const ds = await bulk(service, BULK_MB);
+      runs.push({ direct, haproxy, ds });
+    }
     await stopChild(node);
+    const median = (xs: number[]) => pct(xs, 50);
+    const direct = median(runs.map((r) => r.direct));
+    const haproxy = haproxyAddress ? median(runs.map((r) => r.haproxy as number)) : undefined;
+    const viaDs = median(runs.map((r) => r.ds));
+    const vsDirect = median(runs.map((r) => r.ds / r.direct));
+    const vsHaproxy = haproxyAddress ? median(runs.map((r) => r.ds / (r.haproxy as number))) : undefined;
 
     const rows = [
       ['direct TCP to a sink', direct],
       ['HAProxy (TCP mode) to the sink', haproxy],
       ['ds-coordinator to a ds node', viaDs],
     ] as const;
-    console.log(`bulk: ${BULK_MB} MiB per run, best of 3`);
+    console.log(`bulk: ${BULK_MB} MiB per run, medians of ${ROUNDS} interleaved rounds`);
     for (const [name, v] of rows) {
       console.log(`  ${name.padEnd(34)} ${v === undefined ? '-' : `${fmt(v)} MiB/s`}`);
     }
-    console.log(`  coordinator vs direct: ${fmt(viaDs / direct, 2)}× (target ≥ 0.5×)`);
-    if (haproxy) console.log(`  coordinator vs HAProxy: ${fmt(viaDs / haproxy, 2)}× (target ≥ 0.8×)`);
+    console.log(`  coordinator vs direct: ${fmt(vsDirect, 2)}× (target ≥ 0.5×)`);
+    if (vsHaproxy !== undefined)
+      console.log(`  coordinator vs HAProxy: ${fmt(vsHaproxy, 2)}× (target ≥ 0.8×)`);
 
     const latencies = await handoffLatency(control, service, 16);
     const p50 = pct(latencies, 50);
@@ -307,8 +314,9 @@ export async function benchDs(): Promise<void> {
       directMiBps: direct,
       haproxyMiBps: haproxy,
       coordinatorMiBps: viaDs,
-      vsDirect: viaDs / direct,
-      vsHaproxy: haproxy ? viaDs / haproxy : undefined,
+      vsDirect,
+      vsHaproxy,
+      runs,
       handoffP50Ms: p50,
       handoffP99Ms: p99,
       handoffs: latencies.length,

@@ -2,6 +2,8 @@
 import { createServer } from 'node:net';
 
 const server = createServer((socket) => {
+  // a peer that resets (a proxy's health probe) must not take the sink down
+  socket.on('error', () => {});
   let n = 0;
   socket.on('data', (d: Buffer) => {
     n += d.length;
