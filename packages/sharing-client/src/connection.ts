@@ -10,6 +10,24 @@ export interface ConnectionOptions {
   metadata?: CallOptions['metadata'];
 }
 
+/** The first wait before a long call (watch, subscription) tries again after no node answered. */
+export const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 2000;
+
+/** Waits `ms` (less if the signal aborts) and returns the next, longer wait. */
+export async function retryPause(ms: number, signal?: AbortSignal): Promise<number> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+  return Math.min(ms * 2, RETRY_MAX_MS);
+}
+
 /**
  * The seed's bootstrap URL: `boot@host[:port]`, `host[:port]`, or several comma-separated; the port
  * defaults to 8400. Returns host:port addresses.

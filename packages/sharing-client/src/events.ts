@@ -1,6 +1,6 @@
 import { type PublishRequest, SubscribeRequest, UnsubscribeRequest } from '@backplane/proto/sharing';
 import { type CallOptions, serverStream, unary } from '@backplane/runtime';
-import { isUnavailable, type SharingConnection } from './connection';
+import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
 export interface SharedEvent {
   topic: string;
@@ -52,6 +52,7 @@ export class Subscription {
   private async run(): Promise<void> {
     const conn = this.events.connection;
     let first = true;
+    let pause = RETRY_FIRST_MS;
     for (;;) {
       if (this.ac.signal.aborted) return;
       const stub = conn.stub;
@@ -61,6 +62,7 @@ export class Subscription {
           SubscribeRequest.fromPartial({ topic: this.topic }),
           conn.callOptions({ signal: this.ac.signal }),
         )) {
+          pause = RETRY_FIRST_MS;
           if (m.message?.$case === 'subscriptionId') {
             this.id = m.message.subscriptionId;
             if (first) this.markReady();
@@ -85,11 +87,12 @@ export class Subscription {
         // the node went away: subscribe again on another one (events published meanwhile are missed)
         if (isUnavailable(err) && !first) {
           conn.failover(stub);
-          await new Promise((r) => setTimeout(r, 50));
+          pause = await retryPause(pause, this.ac.signal);
           continue;
         }
         if (isUnavailable(err) && first && conn.knownNodes.length > 1) {
           conn.failover(stub);
+          pause = await retryPause(pause, this.ac.signal);
           continue;
         }
         this.failReady(err);

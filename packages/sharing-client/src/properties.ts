@@ -10,7 +10,7 @@ import {
   WatchResponse_Kind,
 } from '@backplane/proto/sharing';
 import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
-import { isUnavailable, type SharingConnection } from './connection';
+import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
 export type Value = string | Uint8Array;
 
@@ -215,6 +215,7 @@ export class SharedProperties {
     let from = opts.fromRevision ?? 0;
     let synced = from > 0;
     let maxSeen = from - 1;
+    let pause = RETRY_FIRST_MS;
     for (;;) {
       const stub = this.connection.stub;
       try {
@@ -228,6 +229,7 @@ export class SharedProperties {
               : this.connection.closeSignal,
           }),
         )) {
+          pause = RETRY_FIRST_MS;
           if (m.synced) {
             synced = true;
             opts.onSynced?.();
@@ -246,6 +248,8 @@ export class SharedProperties {
         // once the current values are all in, carry on after the last revision seen; before that,
         // start over (the current values come again)
         from = synced ? maxSeen + 1 : 0;
+        // no node answers: wait before the next try (growing), instead of spinning on fast failures
+        pause = await retryPause(pause, opts.signal);
       }
     }
   }

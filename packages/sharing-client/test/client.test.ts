@@ -201,39 +201,53 @@ describe('sharing ring on a 3-node NATS cluster', () => {
 
   it('shows a put at one node to gets and watches at the others, and events everywhere', async () => {
     const [a, b, c] = nodes.map((n) => new SharingConnection(n.address));
-    const pa = new SharedProperties(a as SharingConnection);
-    const pb = new SharedProperties(b as SharingConnection);
     const ac = new AbortController();
-    const watched: string[] = [];
-    let synced = false;
-    void (async () => {
-      for await (const ch of pb.watch('ring.', {
-        prefix: true,
-        signal: ac.signal,
-        onSynced: () => (synced = true),
-      }))
-        watched.push(`${ch.kind} ${ch.key}`);
-    })().catch(() => undefined);
-    await until(() => synced);
-    await pa.put('ring.k', 'v');
-    expect((await pb.get('ring.k'))?.text()).toBe('v');
-    await until(() => watched.includes('PUT ring.k'));
+    try {
+      const pa = new SharedProperties(a as SharingConnection);
+      const pb = new SharedProperties(b as SharingConnection);
+      const watched: string[] = [];
+      let synced = false;
+      void (async () => {
+        for await (const ch of pb.watch('ring.', {
+          prefix: true,
+          signal: ac.signal,
+          onSynced: () => (synced = true),
+        }))
+          watched.push(`${ch.kind} ${ch.key}`);
+      })().catch(() => undefined);
+      await until(() => synced);
+      await pa.put('ring.k', 'v');
+      expect((await pb.get('ring.k'))?.text()).toBe('v');
+      await until(() => watched.includes('PUT ring.k'));
 
-    const got: string[] = [];
-    const ec = new SharedEvents(c as SharingConnection);
-    await ec.subscribe('ring.topic', (_s, _t, v) => got.push(v));
-    const ea = new SharedEvents(a as SharingConnection);
-    for (let i = 0; i < 30; i++) await ea.publish('ring.topic', `e${i}`);
-    await until(() => got.length === 30);
-    expect(got).toEqual(Array.from({ length: 30 }, (_, i) => `e${i}`));
+      const got: string[] = [];
+      const ec = new SharedEvents(c as SharingConnection);
+      await ec.subscribe('ring.topic', (_s, _t, v) => got.push(v));
+      const ea = new SharedEvents(a as SharingConnection);
+      // NATS tells the other servers of a cluster about a subscription asynchronously (route interest):
+      // wait until a probe from node a's server reaches it, as a real publisher elsewhere would see
+      await until(async () => {
+        await ea.publish('ring.topic', 'probe');
+        return got.includes('probe');
+      }, 10_000);
+      got.length = 0;
+      await new Promise((r) => setTimeout(r, 100));
+      got.length = 0;
+      for (let i = 0; i < 30; i++) await ea.publish('ring.topic', `e${i}`);
+      await until(() => got.length === 30);
+      expect(got).toEqual(Array.from({ length: 30 }, (_, i) => `e${i}`));
 
-    // concurrent compare-and-sets from different nodes: exactly one wins
-    const rev = (await pa.get('ring.k'))?.revision ?? 0;
-    const clients = [a, b, c].map((x) => new SharedProperties(x as SharingConnection));
-    const outcomes = await Promise.allSettled(clients.map((p, i) => p.compareAndSet('ring.k', rev, `n${i}`)));
-    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-    ac.abort();
-    for (const x of [a, b, c]) x?.close();
+      // concurrent compare-and-sets from different nodes: exactly one wins
+      const rev = (await pa.get('ring.k'))?.revision ?? 0;
+      const clients = [a, b, c].map((x) => new SharedProperties(x as SharingConnection));
+      const outcomes = await Promise.allSettled(
+        clients.map((p, i) => p.compareAndSet('ring.k', rev, `n${i}`)),
+      );
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    } finally {
+      ac.abort();
+      for (const x of [a, b, c]) x?.close();
+    }
   });
 
   it('learns every node from one and fails over when its node is killed', async () => {
