@@ -60,6 +60,13 @@ export const dsSettings = {
     0,
     3_600_000,
   ),
+  maxConnectionsPerClient: settings.int(
+    'BACKPLANE_DS_MAX_CONNECTIONS_PER_CLIENT',
+    'connections one client (source address) may hold per service; more are closed at once',
+    1000,
+    1,
+    1_000_000,
+  ),
   proxyProtocol: settings.bool(
     'BACKPLANE_DS_PROXY_PROTOCOL',
     'client connections start with a PROXY protocol v1 line (behind a load balancer); the client is its source',

@@ -24,6 +24,8 @@ export interface CoordinatorOptions {
   pendingTimeoutMs?: number;
   /** How long a granted data connection may take to be dialled. */
   dialTimeoutMs?: number;
+  /** Connections one client may hold per service (default 1000); more are closed at once. */
+  maxConnectionsPerClient?: number;
 }
 
 /** A handoff in progress: the client's streams are released by `from` and go to `target`. */
@@ -65,6 +67,8 @@ export class Coordinator {
   private waiters: NodeWaiter[] = [];
   private readonly pending = new Map<string, number>();
   private nextStream = 1;
+  /** Connections closed for being over a client's limit. */
+  refused = 0;
   private roundRobin = 0;
   private closing = false;
   private readonly log: Logger;
@@ -244,6 +248,18 @@ export class Coordinator {
     if (!client) {
       client = { key, name, url, streams: new Set(), node: undefined, moving: undefined };
       this.clients.set(key, client);
+    }
+    const max = this.options.maxConnectionsPerClient ?? 1000;
+    if (client.streams.size >= max) {
+      this.refused++;
+      if (this.refused % 1000 === 1) {
+        this.log.warn(
+          { client: url, service: name, max },
+          'client over its connection limit; closing new ones',
+        );
+      }
+      socket.destroy();
+      return;
     }
     const owner = client;
     const stream = new RelayStream(`s${this.nextStream++}`, socket, (s) => {

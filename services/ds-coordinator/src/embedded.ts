@@ -26,6 +26,7 @@ export interface DsCoordinatorOptions {
   defaultPolicy?: DefaultPolicy;
   bindingWaitMs?: number;
   pendingTimeoutMs?: number;
+  maxConnectionsPerClient?: number;
   proxyProtocol?: boolean;
   log?: Logger;
   tls?: TlsFiles;
@@ -58,6 +59,7 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
       defaultPolicy: options.defaultPolicy,
       bindingWaitMs: options.bindingWaitMs,
       pendingTimeoutMs: options.pendingTimeoutMs,
+      maxConnectionsPerClient: options.maxConnectionsPerClient,
     });
     const wanted = options.services ?? new Map([['default', { host, port: DEFAULT_SERVICE_PORT }]]);
     listeners = await openListeners(coordinator, {

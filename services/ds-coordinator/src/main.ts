@@ -12,6 +12,7 @@ runService(dsSettings, 'ds-coordinator', async (config, log) => {
     defaultPolicy: config.defaultPolicy,
     bindingWaitMs: config.bindingWaitMs,
     pendingTimeoutMs: config.pendingTimeoutMs,
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
     proxyProtocol: config.proxyProtocol,
     log,
   });

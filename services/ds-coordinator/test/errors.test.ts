@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DsService, type HandoffPolicy, PickFirstHandoffPolicy } from '@backplane/ds-client';
 import { CoordinatorServiceClient } from '@backplane/proto/ds';
 import { BackplaneError, unary } from '@backplane/runtime';
@@ -263,6 +265,27 @@ describe('CoordinatorService control input', () => {
     cl.destroy();
     await a.close();
     await b.close();
+  });
+});
+
+describe('connection limit', () => {
+  it("closes a client's connections beyond its limit at once and keeps the others", async () => {
+    const c = await startCoordinator({ maxConnectionsPerClient: 2 });
+    const ds = await attachNode(c);
+    const kept = [await connectClient(c.address, '127.0.4.1'), await connectClient(c.address, '127.0.4.1')];
+    const served = [await ds.serve(5000), await ds.serve(5000)];
+    const over = await connectClient(c.address, '127.0.4.1');
+    over.resume();
+    await new Promise((r) => over.once('end', r));
+    over.destroy();
+    // another client is not affected, nor are the kept connections
+    const other = await connectClient(c.address, '127.0.4.2');
+    await ds.serve(5000);
+    await write(kept[0] as Socket, 'ok');
+    expect((await readBytes(served[0] as Duplex, 2)).toString()).toBe('ok');
+    for (const s of [...kept, other]) s.destroy();
+    await ds.close();
+    await c.stop();
   });
 });
 
