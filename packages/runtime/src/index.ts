@@ -30,6 +30,7 @@ export type {
 } from './handlers';
 export type { Logger } from './logger';
 export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logger';
+export type { MainOptions } from './main';
 export { runMain, runService } from './main';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';

@@ -12,23 +12,32 @@ import { closeOnSignals } from './server';
  */
 export const DEFAULT_HEAP_GROWING_PERCENT = 30;
 
-function tuneHeap(): void {
+function tuneHeap(defaultPercent: number): void {
   const raw = process.env.BACKPLANE_HEAP_GROWING_PERCENT;
-  const percent = raw === undefined || raw === '' ? DEFAULT_HEAP_GROWING_PERCENT : Number(raw);
+  const percent = raw === undefined || raw === '' ? defaultPercent : Number(raw);
   if (!Number.isInteger(percent) || percent < 0 || percent > 400) {
     throw new ConfigError(`invalid BACKPLANE_HEAP_GROWING_PERCENT: must be 0-400, got "${raw}"`);
   }
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
+export interface MainOptions {
+  /**
+   * The service's default for BACKPLANE_HEAP_GROWING_PERCENT. A service that relays bulk bytes wants 0
+   * (V8's default): every socket read allocates a Buffer, and with a 30% heap growth V8 collects so often
+   * that the ds coordinator spent 4× the user CPU per GiB relayed (0.9 vs 0.22 s/GiB, measured).
+   */
+  heapGrowingPercent?: number;
+}
+
 /**
  * Runs a service's main: a configuration error prints one line naming the setting and exits 2; any
  * other start-up failure prints the error and exits 1.
  */
-export function runMain(main: () => Promise<unknown>): void {
+export function runMain(main: () => Promise<unknown>, options: MainOptions = {}): void {
   Promise.resolve()
     .then(() => {
-      tuneHeap();
+      tuneHeap(options.heapGrowingPercent ?? DEFAULT_HEAP_GROWING_PERCENT);
       return main();
     })
     .catch((err: unknown) => {
@@ -51,6 +60,7 @@ export function runService<S extends ConfigSpec, R extends { close(): Promise<vo
   spec: S,
   name: string,
   start: (config: ConfigOf<S>, log: Logger) => Promise<R>,
+  options: MainOptions = {},
 ): void {
   runMain(async () => {
     const config = loadConfig(spec);
@@ -58,5 +68,5 @@ export function runService<S extends ConfigSpec, R extends { close(): Promise<vo
     const log = createLogger({ level, service: name });
     const running = await start(config, log);
     closeOnSignals(running);
-  });
+  }, options);
 }

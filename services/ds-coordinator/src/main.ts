@@ -4,22 +4,27 @@ import { runService, serviceOptions } from '@backplane/runtime';
 import { dsSettings, parseServices } from './config';
 import { startDsCoordinator } from './embedded';
 
-runService(dsSettings, 'ds-coordinator', async (config, log) => {
-  const running = await startDsCoordinator({
-    ...serviceOptions(config),
-    services: parseServices(config.services, config.host),
-    dataPort: config.dataPort,
-    defaultPolicy: config.defaultPolicy,
-    bindingWaitMs: config.bindingWaitMs,
-    pendingTimeoutMs: config.pendingTimeoutMs,
-    maxConnectionsPerClient: config.maxConnectionsPerClient,
-    proxyProtocol: config.proxyProtocol,
-    log,
-  });
-  await registerService(running, { name: 'ds-coordinator', ...config, token: config.authToken, log });
-  log.info(
-    { services: Object.fromEntries(running.services), data: running.dataAddress, dataDir: config.dataDir },
-    'ds coordinator ready',
-  );
-  return running;
-});
+runService(
+  dsSettings,
+  'ds-coordinator',
+  async (config, log) => {
+    const running = await startDsCoordinator({
+      ...serviceOptions(config),
+      services: parseServices(config.services, config.host),
+      dataPort: config.dataPort,
+      defaultPolicy: config.defaultPolicy,
+      bindingWaitMs: config.bindingWaitMs,
+      pendingTimeoutMs: config.pendingTimeoutMs,
+      maxConnectionsPerClient: config.maxConnectionsPerClient,
+      proxyProtocol: config.proxyProtocol,
+      log,
+    });
+    await registerService(running, { name: 'ds-coordinator', ...config, token: config.authToken, log });
+    log.info(
+      { services: Object.fromEntries(running.services), data: running.dataAddress, dataDir: config.dataDir },
+      'ds coordinator ready',
+    );
+    return running;
+  },
+  { heapGrowingPercent: 0 },
+); // a relay allocates a Buffer per socket read: V8's default growth suits it
