@@ -55,10 +55,6 @@ interface ClientState {
   appeared: Map<string, (stream: DsStream) => void>;
 }
 
-function sessionError(err: ServiceError | Error): BackplaneError {
-  return BackplaneError.from(err);
-}
-
 /**
  * The seed's ds_service, for a server node: attaches under a service name at the coordinator, serves the
  * streams of new clients, hands clients to other nodes and receives clients handed to it.
@@ -163,7 +159,9 @@ export class DsService extends EventEmitter implements ClientOwner {
         this.call = undefined;
         if (!attached) {
           clearTimeout(timer);
-          reject(err ? sessionError(err) : BackplaneError.unavailable('the coordinator ended the session'));
+          reject(
+            err ? BackplaneError.from(err) : BackplaneError.unavailable('the coordinator ended the session'),
+          );
           return;
         }
         this.sessionLost(err);

@@ -8,10 +8,6 @@ export class Mailbox<T> {
 
   constructor(private readonly what: string) {}
 
-  get length(): number {
-    return this.items.length;
-  }
-
   put(item: T): void {
     const waiter = this.waiters.shift();
     if (waiter) waiter.resolve(item);

@@ -63,7 +63,6 @@ export class Coordinator {
   private readonly bySecret = new Map<string, NodeSession>();
   private readonly clients = new Map<string, ClientRecord>();
   private readonly grants = new Map<string, Grant>();
-  private readonly handoffs = new Set<Handoff>();
   private waiters: NodeWaiter[] = [];
   private readonly pending = new Map<string, number>();
   private nextStream = 1;
@@ -243,7 +242,7 @@ export class Coordinator {
       return;
     }
     const url = clientUrlOf(remoteAddress);
-    const key = `${name}\u0000${url}`;
+    const key = clientKey(name, url);
     let client = this.clients.get(key);
     if (!client) {
       client = { key, name, url, streams: new Set(), node: undefined, moving: undefined };
@@ -264,11 +263,7 @@ export class Coordinator {
     const owner = client;
     const stream = new RelayStream(`s${this.nextStream++}`, socket, (s) => {
       owner.streams.delete(s);
-      if (owner.streams.size === 0 && !owner.moving) {
-        owner.node?.clients.delete(owner);
-        owner.node = undefined;
-        this.clients.delete(owner.key);
-      }
+      if (owner.streams.size === 0 && !owner.moving) this.forget(owner);
     });
     client.streams.add(stream);
     void this.place(client, stream).catch((err: unknown) => {
@@ -365,7 +360,7 @@ export class Coordinator {
   beginHandoff(from: NodeSession, clientUrl: string, targetUrl: string): Handoff {
     parseClientUrl(clientUrl);
     parseNodeUrl(targetUrl);
-    const client = this.clients.get(`${from.name}\u0000${clientUrl}`);
+    const client = this.clients.get(clientKey(from.name, clientUrl));
     if (!client || client.node !== from) {
       throw BackplaneError.notFound(`client ${clientUrl} is not handled by ${from.url}`, {
         reason: 'CLIENT_NOT_FOUND',
@@ -395,7 +390,6 @@ export class Coordinator {
       startedAt: performance.now(),
       done,
     };
-    this.handoffs.add(handoff);
     return handoff;
   }
 
@@ -413,7 +407,6 @@ export class Coordinator {
     requested: HandoffReason = HandoffReason.HANDOFF_REASON_APPLICATION,
   ): Promise<string> {
     const { client, from } = handoff;
-    this.handoffs.delete(handoff);
     for (const stream of handoff.streams) {
       stream.completeRelease(
         unread.get(stream.id) ?? [],
@@ -444,7 +437,6 @@ export class Coordinator {
     const dialled = this.transfer(client, target, message, reason, from.url);
     client.moving = undefined;
     handoff.done.resolve();
-    if (client.streams.size === 0) this.forget(client);
     await withTimeout(dialled, timeoutMs);
     from.recordHandoff(performance.now() - handoff.startedAt);
     return target.url;
@@ -560,7 +552,7 @@ export class Coordinator {
   clientList(): Array<{ url: string; name: string; nodeUrl: string; streams: number }> {
     const out = new Map<string, { url: string; name: string; nodeUrl: string; streams: number }>();
     for (const [name, url, node] of this.bindings.entries()) {
-      out.set(`${name}\u0000${url}`, { url, name, nodeUrl: nodeUrlOf(node, name), streams: 0 });
+      out.set(clientKey(name, url), { url, name, nodeUrl: nodeUrlOf(node, name), streams: 0 });
     }
     for (const c of this.clients.values()) {
       const bound = this.bindings.get(c.name, c.url);
@@ -605,6 +597,11 @@ export class Coordinator {
   private get dialTimeoutMs(): number {
     return this.options.dialTimeoutMs ?? 10_000;
   }
+}
+
+/** A client is one source address at one service. */
+function clientKey(name: string, clientUrl: string): string {
+  return `${name}\u0000${clientUrl}`;
 }
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {

@@ -4,14 +4,12 @@ import type { Socket } from 'node:net';
 export class Signal {
   readonly promise: Promise<void>;
   private resolver!: () => void;
-  done = false;
   constructor() {
     this.promise = new Promise<void>((resolve) => {
       this.resolver = resolve;
     });
   }
   resolve(): void {
-    this.done = true;
     this.resolver();
   }
 }
@@ -71,15 +69,14 @@ export class RelayStream {
     client.on('data', (chunk: Buffer) => {
       if (!this.clientBytes(chunk)) client.pause();
     });
-    const socket = this.socket;
-    socket.setNoDelay(true);
-    socket.pause();
-    socket.on('end', () => {
+    client.setNoDelay(true);
+    client.pause();
+    client.on('end', () => {
       this.clientEnded = true;
       this.input?.end();
     });
-    socket.on('error', () => {});
-    socket.on('close', (hadError) => this.clientClosed(hadError));
+    client.on('error', () => {});
+    client.on('close', (hadError) => this.clientClosed(hadError));
   }
 
   /** Bytes from the client: to the data connection in use; false = stop reading for now. */
@@ -137,26 +134,29 @@ export class RelayStream {
       else data.pipe(this.socket, { end: false });
     });
     if (this.closing) {
-      this.drainThenClose(data);
+      this.afterNodeEnd(data, this.closing);
       return;
     }
     if (this.releasing) {
       // a handoff started before the node dialled: the node gets no more, and returns what it got
-      this.releaseOn(data, this.releasing);
+      const signal = this.releasing;
+      this.afterNodeEnd(data, () => signal.resolve());
       return;
     }
     this.startInput(data);
   }
 
-  /** Ends the node's input on `data`; the release is done when its output has been relayed (its EOF). */
-  private releaseOn(data: Socket, signal: Signal): void {
-    const done = () => signal.resolve();
+  /**
+   * Ends the node's input on `data` and calls `then` once the node's output has all been relayed (its
+   * EOF) or the connection is gone (a release or a close waits for this).
+   */
+  private afterNodeEnd(data: Socket, then: () => void): void {
     if (data.readableEnded || data.destroyed) {
-      done();
+      then();
       return;
     }
-    data.once('end', done);
-    data.once('close', done);
+    data.once('end', then);
+    data.once('close', then);
     data.end();
   }
 
@@ -179,15 +179,10 @@ export class RelayStream {
     this.releasing = signal;
     const data = this.data;
     this.stopInput();
-    if (data) this.releaseOn(data, signal);
+    if (data) this.afterNodeEnd(data, () => signal.resolve());
     // not dialled yet: attachData releases it when the node dials, or dialFailed() gives up
     if (this.closed) signal.resolve();
     return signal.promise;
-  }
-
-  /** Whether the data connection in use has dialled (a release must wait for the node's EOF). */
-  get dialled(): boolean {
-    return this.data !== undefined;
   }
 
   /**
@@ -252,23 +247,12 @@ export class RelayStream {
     const timer = setTimeout(this.closing, graceMs);
     timer.unref();
     this.stopInput();
-    if (this.data) this.drainThenClose(this.data);
+    if (this.data) this.afterNodeEnd(this.data, this.closing);
     else if (!this.awaitingDial) this.closing();
   }
 
   get isClosing(): boolean {
     return this.closing !== undefined;
-  }
-
-  private drainThenClose(data: Socket): void {
-    const finish = this.closing as () => void;
-    if (this.dataEnded || data.readableEnded) {
-      finish();
-      return;
-    }
-    data.end();
-    data.once('end', finish);
-    data.once('close', finish);
   }
 
   /** Destroys both connections at once (coordinator shutdown). */
@@ -278,7 +262,7 @@ export class RelayStream {
   }
 
   private dataEnd(data: Socket): void {
-    // a released connection's EOF ends its release (releaseOn), not the client's stream
+    // a released connection's EOF ends its release (afterNodeEnd), not the client's stream
     if (data !== this.data || this.releasing) return;
     this.dataEnded = true;
     this.maybeEnd();
