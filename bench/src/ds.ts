@@ -1,12 +1,13 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DsAdmin, DsService } from '@backplane/ds-client';
 import { freePort } from '@backplane/runtime/testing';
 import { fmt, rssMb, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
+import { dial, sendToSink } from './tcp-bulk';
 
 const coordinatorMain = require.resolve('@backplane/ds-coordinator/dist/main.js');
 const MB = 1024 * 1024;
@@ -41,42 +42,9 @@ function fileLimit(): number {
   }
 }
 
-function dial(address: string, localAddress?: string): Promise<Socket> {
-  const colon = address.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    const s = connect({
-      host: address.slice(0, colon),
-      port: Number(address.slice(colon + 1)),
-      localAddress,
-    });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-/** Sends `mb` MiB to a counting sink through `address`; MiB/s from the first byte to the count's answer. */
-async function bulk(address: string, mb: number): Promise<number> {
-  const s = await dial(address);
-  s.setNoDelay(true);
-  const chunk = Buffer.alloc(MB, 0x5a);
-  const answer = new Promise<string>((resolve, reject) => {
-    let text = '';
-    s.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    s.on('end', () => resolve(text));
-    s.on('error', reject);
-  });
-  const t0 = performance.now();
-  for (let i = 0; i < mb; i++) {
-    if (!s.write(chunk)) await new Promise((r) => s.once('drain', r));
-  }
-  s.end();
-  const got = Number(await answer);
-  const seconds = (performance.now() - t0) / 1000;
-  s.destroy();
-  if (got !== mb * MB) throw new Error(`the sink counted ${got} bytes of ${mb * MB}`);
-  return mb / seconds;
+/** Sends `mb` MiB to a counting sink through `address`; MiB/s. */
+function bulk(address: string, mb: number): Promise<number> {
+  return sendToSink(address, mb, Buffer.alloc(MB, 0x5a));
 }
 
 function haproxyBinary(): string | undefined {

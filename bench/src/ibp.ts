@@ -1,6 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,6 +10,7 @@ import { freePort } from '@backplane/runtime/testing';
 import { credentials } from '@grpc/grpc-js';
 import { fmt, type Measurement, measure, rssMb, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
+import { sendToSink } from './tcp-bulk';
 
 const MiB = 1024 * 1024;
 const GIB = Number(process.env.BENCH_IBP_GIB ?? 1);
@@ -40,21 +40,9 @@ const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 async function tcpBaseline(bytes: number, buf: Buffer): Promise<number> {
   const sink = startChild(require.resolve('./tcp-sink.js'));
   const port = Number((await firstLine(sink, /sink listening on (\d+)/))[1]);
-  const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', async () => {
-      for (let sent = 0; sent < bytes; sent += buf.length) {
-        if (!s.write(buf)) await new Promise((r) => s.once('drain', r));
-      }
-      s.end();
-    });
-    s.on('data', () => undefined);
-    s.on('end', () => resolve());
-    s.on('error', reject);
-  });
-  const ms = performance.now() - t0;
+  const rate = await sendToSink(`127.0.0.1:${port}`, Math.ceil(bytes / buf.length), buf);
   await stopChild(sink);
-  return mbps(bytes, ms);
+  return rate;
 }
 
 async function fileBaseline(bytes: number, buf: Buffer, dir: string): Promise<number> {
