@@ -22,6 +22,8 @@ export type { CapSet, ManageResponse, StatusResponse } from '@backplane/proto/ib
 export const DEFAULT_DEPOT = '127.0.0.1:6714';
 /** Bytes per Store message. */
 export const CHUNK_SIZE = 1024 * 1024;
+/** Buffers up to this size are stored with one StoreSmall call, and reads up to it use one ReadSmall call. */
+export const SMALL_MAX = 1024 * 1024;
 
 export type AreaType = 'BYTE_ARRAY' | 'BUFFER' | 'FIFO' | 'CIRCULAR_QUEUE';
 
@@ -30,6 +32,11 @@ export interface AllocateOptions {
   reliability?: 'STABLE' | 'VOLATILE';
   /** When the area is purged: a Date, seconds from now (a number), or 0 / undefined for permanent. */
   duration?: Date | number;
+  /**
+   * Initial contents, stored in the same call (one round trip for a small object). If they cannot be
+   * stored, nothing is allocated.
+   */
+  data?: Buffer;
 }
 
 export interface TransferOptions extends CallOptions {
@@ -124,10 +131,14 @@ export class IbpClient {
           ? Math.floor(d.getTime() / 1000)
           : Math.floor(Date.now() / 1000 + d);
     const c = this.client(depot);
+    const data = options.data;
+    const crc = data ? crc32(data) : undefined;
     const res = await unary(
       c.allocate.bind(c),
       {
         size,
+        data,
+        crc32: crc,
         attributes: {
           duration,
           reliability:
@@ -140,7 +151,50 @@ export class IbpClient {
       this.opts(c, call),
     );
     if (!res.caps) throw BackplaneError.unavailable('the depot sent no capabilities');
+    if (data && res.stored?.crc32 !== crc) {
+      throw BackplaneError.of(
+        'DATA_LOSS',
+        `the depot stored the initial data with CRC-32 ${res.stored?.crc32}; ${crc} was sent`,
+      );
+    }
     return res.caps;
+  }
+
+  /** A Buffer of at most SMALL_MAX bytes: one StoreSmall call. */
+  private async storeSmall(writeCap: string, data: Buffer, options: TransferOptions) {
+    const c = this.client(depotOf(writeCap));
+    const crc = crc32(data);
+    const res = await unary(c.storeSmall.bind(c), { writeCap, data, crc32: crc }, this.opts(c, options));
+    if (res.crc32 !== crc) {
+      throw BackplaneError.of(
+        'DATA_LOSS',
+        `the depot stored bytes with CRC-32 ${res.crc32}; ${crc} was sent`,
+      );
+    }
+    options.onProgress?.(data.length, data.length);
+    return { stored: Number(res.stored), currentSize: Number(res.currentSize) };
+  }
+
+  /** One ReadSmall call; undefined when the read is larger than one message may carry. */
+  private async readSmall(
+    readCap: string,
+    options: { offset?: number; size?: number } & CallOptions,
+  ): Promise<Buffer | undefined> {
+    const c = this.client(depotOf(readCap));
+    try {
+      const r = await unary(
+        c.readSmall.bind(c),
+        { readCap, offset: options.offset ?? 0, size: options.size ?? -1 },
+        this.opts(c, options),
+      );
+      if (crc32(r.data) !== r.crc32) {
+        throw BackplaneError.of('DATA_LOSS', 'the bytes read from the depot do not match their CRC-32');
+      }
+      return r.data;
+    } catch (err) {
+      if (err instanceof BackplaneError && err.reason === 'READ_TOO_LARGE') return undefined;
+      throw err;
+    }
   }
 
   /**
@@ -154,6 +208,9 @@ export class IbpClient {
   ): Promise<{ stored: number; currentSize: number }> {
     let size: number;
     let chunks: AsyncIterable<Buffer>;
+    if (Buffer.isBuffer(source) && source.length <= SMALL_MAX) {
+      return this.storeSmall(writeCap, source, options);
+    }
     if (Buffer.isBuffer(source)) {
       size = source.length;
       chunks = bufferChunks(source);
@@ -274,6 +331,15 @@ export class IbpClient {
     dest?: Writable | string,
   ): Promise<Buffer | number> {
     let done = 0;
+    const size = options.size ?? -1;
+    if (dest === undefined && size <= SMALL_MAX) {
+      // one call when it fits in one message; a larger read of "everything" falls back to streaming
+      const small = await this.readSmall(readCap, options);
+      if (small) {
+        options.onProgress?.(small.length, size);
+        return small;
+      }
+    }
     if (dest === undefined) {
       const parts: Buffer[] = [];
       for await (const chunk of this.readChunks(readCap, options)) {

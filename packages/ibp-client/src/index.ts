@@ -6,4 +6,4 @@ export type {
   StatusResponse,
   TransferOptions,
 } from './ibp-client';
-export { CHUNK_SIZE, DEFAULT_DEPOT, depotOf, IbpClient } from './ibp-client';
+export { CHUNK_SIZE, DEFAULT_DEPOT, depotOf, IbpClient, SMALL_MAX } from './ibp-client';

@@ -56,6 +56,20 @@ describe('IbpClient', () => {
     expect(Number(probe.timeLeft)).toBeGreaterThan(3500);
   });
 
+  it('moves small objects in one call each, and falls back to streaming for a large read of everything', async () => {
+    const caps = await ibp.allocate(4096, { reliability: 'VOLATILE', data: Buffer.from('first;') });
+    expect(await ibp.store(caps.writeCap, Buffer.from('second'))).toEqual({ stored: 6, currentSize: 12 });
+    expect((await ibp.read(caps.readCap)).toString()).toBe('first;second');
+    expect((await ibp.read(caps.readCap, { offset: 6, size: 3 })).toString()).toBe('sec');
+    await expect(ibp.allocate(4, { data: Buffer.from('too long') })).rejects.toMatchObject({
+      code: status.RESOURCE_EXHAUSTED,
+    });
+    const big = await ibp.allocate(3 * 1024 * 1024);
+    const bytes = Buffer.alloc(2 * 1024 * 1024 + 5, 'z');
+    await ibp.store(big.writeCap, bytes);
+    expect((await ibp.read(big.readCap)).equals(bytes)).toBe(true);
+  });
+
   it('copies between depots, manages and reports status', async () => {
     const src = await ibp.allocate(1024);
     const dst = await ibp.allocate(1024, { reliability: 'VOLATILE' }, b.address);

@@ -167,6 +167,12 @@ export const FastDepotServiceService = {
     responseSerialize: encodeReadResponse,
     responseDeserialize: decodeReadResponse,
   },
+  // ReadSmallResponse has ReadResponse's fields and numbers
+  readSmall: {
+    ...DepotServiceService.readSmall,
+    responseSerialize: encodeReadResponse,
+    responseDeserialize: decodeReadResponse,
+  },
 } as const satisfies typeof DepotServiceService;
 
 /** A DepotServiceClient that uses the bulk codecs. */

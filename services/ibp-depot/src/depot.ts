@@ -68,6 +68,13 @@ export interface Probe {
   timeLeft: number;
 }
 
+/** What a store reports: bytes stored, the area's size after it, and the CRC-32 of the stored bytes. */
+export interface StoreResult {
+  stored: number;
+  currentSize: number;
+  crc32: number;
+}
+
 export type ManageCommand = 'INCR' | 'DECR' | 'PROBE' | 'CHNG';
 
 /** A piece of a Store: bytes, optionally with the CRC-32 already verified for them. */
@@ -428,15 +435,39 @@ export class Depot {
     return { readCap: cap('READ'), writeCap: cap('WRITE'), manageCap: cap('MANAGE') };
   }
 
+  /**
+   * IBP_allocate with initial contents, stored as by store() before this resolves: one round trip for a
+   * small object. When the contents cannot be stored, the area is freed again and the error is thrown.
+   */
+  async allocateWith(
+    size: number,
+    attributes: Attributes,
+    initial: Chunk,
+    signal?: AbortSignal,
+  ): Promise<{ caps: CapSet; stored: StoreResult }> {
+    const data = Buffer.isBuffer(initial) ? initial : initial.data;
+    if (data.length > size) {
+      throw exceeded(`the initial ${data.length} bytes do not fit an area of ${size} bytes`);
+    }
+    const caps = await this.allocate(size, attributes);
+    try {
+      return { caps, stored: await this.store(caps.writeCap, data.length, [initial], signal) };
+    } catch (err) {
+      const live = this.areas.get(parseCapability(caps.manageCap).id);
+      if (live) await this.free(live);
+      throw err;
+    }
+  }
+
   // ---- IBP_store ----------------------------------------------------------------------------------
 
   /** Stores exactly `total` bytes from `chunks`; nothing is applied unless all of them arrive. */
   async store(
     writeCap: string,
     total: number,
-    chunks: AsyncIterable<Chunk>,
+    chunks: AsyncIterable<Chunk> | Iterable<Chunk>,
     signal?: AbortSignal,
-  ): Promise<{ stored: number; currentSize: number; crc32: number }> {
+  ): Promise<StoreResult> {
     const live = this.authorize(writeCap, 'WRITE', 'write_cap');
     if (!Number.isSafeInteger(total) || total < 0)
       throw BackplaneError.badParameter(`size must be ≥ 0, got ${total}`);
@@ -528,7 +559,7 @@ export class Depot {
   private async receive(
     path: string,
     total: number,
-    chunks: AsyncIterable<Chunk>,
+    chunks: AsyncIterable<Chunk> | Iterable<Chunk>,
     put: (fh: FileHandle, buf: Buffer, at: number) => Promise<void>,
     sync: boolean,
     flags = 'r+',
@@ -584,7 +615,7 @@ export class Depot {
   private async storeCircular(
     live: Live,
     total: number,
-    chunks: AsyncIterable<Chunk>,
+    chunks: AsyncIterable<Chunk> | Iterable<Chunk>,
     sync: boolean,
   ): Promise<number> {
     const rec = live.rec;
@@ -752,12 +783,14 @@ export class Depot {
             reason: 'IBP_E_INV_PAR_SIZE',
           });
         }
+        // the length is known before the wait: a caller that cannot take it says so now, not once it is there
+        hooks.onLength?.(n);
         await live.data.waitUntil(() => live.freed || rec.size >= n, signal);
         if (live.freed) throw BackplaneError.notFound('the area was freed while the read waited');
       } else {
         n = size === -1 ? rec.size : Math.min(size, rec.size);
+        hooks.onLength?.(n);
       }
-      hooks.onLength?.(n);
       if (n > 0) {
         const path = this.path(rec);
         const fh = await this.files.acquire(path, 'read');

@@ -71,12 +71,47 @@ async function* chunksOf(first: StoreRequest, rest: AsyncIterator<StoreRequest>)
   }
 }
 
+/** The most a ReadSmall answers with: a 1 MiB message fits any client's default receive limit (4 MiB). */
+export const READ_SMALL_MAX = 1024 * 1024;
+
+/** One message's data as a store chunk, refused if it does not match the CRC-32 the caller sent. */
+function checkedChunk(data: Buffer, crc: number | undefined): Chunk {
+  if (crc !== undefined && crc32(data) !== crc) {
+    throw BackplaneError.badParameter('the data does not match its crc32', { reason: 'CHECKSUM_MISMATCH' });
+  }
+  return { data, crc32: crc };
+}
+
 /** DepotService RPCs ↔ Depot. */
 export function depotService(depot: Depot, allowed: BlockList): ServiceRegistration {
   return service(FastDepotServiceService, {
-    allocate: async (req) => {
-      const caps = await depot.allocate(req.size, attributesFromProto(req.attributes));
-      return { caps };
+    allocate: async (req, ctx) => {
+      const attributes = attributesFromProto(req.attributes);
+      if (req.data === undefined) return { caps: await depot.allocate(req.size, attributes) };
+      const chunk = checkedChunk(req.data, req.crc32);
+      return depot.allocateWith(req.size, attributes, chunk, ctx.signal);
+    },
+
+    storeSmall: async (req, ctx) =>
+      depot.store(req.writeCap, req.data.length, [checkedChunk(req.data, req.crc32)], ctx.signal),
+
+    readSmall: async (req, ctx) => {
+      const parts: Buffer[] = [];
+      const tooLarge = (n: number) => {
+        if (n > READ_SMALL_MAX) {
+          throw BackplaneError.badParameter(
+            `ReadSmall returns at most ${READ_SMALL_MAX} bytes and this read is ${n}; use Read`,
+            { reason: 'READ_TOO_LARGE' },
+          );
+        }
+      };
+      for await (const data of depot.read(req.readCap, req.offset, req.size, ctx.signal, {
+        onLength: tooLarge,
+      })) {
+        parts.push(data);
+      }
+      const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+      return { data, crc32: crc32(data) };
     },
 
     store: async (requests, ctx) => {

@@ -119,6 +119,100 @@ describe('DepotService over gRPC', () => {
     expect(v).toMatchObject({ extents: 1, bytes: 7, corruptOffsets: [] });
   });
 
+  it('stores and reads in one message (StoreSmall, ReadSmall) with the semantics of Store and Read', async () => {
+    const caps = await allocate(client, 2 * 1024 * 1024);
+    const a = Buffer.from('hello, ');
+    const b = Buffer.from('depot');
+    const r1 = await unary(client.storeSmall.bind(client), {
+      writeCap: caps.writeCap,
+      data: a,
+      crc32: crc32(a),
+    });
+    expect(r1).toMatchObject({ stored: 7, currentSize: 7, crc32: crc32(a) });
+    // appends, like Store on a BYTE_ARRAY
+    await unary(client.storeSmall.bind(client), { writeCap: caps.writeCap, data: b });
+    const all = await unary(client.readSmall.bind(client), { readCap: caps.readCap, offset: 0, size: -1 });
+    expect(all.data.toString()).toBe('hello, depot');
+    expect(all.crc32).toBe(crc32(all.data));
+    const part = await unary(client.readSmall.bind(client), { readCap: caps.readCap, offset: 7, size: 3 });
+    expect(part.data.toString()).toBe('dep');
+    // a damaged message is refused before anything is applied
+    const damaged = await unary(client.storeSmall.bind(client), {
+      writeCap: caps.writeCap,
+      data: Buffer.from('evil'),
+      crc32: crc32('good'),
+    }).catch((e: BackplaneError) => e);
+    expect(damaged).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'CHECKSUM_MISMATCH' });
+    // the wrong capability kind, as for Store
+    const wrongKind = await unary(client.storeSmall.bind(client), {
+      writeCap: caps.readCap,
+      data: b,
+    }).catch((e: BackplaneError) => e);
+    expect(wrongKind).toBeInstanceOf(BackplaneError);
+    // a read larger than one message is refused with READ_TOO_LARGE; Read still serves it
+    const big = Buffer.alloc(1024 * 1024 + 1, 7);
+    await storeVia(client, caps.writeCap, big);
+    const tooLarge = await unary(client.readSmall.bind(client), {
+      readCap: caps.readCap,
+      offset: 0,
+      size: -1,
+    }).catch((e: BackplaneError) => e);
+    expect(tooLarge).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'READ_TOO_LARGE' });
+    expect((await readVia(client, caps.readCap)).length).toBe(12 + big.length);
+    // past the limit of the area: RESOURCE_EXHAUSTED, nothing applied
+    const over = await unary(client.storeSmall.bind(client), {
+      writeCap: caps.writeCap,
+      data: Buffer.alloc(1024 * 1024),
+    }).catch((e: BackplaneError) => e);
+    expect(over).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect((await readVia(client, caps.readCap)).length).toBe(12 + big.length);
+  });
+
+  it('refuses a too-large ReadSmall of a FIFO without consuming or waiting', async () => {
+    const caps = await allocate(client, 2 * 1024 * 1024, AllocationType.ALLOCATION_TYPE_FIFO);
+    await unary(client.storeSmall.bind(client), { writeCap: caps.writeCap, data: Buffer.from('abc') });
+    const t0 = Date.now();
+    const err = await unary(client.readSmall.bind(client), {
+      readCap: caps.readCap,
+      offset: 0,
+      size: 2 * 1024 * 1024,
+    }).catch((e: BackplaneError) => e);
+    expect(err).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'READ_TOO_LARGE' });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const got = await unary(client.readSmall.bind(client), { readCap: caps.readCap, offset: 0, size: 3 });
+    expect(got.data.toString()).toBe('abc');
+  });
+
+  it('allocates with initial data in one call, and allocates nothing when the data cannot be stored', async () => {
+    const before = await unary(client.status.bind(client), {});
+    const data = Buffer.from('initial contents');
+    const res = await unary(client.allocate.bind(client), {
+      size: 64,
+      attributes: { duration: 0, reliability: 1, type: AllocationType.ALLOCATION_TYPE_BYTE_ARRAY },
+      data,
+      crc32: crc32(data),
+    });
+    expect(res.stored).toMatchObject({ stored: data.length, currentSize: data.length, crc32: crc32(data) });
+    expect((await readVia(client, res.caps?.readCap ?? '')).toString()).toBe('initial contents');
+    const used = Number((await unary(client.status.bind(client), {})).stable?.used);
+    expect(used).toBe(Number(before.stable?.used) + 64);
+    const attrs = { duration: 0, reliability: 1, type: AllocationType.ALLOCATION_TYPE_BYTE_ARRAY };
+    const tooBig = await unary(client.allocate.bind(client), {
+      size: 4,
+      attributes: attrs,
+      data,
+    }).catch((e: BackplaneError) => e);
+    expect(tooBig).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    const damaged = await unary(client.allocate.bind(client), {
+      size: 64,
+      attributes: attrs,
+      data,
+      crc32: crc32('other'),
+    }).catch((e: BackplaneError) => e);
+    expect(damaged).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'CHECKSUM_MISMATCH' });
+    expect(Number((await unary(client.status.bind(client), {})).stable?.used)).toBe(used);
+  });
+
   it('delivers bytes to a waiting TCP listener, consuming a FIFO', async () => {
     const caps = await allocate(client, 1024, AllocationType.ALLOCATION_TYPE_FIFO);
     await storeVia(client, caps.writeCap, Buffer.from('deliver these bytes'));

@@ -227,11 +227,26 @@ export interface CapSet {
 
 export interface AllocateRequest {
   size: number;
-  attributes?: Attributes | undefined;
+  attributes?:
+    | Attributes
+    | undefined;
+  /**
+   * Optional initial contents, stored as by Store before the reply (STABLE:
+   * on disk). When they cannot be stored, nothing is allocated.
+   */
+  data?:
+    | Buffer
+    | undefined;
+  /** CRC-32 of `data`, checked as in Store. */
+  crc32?: number | undefined;
 }
 
 export interface AllocateResponse {
-  caps?: CapSet | undefined;
+  caps?:
+    | CapSet
+    | undefined;
+  /** When data was given: what its store reports. */
+  stored?: StoreSmallResponse | undefined;
 }
 
 export interface StoreRequest {
@@ -246,6 +261,19 @@ export interface StoreRequest {
    * mismatch.
    */
   crc32?: number | undefined;
+}
+
+export interface StoreSmallRequest {
+  writeCap: string;
+  data: Buffer;
+  /** CRC-32 (as zlib computes it) of `data`, checked as in Store. */
+  crc32?: number | undefined;
+}
+
+export interface StoreSmallResponse {
+  stored: number;
+  currentSize: number;
+  crc32: number;
 }
 
 export interface StoreResponse {
@@ -266,6 +294,18 @@ export interface ReadRequest {
 export interface ReadResponse {
   data: Buffer;
   /** CRC-32 of `data`, computed from what the depot read from its disk. */
+  crc32: number;
+}
+
+export interface ReadSmallRequest {
+  readCap: string;
+  offset: number;
+  /** -1 = everything currently stored (FIFO: the allocation's maximum size). */
+  size: number;
+}
+
+export interface ReadSmallResponse {
+  data: Buffer;
   crc32: number;
 }
 
@@ -598,7 +638,7 @@ export const CapSet: MessageFns<CapSet> = {
 };
 
 function createBaseAllocateRequest(): AllocateRequest {
-  return { size: 0, attributes: undefined };
+  return { size: 0, attributes: undefined, data: undefined, crc32: undefined };
 }
 
 export const AllocateRequest: MessageFns<AllocateRequest> = {
@@ -608,6 +648,12 @@ export const AllocateRequest: MessageFns<AllocateRequest> = {
     }
     if (message.attributes !== undefined) {
       Attributes.encode(message.attributes, writer.uint32(18).fork()).join();
+    }
+    if (message.data !== undefined) {
+      writer.uint32(26).bytes(message.data);
+    }
+    if (message.crc32 !== undefined) {
+      writer.uint32(32).uint32(message.crc32);
     }
     return writer;
   },
@@ -641,6 +687,22 @@ export const AllocateRequest: MessageFns<AllocateRequest> = {
             message.attributes = Attributes.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -657,6 +719,8 @@ export const AllocateRequest: MessageFns<AllocateRequest> = {
     return {
       size: isSet(object.size) ? globalThis.Number(object.size) : 0,
       attributes: isSet(object.attributes) ? Attributes.fromJSON(object.attributes) : undefined,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : undefined,
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : undefined,
     };
   },
 
@@ -667,6 +731,12 @@ export const AllocateRequest: MessageFns<AllocateRequest> = {
     }
     if (message.attributes !== undefined) {
       obj.attributes = Attributes.toJSON(message.attributes);
+    }
+    if (message.data !== undefined) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.crc32 !== undefined) {
+      obj.crc32 = Math.round(message.crc32);
     }
     return obj;
   },
@@ -680,18 +750,23 @@ export const AllocateRequest: MessageFns<AllocateRequest> = {
     message.attributes = (object.attributes !== undefined && object.attributes !== null)
       ? Attributes.fromPartial(object.attributes)
       : undefined;
+    message.data = object.data ?? undefined;
+    message.crc32 = object.crc32 ?? undefined;
     return message;
   },
 };
 
 function createBaseAllocateResponse(): AllocateResponse {
-  return { caps: undefined };
+  return { caps: undefined, stored: undefined };
 }
 
 export const AllocateResponse: MessageFns<AllocateResponse> = {
   encode(message: AllocateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.caps !== undefined) {
       CapSet.encode(message.caps, writer.uint32(10).fork()).join();
+    }
+    if (message.stored !== undefined) {
+      StoreSmallResponse.encode(message.stored, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -717,6 +792,14 @@ export const AllocateResponse: MessageFns<AllocateResponse> = {
             message.caps = CapSet.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.stored = StoreSmallResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -730,13 +813,19 @@ export const AllocateResponse: MessageFns<AllocateResponse> = {
   },
 
   fromJSON(object: any): AllocateResponse {
-    return { caps: isSet(object.caps) ? CapSet.fromJSON(object.caps) : undefined };
+    return {
+      caps: isSet(object.caps) ? CapSet.fromJSON(object.caps) : undefined,
+      stored: isSet(object.stored) ? StoreSmallResponse.fromJSON(object.stored) : undefined,
+    };
   },
 
   toJSON(message: AllocateResponse): unknown {
     const obj: any = {};
     if (message.caps !== undefined) {
       obj.caps = CapSet.toJSON(message.caps);
+    }
+    if (message.stored !== undefined) {
+      obj.stored = StoreSmallResponse.toJSON(message.stored);
     }
     return obj;
   },
@@ -747,6 +836,9 @@ export const AllocateResponse: MessageFns<AllocateResponse> = {
   fromPartial<I extends Exact<DeepPartial<AllocateResponse>, I>>(object: I): AllocateResponse {
     const message = createBaseAllocateResponse();
     message.caps = (object.caps !== undefined && object.caps !== null) ? CapSet.fromPartial(object.caps) : undefined;
+    message.stored = (object.stored !== undefined && object.stored !== null)
+      ? StoreSmallResponse.fromPartial(object.stored)
+      : undefined;
     return message;
   },
 };
@@ -868,6 +960,216 @@ export const StoreRequest: MessageFns<StoreRequest> = {
     message.size = object.size ?? 0;
     message.data = object.data ?? Buffer.alloc(0);
     message.crc32 = object.crc32 ?? undefined;
+    return message;
+  },
+};
+
+function createBaseStoreSmallRequest(): StoreSmallRequest {
+  return { writeCap: "", data: Buffer.alloc(0), crc32: undefined };
+}
+
+export const StoreSmallRequest: MessageFns<StoreSmallRequest> = {
+  encode(message: StoreSmallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.writeCap !== "") {
+      writer.uint32(10).string(message.writeCap);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    if (message.crc32 !== undefined) {
+      writer.uint32(24).uint32(message.crc32);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoreSmallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoreSmallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.writeCap = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StoreSmallRequest {
+    return {
+      writeCap: isSet(object.writeCap)
+        ? globalThis.String(object.writeCap)
+        : isSet(object.write_cap)
+        ? globalThis.String(object.write_cap)
+        : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : undefined,
+    };
+  },
+
+  toJSON(message: StoreSmallRequest): unknown {
+    const obj: any = {};
+    if (message.writeCap !== "") {
+      obj.writeCap = message.writeCap;
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.crc32 !== undefined) {
+      obj.crc32 = Math.round(message.crc32);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StoreSmallRequest>, I>>(base?: I): StoreSmallRequest {
+    return StoreSmallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoreSmallRequest>, I>>(object: I): StoreSmallRequest {
+    const message = createBaseStoreSmallRequest();
+    message.writeCap = object.writeCap ?? "";
+    message.data = object.data ?? Buffer.alloc(0);
+    message.crc32 = object.crc32 ?? undefined;
+    return message;
+  },
+};
+
+function createBaseStoreSmallResponse(): StoreSmallResponse {
+  return { stored: 0, currentSize: 0, crc32: 0 };
+}
+
+export const StoreSmallResponse: MessageFns<StoreSmallResponse> = {
+  encode(message: StoreSmallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stored !== 0) {
+      writer.uint32(8).uint64(message.stored);
+    }
+    if (message.currentSize !== 0) {
+      writer.uint32(16).uint64(message.currentSize);
+    }
+    if (message.crc32 !== 0) {
+      writer.uint32(24).uint32(message.crc32);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoreSmallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoreSmallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.stored = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.currentSize = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StoreSmallResponse {
+    return {
+      stored: isSet(object.stored) ? globalThis.Number(object.stored) : 0,
+      currentSize: isSet(object.currentSize)
+        ? globalThis.Number(object.currentSize)
+        : isSet(object.current_size)
+        ? globalThis.Number(object.current_size)
+        : 0,
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : 0,
+    };
+  },
+
+  toJSON(message: StoreSmallResponse): unknown {
+    const obj: any = {};
+    if (message.stored !== 0) {
+      obj.stored = Math.round(message.stored);
+    }
+    if (message.currentSize !== 0) {
+      obj.currentSize = Math.round(message.currentSize);
+    }
+    if (message.crc32 !== 0) {
+      obj.crc32 = Math.round(message.crc32);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StoreSmallResponse>, I>>(base?: I): StoreSmallResponse {
+    return StoreSmallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoreSmallResponse>, I>>(object: I): StoreSmallResponse {
+    const message = createBaseStoreSmallResponse();
+    message.stored = object.stored ?? 0;
+    message.currentSize = object.currentSize ?? 0;
+    message.crc32 = object.crc32 ?? 0;
     return message;
   },
 };
@@ -1161,6 +1463,196 @@ export const ReadResponse: MessageFns<ReadResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<ReadResponse>, I>>(object: I): ReadResponse {
     const message = createBaseReadResponse();
+    message.data = object.data ?? Buffer.alloc(0);
+    message.crc32 = object.crc32 ?? 0;
+    return message;
+  },
+};
+
+function createBaseReadSmallRequest(): ReadSmallRequest {
+  return { readCap: "", offset: 0, size: 0 };
+}
+
+export const ReadSmallRequest: MessageFns<ReadSmallRequest> = {
+  encode(message: ReadSmallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.readCap !== "") {
+      writer.uint32(10).string(message.readCap);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).uint64(message.offset);
+    }
+    if (message.size !== 0) {
+      writer.uint32(24).int64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadSmallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadSmallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.readCap = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadSmallRequest {
+    return {
+      readCap: isSet(object.readCap)
+        ? globalThis.String(object.readCap)
+        : isSet(object.read_cap)
+        ? globalThis.String(object.read_cap)
+        : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+    };
+  },
+
+  toJSON(message: ReadSmallRequest): unknown {
+    const obj: any = {};
+    if (message.readCap !== "") {
+      obj.readCap = message.readCap;
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadSmallRequest>, I>>(base?: I): ReadSmallRequest {
+    return ReadSmallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadSmallRequest>, I>>(object: I): ReadSmallRequest {
+    const message = createBaseReadSmallRequest();
+    message.readCap = object.readCap ?? "";
+    message.offset = object.offset ?? 0;
+    message.size = object.size ?? 0;
+    return message;
+  },
+};
+
+function createBaseReadSmallResponse(): ReadSmallResponse {
+  return { data: Buffer.alloc(0), crc32: 0 };
+}
+
+export const ReadSmallResponse: MessageFns<ReadSmallResponse> = {
+  encode(message: ReadSmallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    if (message.crc32 !== 0) {
+      writer.uint32(16).uint32(message.crc32);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadSmallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadSmallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadSmallResponse {
+    return {
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : 0,
+    };
+  },
+
+  toJSON(message: ReadSmallResponse): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.crc32 !== 0) {
+      obj.crc32 = Math.round(message.crc32);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadSmallResponse>, I>>(base?: I): ReadSmallResponse {
+    return ReadSmallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadSmallResponse>, I>>(object: I): ReadSmallResponse {
+    const message = createBaseReadSmallResponse();
     message.data = object.data ?? Buffer.alloc(0);
     message.crc32 = object.crc32 ?? 0;
     return message;
@@ -2922,6 +3414,33 @@ export const DepotServiceService = {
     responseSerialize: (value: ReadResponse): Buffer => Buffer.from(ReadResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReadResponse => ReadResponse.decode(value),
   },
+  /**
+   * IBP_store in one message, for small stores (up to the depot's message
+   * limit, 8 MiB by default): the same semantics as Store, one round trip.
+   */
+  storeSmall: {
+    path: "/backplane.ibp.v1.DepotService/StoreSmall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StoreSmallRequest): Buffer => Buffer.from(StoreSmallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StoreSmallRequest => StoreSmallRequest.decode(value),
+    responseSerialize: (value: StoreSmallResponse): Buffer => Buffer.from(StoreSmallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StoreSmallResponse => StoreSmallResponse.decode(value),
+  },
+  /**
+   * IBP_read in one message, for reads of at most 1 MiB: the same semantics
+   * as Read. A read that would return more is refused (INVALID_ARGUMENT,
+   * reason READ_TOO_LARGE) before anything is consumed; use Read for it.
+   */
+  readSmall: {
+    path: "/backplane.ibp.v1.DepotService/ReadSmall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReadSmallRequest): Buffer => Buffer.from(ReadSmallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadSmallRequest => ReadSmallRequest.decode(value),
+    responseSerialize: (value: ReadSmallResponse): Buffer => Buffer.from(ReadSmallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadSmallResponse => ReadSmallResponse.decode(value),
+  },
   /** IBP_copy: the source depot streams to the target depot directly. */
   copy: {
     path: "/backplane.ibp.v1.DepotService/Copy" as const,
@@ -3032,6 +3551,17 @@ export interface DepotServiceServer extends UntypedServiceImplementation {
    * waits (within the call's deadline) until all requested bytes are there.
    */
   read: handleServerStreamingCall<ReadRequest, ReadResponse>;
+  /**
+   * IBP_store in one message, for small stores (up to the depot's message
+   * limit, 8 MiB by default): the same semantics as Store, one round trip.
+   */
+  storeSmall: handleUnaryCall<StoreSmallRequest, StoreSmallResponse>;
+  /**
+   * IBP_read in one message, for reads of at most 1 MiB: the same semantics
+   * as Read. A read that would return more is refused (INVALID_ARGUMENT,
+   * reason READ_TOO_LARGE) before anything is consumed; use Read for it.
+   */
+  readSmall: handleUnaryCall<ReadSmallRequest, ReadSmallResponse>;
   /** IBP_copy: the source depot streams to the target depot directly. */
   copy: handleUnaryCall<CopyRequest, CopyResponse>;
   /** IBP_deliver: the depot connects to a waiting TCP listener and sends bytes. */
@@ -3106,6 +3636,45 @@ export interface DepotServiceClient extends Client {
    */
   read(request: ReadRequest, options?: Partial<CallOptions>): ClientReadableStream<ReadResponse>;
   read(request: ReadRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<ReadResponse>;
+  /**
+   * IBP_store in one message, for small stores (up to the depot's message
+   * limit, 8 MiB by default): the same semantics as Store, one round trip.
+   */
+  storeSmall(
+    request: StoreSmallRequest,
+    callback: (error: ServiceError | null, response: StoreSmallResponse) => void,
+  ): ClientUnaryCall;
+  storeSmall(
+    request: StoreSmallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StoreSmallResponse) => void,
+  ): ClientUnaryCall;
+  storeSmall(
+    request: StoreSmallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StoreSmallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * IBP_read in one message, for reads of at most 1 MiB: the same semantics
+   * as Read. A read that would return more is refused (INVALID_ARGUMENT,
+   * reason READ_TOO_LARGE) before anything is consumed; use Read for it.
+   */
+  readSmall(
+    request: ReadSmallRequest,
+    callback: (error: ServiceError | null, response: ReadSmallResponse) => void,
+  ): ClientUnaryCall;
+  readSmall(
+    request: ReadSmallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReadSmallResponse) => void,
+  ): ClientUnaryCall;
+  readSmall(
+    request: ReadSmallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReadSmallResponse) => void,
+  ): ClientUnaryCall;
   /** IBP_copy: the source depot streams to the target depot directly. */
   copy(request: CopyRequest, callback: (error: ServiceError | null, response: CopyResponse) => void): ClientUnaryCall;
   copy(
