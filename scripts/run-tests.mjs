@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
-const packageDirs = ['packages', 'services']
+const packageDirs = ['packages', 'services', 'tests']
   .flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((p) => join(root, d, p)) : []))
   .concat([join(root, 'bench')])
   .filter((d) => existsSync(join(d, 'package.json')));
@@ -32,7 +32,30 @@ function ensureNatsServer() {
   process.exit(1);
 }
 
+/** The polyglot suite runs Python clients on Debian's python3-grpcio (which belongs to /usr/bin/python3). */
+function ensurePythonGrpc() {
+  const python = process.env.BACKPLANE_PYTHON ?? '/usr/bin/python3';
+  const hasGrpc = () =>
+    spawnSync(python, ['-c', 'import grpc, google.protobuf'], { stdio: 'ignore' }).status === 0;
+  if (hasGrpc()) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot) {
+    console.log('python3-grpcio not found: installing the Debian package');
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    spawnSync('apt-get', ['install', '-y', '-qq', 'python3-grpcio', 'python3-protobuf'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    if (hasGrpc()) return;
+  }
+  console.error(
+    'the polyglot tests need Python gRPC: `sudo apt-get install python3-grpcio python3-protobuf`',
+  );
+  process.exit(1);
+}
+
 ensureNatsServer();
+ensurePythonGrpc();
 for (const dir of packageDirs) rmSync(join(dir, '.jest-results.json'), { force: true });
 
 const turbo = spawnSync(
