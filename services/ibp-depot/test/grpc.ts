@@ -1,4 +1,3 @@
-import { crc32 } from 'node:zlib';
 import {
   AllocationType,
   type CapSet,

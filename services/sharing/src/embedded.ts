@@ -42,7 +42,6 @@ export async function startSharingServer(options: SharingServerOptions): Promise
   let closeStore: (() => Promise<void>) | undefined;
   if (options.natsUrl) {
     nc = await connect({ servers: options.natsUrl.split(','), name: `backplane-sharing-${id}` });
-    const conn = nc;
     const properties = await NatsProperties.open({
       nc,
       bucket,

@@ -247,7 +247,7 @@ export class NatsProperties implements PropertiesEngine {
       let handle: { stop(): void } | undefined;
       this.consume(subjectFilter(prefix), { from: 'last-per-key' }, (m, pending) => {
         const e = this.toEntry(this.asMsg(m), now);
-        if (e && e.key.startsWith(prefix) && e.key > startAfter) found.push(e);
+        if (e?.key.startsWith(prefix) && e.key > startAfter) found.push(e);
         if (pending === 0) finish(handle);
       })
         .then((c) => {

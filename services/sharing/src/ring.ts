@@ -64,7 +64,7 @@ export class NatsRing implements Ring {
     const keys = await this.kv.keys();
     for await (const id of keys) {
       const e = await this.kv.get(id);
-      if (!e || e.operation !== 'PUT') continue;
+      if (e?.operation !== 'PUT') continue;
       const { address, at } = e.json<{ address: string; at: number }>();
       if (now - at < 3 * HEARTBEAT_MS) out.push({ id, address });
     }
