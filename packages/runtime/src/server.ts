@@ -1,14 +1,15 @@
 import { type EventEmitter, setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
+import { dirname, join } from 'node:path';
 import { descriptorSetPath } from '@backplane/proto';
 import { type ChannelOptions, Server, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
+import { loadSync } from '@grpc/proto-loader';
 import { HealthImplementation } from 'grpc-health-check';
 import { bearerTokenAuth } from './auth';
 import { type CallContext, type ServiceHandlers, tolerantDefinition, wrapHandlers } from './handlers';
 import { flushLogger, type Logger, silentLogger } from './logger';
+import { addReflection, reflectionIndex } from './reflection';
 import { serverCredentials, type TlsFiles } from './tls';
 
 /** One gRPC service to serve: a ts-proto definition and its promise-based handlers. */
@@ -81,10 +82,17 @@ export function serviceNameOf(definition: ServiceDefinition): string {
   return first.path.split('/')[1] as string;
 }
 
-let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
-function reflectionFor(names: string[]): ReflectionService {
-  reflectionPackage ??= loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
-  return new ReflectionService(reflectionPackage, { services: names });
+const HEALTH_SERVICE = 'grpc.health.v1.Health';
+let reflection: ReturnType<typeof reflectionIndex> | undefined;
+/** Our descriptors as buf compiled them, plus grpc.health.v1 (so grpcurl can call Health/Check too). */
+function reflectionFiles(): ReturnType<typeof reflectionIndex> {
+  if (reflection) return reflection;
+  const health = loadSync('health/v1/health.proto', {
+    includeDirs: [join(dirname(require.resolve('grpc-health-check/package.json')), 'proto')],
+  });
+  const healthFiles = (health[HEALTH_SERVICE] as { fileDescriptorProtos?: Buffer[] }).fileDescriptorProtos;
+  reflection = reflectionIndex(readFileSync(descriptorSetPath), healthFiles ?? []);
+  return reflection;
 }
 
 function bind(server: Server, address: string, creds: ReturnType<typeof serverCredentials>): Promise<number> {
@@ -137,7 +145,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     ...Object.fromEntries(serviceNames.map((n) => [n, 'SERVING'])),
   });
   health.addToServer(server);
-  reflectionFor(serviceNames).addToServer(server);
+  addReflection(server, reflectionFiles(), [...serviceNames, HEALTH_SERVICE]);
 
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await bind(server, `${bindHost}:${options.port ?? 0}`, serverCredentials(options.tls));

@@ -106,6 +106,8 @@ describe('startService', () => {
     await expect(healthCheck(running.address, 'backplane.echo.v1.EchoService')).resolves.toBe('SERVING');
     const services = await reflectionListServices(running.address);
     expect(services).toContain('backplane.echo.v1.EchoService');
+    // grpcurl can describe and call the health service too
+    expect(services).toContain('grpc.health.v1.Health');
   });
 });
 

@@ -14,7 +14,9 @@ import time
 import traceback
 import zlib
 
-from backplane_grpc import Protos, grpc, reason_of
+from google.protobuf import descriptor_pb2, descriptor_pool
+
+from backplane_grpc import Protos, _message_class, grpc, reason_of
 
 CONFIG = json.loads(sys.argv[1])
 P = Protos(CONFIG["descriptors"])
@@ -403,6 +405,61 @@ def ds_node_receives_a_handoff():
     moved.close()
     one.detach()
     two.detach()
+
+
+# ---- discovery through server reflection, as grpcurl does it ---------------------------------------
+
+REFLECTION = Protos(CONFIG["reflectionDescriptors"])
+RF = "grpc.reflection.v1."
+
+
+def reflect(address, *requests):
+    stub = REFLECTION.stub(channel(address), RF + "ServerReflection")
+    return list(stub.ServerReflectionInfo(iter(requests), timeout=TIMEOUT))
+
+
+@check
+def reflection_discovers_and_calls_every_service():
+    """No proto files: list the services, fetch their descriptors, build the messages, call one method."""
+    for address, service, method in CONFIG["reflectionTargets"]:
+        listed = reflect(address, REFLECTION[RF + "ServerReflectionRequest"](list_services=""))
+        names = {s.name for s in listed[0].list_services_response.service}
+        expect(service in names and "grpc.health.v1.Health" in names, f"{address} lists {sorted(names)}")
+        files = reflect(address, REFLECTION[RF + "ServerReflectionRequest"](file_containing_symbol=service))
+        found = files[0].file_descriptor_response.file_descriptor_proto
+        expect(len(found) > 0, f"{address} returns the descriptors of {service}")
+        protos = {}
+        for raw in found:
+            f = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            protos[f.name] = f
+        # imports the answer left out are asked for by file name, as grpcurl does
+        missing = [d for f in list(protos.values()) for d in f.dependency if d not in protos]
+        while missing:
+            name = missing.pop()
+            if name in protos:
+                continue
+            more = reflect(address, REFLECTION[RF + "ServerReflectionRequest"](file_by_filename=name))
+            expect(more[0].HasField("file_descriptor_response"), f"{address} has no file {name}")
+            for raw in more[0].file_descriptor_response.file_descriptor_proto:
+                f = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                protos[f.name] = f
+                missing.extend(d for d in f.dependency if d not in protos)
+        pool = descriptor_pool.DescriptorPool()
+        added = set()
+        # add each file once its imports are in (the answers list them in any order)
+        while len(added) < len(protos):
+            ready = [f for n, f in protos.items() if n not in added and all(d in added for d in f.dependency)]
+            expect(ready, f"import cycle among {sorted(set(protos) - added)}")
+            for f in ready:
+                pool.Add(f)
+                added.add(f.name)
+        m = pool.FindServiceByName(service).FindMethodByName(method)
+        request = _message_class(m.input_type)()
+        response_class = _message_class(m.output_type)
+        call = channel(address).unary_unary(
+            f"/{service}/{method}", lambda x: x.SerializeToString(), response_class.FromString
+        )
+        call(request, timeout=TIMEOUT)
 
 
 def main():

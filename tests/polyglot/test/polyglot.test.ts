@@ -39,11 +39,22 @@ describe('Python clients (stubs built from proto/ at test time)', () => {
   let sharing: RunningSharingServer;
   let ds: RunningDsCoordinator;
   const descriptors = join(dir.path, 'backplane.binpb');
+  const reflectionDescriptors = join(dir.path, 'reflection.binpb');
 
   beforeAll(async () => {
     // compile proto/ the way any other language would start: buf turns it into a descriptor set
     const buf = join(require.resolve('@bufbuild/buf/package.json'), '..', 'bin', 'buf');
     execFileSync(buf, ['build', join(ROOT, 'proto'), '-o', descriptors]);
+    // the reflection client needs only the reflection protocol itself
+    const reflectionProtos = join(require.resolve('@grpc/reflection/package.json'), '..', 'build', 'proto');
+    execFileSync(buf, [
+      'build',
+      reflectionProtos,
+      '--path',
+      join(reflectionProtos, 'grpc', 'reflection', 'v1', 'reflection.proto'),
+      '-o',
+      reflectionDescriptors,
+    ]);
     naming = await startNameServer({ port: 0, dataDir: join(dir.path, 'ns') });
     depotA = await startDepot({ port: 0, dataDir: join(dir.path, 'a'), stableSizeMb: 64, volatileSizeMb: 8 });
     depotB = await startDepot({ port: 0, dataDir: join(dir.path, 'b'), stableSizeMb: 64, volatileSizeMb: 8 });
@@ -69,7 +80,7 @@ describe('Python clients (stubs built from proto/ at test time)', () => {
     dir.remove();
   });
 
-  it('reaches every service from Python: names, depots, tuple spaces, sharing and a ds handoff', async () => {
+  it('reaches every service from Python: names, depots, tuple spaces, sharing, a ds handoff, and reflection', async () => {
     const result = await runPython({
       descriptors,
       naming: naming.address,
@@ -81,6 +92,14 @@ describe('Python clients (stubs built from proto/ at test time)', () => {
       sharing: sharing.address,
       dsCoordinator: ds.address,
       dsService: 'python',
+      reflectionDescriptors,
+      reflectionTargets: [
+        [naming.address, 'backplane.naming.v1.NamingService', 'List'],
+        [depotA.address, 'backplane.ibp.v1.DepotService', 'Status'],
+        [tuplespace.address, 'backplane.tuplespace.v1.TupleSpaceService', 'ListSpaces'],
+        [sharing.address, 'backplane.sharing.v1.SharingService', 'Nodes'],
+        [ds.address, 'backplane.ds.v1.CoordinatorService', 'Status'],
+      ],
     });
     const lines = result.stdout.trim().split('\n');
     if (result.code !== 0) console.error(result.stdout, result.stderr);
@@ -93,8 +112,9 @@ describe('Python clients (stubs built from proto/ at test time)', () => {
       'sharing_put_get_transaction',
       'sharing_publish_subscribe',
       'ds_node_receives_a_handoff',
+      'reflection_discovers_and_calls_every_service',
     ]);
-    expect(lines.at(-1)).toBe('7 passed, 0 failed');
+    expect(lines.at(-1)).toBe('8 passed, 0 failed');
     expect(result.code).toBe(0);
   });
 });
