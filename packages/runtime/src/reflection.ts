@@ -6,13 +6,7 @@ import {
   FileDescriptorProtoSchema,
   FileDescriptorSetSchema,
 } from '@bufbuild/protobuf/wkt';
-import {
-  loadPackageDefinition,
-  type Server,
-  type ServerDuplexStream,
-  type ServiceDefinition,
-  status,
-} from '@grpc/grpc-js';
+import { type Server, type ServerDuplexStream, type ServiceDefinition, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 
 /**
@@ -126,21 +120,16 @@ let protocols: ServiceDefinition[] | undefined;
 function reflectionDefinitions(): ServiceDefinition[] {
   if (protocols) return protocols;
   const root = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build', 'proto');
-  protocols = ['v1', 'v1alpha'].map((version) => {
-    const pkg = loadPackageDefinition(
+  // a proto-loader package definition maps each service's full name to its grpc-js service definition
+  protocols = ['v1', 'v1alpha'].map(
+    (version) =>
       loadSync(`grpc/reflection/${version}/reflection.proto`, {
         includeDirs: [root],
         longs: Number,
         enums: String,
         oneofs: true,
-      }),
-    ) as unknown as Record<
-      string,
-      Record<string, Record<string, { ServerReflection: { service: ServiceDefinition } }>>
-    >;
-    return (pkg.grpc?.reflection?.[version] as { ServerReflection: { service: ServiceDefinition } })
-      .ServerReflection.service;
-  });
+      })[`grpc.reflection.${version}.ServerReflection`] as unknown as ServiceDefinition,
+  );
   return protocols;
 }
 
