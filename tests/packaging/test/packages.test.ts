@@ -1,0 +1,246 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+
+const ROOT = join(__dirname, '..', '..', '..');
+/** What we publish: every library, client, service and the CLI, versioned in lock-step. */
+const PUBLISHED = [
+  'packages/proto',
+  'packages/runtime',
+  'packages/naming-client',
+  'packages/ibp-client',
+  'packages/tuplespace-client',
+  'packages/sharing-client',
+  'packages/ds-client',
+  'packages/cli',
+  'services/name-server',
+  'services/ibp-depot',
+  'services/tuplespace',
+  'services/sharing',
+  'services/ds-coordinator',
+];
+const VERSION = (
+  JSON.parse(readFileSync(join(ROOT, 'packages/runtime/package.json'), 'utf8')) as { version: string }
+).version;
+
+interface Manifest {
+  name: string;
+  version: string;
+  private?: boolean;
+  main?: string;
+  types?: string;
+  bin?: Record<string, string>;
+  exports?: Record<string, string | Record<string, string>>;
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+}
+
+function tarList(tarball: string): Set<string> {
+  return new Set(execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n'));
+}
+
+function tarManifest(tarball: string): Manifest {
+  return JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' }));
+}
+
+/** Every file a manifest points at: main, types, bin and each exports target. */
+function entryPoints(m: Manifest): string[] {
+  const out = [m.main, m.types, ...Object.values(m.bin ?? {})];
+  for (const target of Object.values(m.exports ?? {})) {
+    if (typeof target === 'string') out.push(target);
+    else out.push(...Object.values(target));
+  }
+  return out.filter((p): p is string => typeof p === 'string').map((p) => p.replace(/^\.\//, ''));
+}
+
+describe('published packages', () => {
+  const dir = tempDir('packaging-');
+  const tarballs = new Map<string, string>();
+
+  beforeAll(() => {
+    const out = join(dir.path, 'tarballs');
+    mkdirSync(out);
+    for (const pkg of PUBLISHED) {
+      const printed = execFileSync('pnpm', ['pack', '--pack-destination', out], {
+        cwd: join(ROOT, pkg),
+        encoding: 'utf8',
+        env: { ...process.env, COREPACK_INTEGRITY_KEYS: '0' },
+      });
+      const file = printed.trim().split('\n').at(-1) as string;
+      tarballs.set(pkg, file);
+    }
+  }, 120_000);
+
+  afterAll(() => dir.remove());
+
+  it('pack with their entry points, types and README, and depend on published versions only', () => {
+    for (const [pkg, tarball] of tarballs) {
+      const files = tarList(tarball);
+      const m = tarManifest(tarball);
+      expect({ pkg, private: m.private ?? false, version: m.version }).toEqual({
+        pkg,
+        private: false,
+        version: VERSION,
+      });
+      expect({ pkg, readme: files.has('package/README.md') }).toEqual({ pkg, readme: true });
+      const missing = entryPoints(m).filter((p) => !files.has(`package/${p}`));
+      expect({ pkg, missing }).toEqual({ pkg, missing: [] });
+      expect({ pkg, types: m.types !== undefined || pkg === 'packages/cli' }).toEqual({ pkg, types: true });
+      const deps = { ...m.dependencies, ...m.peerDependencies, ...m.optionalDependencies };
+      const local = Object.entries(deps).filter(
+        ([, v]) => v.startsWith('workspace:') || v.startsWith('file:'),
+      );
+      expect({ pkg, local }).toEqual({ pkg, local: [] });
+      // lock-step: every @backplane dependency is this release
+      const ours = Object.entries(deps).filter(([k, v]) => k.startsWith('@backplane/') && v !== VERSION);
+      expect({ pkg, ours }).toEqual({ pkg, ours: [] });
+      // nothing but built code and docs: no sources, tests or local state
+      const stray = [...files].filter((f) => /\/(src|test)\/|\.test\.|\.jest-results|\/data\//.test(f));
+      expect({ pkg, stray }).toEqual({ pkg, stray: [] });
+    }
+  });
+
+  it('install into an empty project without a registry, type-check and run against `backplane up`', async () => {
+    const app = join(dir.path, 'app');
+    const modules = join(app, 'node_modules');
+    mkdirSync(join(modules, '@backplane'), { recursive: true });
+    const dependencies: Record<string, string> = {};
+    for (const tarball of tarballs.values()) {
+      const m = tarManifest(tarball);
+      const target = join(modules, m.name);
+      mkdirSync(target, { recursive: true });
+      execFileSync('tar', ['-xzf', tarball, '-C', target, '--strip-components=1']);
+      dependencies[m.name] = `file:${tarball}`;
+    }
+    // third-party packages come from the workspace's install (tests never reach the network): link them
+    for (const source of [join(ROOT, 'node_modules'), join(ROOT, 'node_modules', '.pnpm', 'node_modules')]) {
+      for (const entry of readdirSync(source)) {
+        if (entry.startsWith('.') || entry === '@backplane') continue;
+        const scoped = entry.startsWith('@')
+          ? readdirSync(join(source, entry)).map((m) => `${entry}/${m}`)
+          : [entry];
+        for (const name of scoped) {
+          if (existsSync(join(modules, name))) continue;
+          mkdirSync(join(modules, name, '..'), { recursive: true });
+          symlinkSync(join(source, name), join(modules, name));
+        }
+      }
+    }
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, dependencies }));
+    writeFileSync(join(app, 'main.ts'), CONSUMER);
+    // the published types, as a user's TypeScript sees them through `exports`
+    const tsc = (args: string[]) => {
+      try {
+        execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), ...args], {
+          cwd: app,
+          encoding: 'utf8',
+        });
+      } catch (err) {
+        throw new Error(`tsc failed:\n${(err as { stdout?: string }).stdout ?? err}`);
+      }
+    };
+    tsc([
+      '--strict',
+      '--module',
+      'node16',
+      '--moduleResolution',
+      'node16',
+      '--target',
+      'es2022',
+      '--types',
+      'node',
+      '--skipLibCheck',
+      'false',
+      'main.ts',
+    ]);
+
+    const ports = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+    const [ns, depot, ts, sharing, ds] = ports.map((p) => `127.0.0.1:${p}`) as string[];
+    const up = spawnProcess(
+      process.execPath,
+      [
+        join(modules, '@backplane/cli/dist/bin.js'),
+        'up',
+        '--data-dir',
+        join(dir.path, 'data'),
+        '--ports',
+        `name-server=${ports[0]},ibp-depot=${ports[1]},tuplespace=${ports[2]},sharing=${ports[3]},ds-coordinator=${ports[4]}`,
+      ],
+      { cwd: app, env: { ...process.env, BACKPLANE_DS_DATA_PORT: '0', BACKPLANE_DS_SERVICES: 'default=0' } },
+    );
+    try {
+      await up.waitForOutput(/Ctrl-C stops everything/, 30_000);
+      const out = execFileSync(process.execPath, ['main.js'], {
+        cwd: app,
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: {
+          ...process.env,
+          BACKPLANE_NAMESERVER: ns,
+          APP_DEPOT: depot,
+          APP_TS: ts,
+          APP_SHARING: sharing,
+          APP_DS: ds,
+        },
+      });
+      expect(out.trim().split('\n')).toEqual([
+        'resolved ibp-depot',
+        'depot: hello from a tarball',
+        'tuple: job 7',
+        'property: 1',
+        'ds targets: 0',
+        'done',
+      ]);
+    } finally {
+      await up.stop('SIGINT');
+    }
+  }, 120_000);
+});
+
+/** A user's program: one call or two per client package, with their published types. */
+const CONSUMER = `
+import { DsService } from '@backplane/ds-client';
+import { IbpClient } from '@backplane/ibp-client';
+import { NamingClient } from '@backplane/naming-client';
+import { SharingFactory } from '@backplane/sharing-client';
+import { template, TupleSpaceClient, tuple, values } from '@backplane/tuplespace-client';
+
+async function main(): Promise<void> {
+  const names = new NamingClient();
+  const found = await names.resolve('ibp-depot');
+  console.log(\`resolved \${found.binding?.name}\`);
+
+  const ibp = new IbpClient({ depot: process.env.APP_DEPOT });
+  const caps = await ibp.allocate(1024, { reliability: 'VOLATILE', data: Buffer.from('hello from a tarball') });
+  console.log(\`depot: \${(await ibp.read(caps.readCap)).toString()}\`);
+
+  const ts = new TupleSpaceClient(process.env.APP_TS);
+  const space = ts.space('default');
+  await space.write(tuple('job', 7));
+  const job = await space.waitToTake(template('job', Number), { timeoutMs: 5000 });
+  console.log(\`tuple: \${values(job.tuple).map(String).join(' ')}\`);
+
+  const props = SharingFactory.createSharedProperties(\`boot@\${process.env.APP_SHARING}\`);
+  await props.put('app.count', '1');
+  console.log(\`property: \${(await props.get('app.count'))?.text()}\`);
+
+  const node = await DsService.create('default', null, { coordinator: process.env.APP_DS, node: 'tarball-node' });
+  console.log(\`ds targets: \${(await node.getAllTargets()).length}\`);
+  await node.close(true);
+
+  ibp.close();
+  ts.close();
+  SharingFactory.closeAll();
+  console.log('done');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
+`;
