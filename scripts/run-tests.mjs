@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
-const packageDirs = ['packages', 'services', 'tests']
+const packageDirs = ['packages', 'services', 'tests', 'examples']
   .flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((p) => join(root, d, p)) : []))
   .concat([join(root, 'bench')])
   .filter((d) => existsSync(join(d, 'package.json')));

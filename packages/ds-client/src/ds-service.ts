@@ -80,6 +80,7 @@ export class DsService extends EventEmitter implements ClientOwner {
   private dataHost = '';
   private dataPort = 0;
   private nodeUrl = '';
+  private clientAddress = '';
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private epochs = 0;
@@ -123,6 +124,11 @@ export class DsService extends EventEmitter implements ClientOwner {
     return this.nodeUrl;
   }
 
+  /** host:port the service's clients dial (the coordinator's listener for this name; once attached). */
+  get serviceAddress(): string {
+    return this.clientAddress;
+  }
+
   // ---- the session -------------------------------------------------------------------------------
 
   private attach(): Promise<void> {
@@ -145,6 +151,7 @@ export class DsService extends EventEmitter implements ClientOwner {
           const a = message.kind.attached;
           this.secret = a.session;
           this.nodeUrl = a.nodeUrl;
+          this.clientAddress = a.serviceAddress;
           const colon = a.dataAddress.lastIndexOf(':');
           this.dataHost = a.dataAddress.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
           this.dataPort = Number(a.dataAddress.slice(colon + 1));
