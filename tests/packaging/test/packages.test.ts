@@ -84,7 +84,14 @@ describe('published packages', () => {
         private: false,
         version: VERSION,
       });
-      expect({ pkg, readme: files.has('package/README.md') }).toEqual({ pkg, readme: true });
+      const readme = files.has('package/README.md')
+        ? execFileSync('tar', ['-xzOf', tarball, 'package/README.md'], { encoding: 'utf8' })
+        : '';
+      // a README that says how to install the package and shows it in use
+      expect({ pkg, install: readme.includes(`npm install`) && readme.includes(m.name) }).toEqual({
+        pkg,
+        install: true,
+      });
       const missing = entryPoints(m).filter((p) => !files.has(`package/${p}`));
       expect({ pkg, missing }).toEqual({ pkg, missing: [] });
       expect({ pkg, types: m.types !== undefined || pkg === 'packages/cli' }).toEqual({ pkg, types: true });
