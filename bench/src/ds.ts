@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DsAdmin, DsService } from '@backplane/ds-client';
 import { freePort } from '@backplane/runtime/testing';
-import { fmt, rssMb, writeResults } from './harness';
+import { fmt, median, pct, rssMb, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
 import { dial, sendToSink } from './tcp-bulk';
 
@@ -15,8 +15,6 @@ const BULK_MB = Number(process.env.BENCH_DS_BULK_MB ?? 512);
 const IDLE = Number(process.env.BENCH_DS_IDLE_CONNECTIONS ?? 10_000);
 const HANDOFFS = Number(process.env.BENCH_DS_HANDOFFS ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
 /** A node child with its open-files limit raised to the hard limit (each relayed connection is two sockets). */
 function startWithFiles(file: string, args: string[], env: Record<string, string>): ChildProcess {
@@ -246,7 +244,6 @@ export async function benchDs(): Promise<void> {
       runs.push({ direct, haproxy, ds });
     }
     await stopChild(node);
-    const median = (xs: number[]) => pct(xs, 50);
     const direct = median(runs.map((r) => r.direct));
     const haproxy = haproxyAddress ? median(runs.map((r) => r.haproxy as number)) : undefined;
     const viaDs = median(runs.map((r) => r.ds));

@@ -12,9 +12,22 @@ export interface Measurement {
   p99Ms: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/** The p-th percentile of unsorted values. */
+export function pct(xs: number[], p: number): number {
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    p,
+  );
+}
+
+/** The median of rounds (the upper middle value for an even count). */
+export function median(xs: number[]): number {
+  return pct(xs, 50);
 }
 
 /**

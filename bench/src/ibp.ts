@@ -8,7 +8,7 @@ import { EchoServiceClient } from '@backplane/proto/echo';
 import { unary } from '@backplane/runtime';
 import { freePort } from '@backplane/runtime/testing';
 import { credentials } from '@grpc/grpc-js';
-import { fmt, type Measurement, measure, rssMb, writeResults } from './harness';
+import { fmt, type Measurement, measure, median, rssMb, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
 import { sendToSink } from './tcp-bulk';
 
@@ -142,10 +142,9 @@ export async function benchIbp(): Promise<void> {
       for (const [name, op] of Object.entries(kinds)) round[name] = await measure(name, op, opts);
       rounds.push(round);
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-    const ops = (name: string) => med(rounds.map((x) => (x[name] as Measurement).opsPerSec));
+    const ops = (name: string) => median(rounds.map((x) => (x[name] as Measurement).opsPerSec));
     const ratio = (name: string) =>
-      med(rounds.map((x) => (x[name] as Measurement).opsPerSec / (x.echo as Measurement).opsPerSec));
+      median(rounds.map((x) => (x[name] as Measurement).opsPerSec / (x.echo as Measurement).opsPerSec));
     const small4k = Object.fromEntries(
       Object.keys(kinds).map((name) => [name, { opsPerSec: ops(name), vsEcho: ratio(name) }]),
     );

@@ -8,7 +8,7 @@ import { SharedEvents, SharedProperties, SharingConnection } from '@backplane/sh
 import { credentials } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { fmt, type Measurement, measure, printMeasurements, writeResults } from './harness';
+import { fmt, type Measurement, measure, pct, printMeasurements, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
 
 const DURATION = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -17,8 +17,6 @@ const serverMain = require.resolve('@backplane/sharing/dist/main.js');
 const KEYS = 1000;
 const value = Buffer.alloc(100, 7);
 const opts = { concurrency: 64, durationMs: DURATION };
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
 async function node(env: Record<string, string>) {
   const port = await freePort();

@@ -6,7 +6,16 @@ import { unary } from '@backplane/runtime';
 import { freePort } from '@backplane/runtime/testing';
 import { TupleSpaceClient, template, tuple } from '@backplane/tuplespace-client';
 import { credentials } from '@grpc/grpc-js';
-import { fmt, type Measurement, measure, printMeasurements, rssMb, writeResults } from './harness';
+import {
+  fmt,
+  type Measurement,
+  measure,
+  median,
+  pct,
+  printMeasurements,
+  rssMb,
+  writeResults,
+} from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
 
 const DURATION = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -15,10 +24,6 @@ const BIG = Number(process.env.BENCH_TS_TUPLES ?? 1_000_000);
 const WAKEUPS = Number(process.env.BENCH_TS_WAKEUPS ?? 300);
 const PASSWORD = 'bench-admin-password';
 const serverMain = require.resolve('@backplane/tuplespace/dist/main.js');
-
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
 export async function benchTupleSpace(): Promise<void> {
   console.log(
@@ -63,7 +68,7 @@ export async function benchTupleSpace(): Promise<void> {
         ),
       });
     }
-    const pairRatio = med(rounds.map((x) => x.pairs.opsPerSec / x.echo.opsPerSec));
+    const pairRatio = median(rounds.map((x) => x.pairs.opsPerSec / x.echo.opsPerSec));
     printMeasurements(
       [...rounds.map((x) => x.echo), ...rounds.map((x) => x.pairs)],
       rounds[0]?.echo as Measurement,
