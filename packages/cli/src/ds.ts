@@ -1,5 +1,5 @@
 import { DsAdmin } from '@backplane/ds-client';
-import { Metadata } from '@grpc/grpc-js';
+import { bearerMetadata } from '@backplane/runtime';
 import type { Command } from 'commander';
 import { EXIT, printJson, table } from './output';
 
@@ -21,11 +21,7 @@ function withCommon(cmd: Command): Command {
 
 async function using<T>(o: Common, fn: (admin: DsAdmin) => Promise<T>): Promise<T> {
   const token = o.token ?? process.env.BACKPLANE_AUTH_TOKEN;
-  let metadata: Metadata | undefined;
-  if (token) {
-    metadata = new Metadata();
-    metadata.set('authorization', `Bearer ${token}`);
-  }
+  const metadata = token ? bearerMetadata(token) : undefined;
   const admin = new DsAdmin(o.coordinator ?? process.env.BACKPLANE_DS_COORDINATOR ?? '127.0.0.1:7400', {
     metadata,
   });
