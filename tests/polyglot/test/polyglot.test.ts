@@ -5,7 +5,7 @@ import { type RunningNameServer, startNameServer } from '@backplane/name-server'
 import { tempDir } from '@backplane/runtime/testing';
 import { type RunningSharingServer, startSharingServer } from '@backplane/sharing';
 import { type RunningTupleSpaceServer, startTupleSpaceServer } from '@backplane/tuplespace';
-import { buildDescriptors, CHECKS, runPythonSuite } from './suite';
+import { buildDescriptors, CHECKS, reflectionTargets, runPythonSuite } from './suite';
 
 describe('Python clients (stubs built from proto/ at test time)', () => {
   const dir = tempDir('polyglot-');
@@ -56,13 +56,13 @@ describe('Python clients (stubs built from proto/ at test time)', () => {
       sharing: sharing.address,
       dsCoordinator: ds.address,
       dsService: 'python',
-      reflectionTargets: [
-        [naming.address, 'backplane.naming.v1.NamingService', 'List'],
-        [depotA.address, 'backplane.ibp.v1.DepotService', 'Status'],
-        [tuplespace.address, 'backplane.tuplespace.v1.TupleSpaceService', 'ListSpaces'],
-        [sharing.address, 'backplane.sharing.v1.SharingService', 'Nodes'],
-        [ds.address, 'backplane.ds.v1.CoordinatorService', 'Status'],
-      ],
+      reflectionTargets: reflectionTargets({
+        naming: naming.address,
+        depot: depotA.address,
+        tuplespace: tuplespace.address,
+        sharing: sharing.address,
+        ds: ds.address,
+      }),
     });
     if (result.code !== 0) console.error(result.output);
     expect(result.failed).toEqual([]);

@@ -67,3 +67,20 @@ export function buildDescriptors(dir: string): { descriptors: string; reflection
   ]);
   return { descriptors, reflectionDescriptors };
 }
+
+/** For each service: its address, its full name and a method the reflection check calls with an empty request. */
+export function reflectionTargets(a: {
+  naming: string;
+  depot: string;
+  tuplespace: string;
+  sharing: string;
+  ds: string;
+}): Array<[string, string, string]> {
+  return [
+    [a.naming, 'backplane.naming.v1.NamingService', 'List'],
+    [a.depot, 'backplane.ibp.v1.DepotService', 'Status'],
+    [a.tuplespace, 'backplane.tuplespace.v1.TupleSpaceService', 'ListSpaces'],
+    [a.sharing, 'backplane.sharing.v1.SharingService', 'Nodes'],
+    [a.ds, 'backplane.ds.v1.CoordinatorService', 'Status'],
+  ];
+}

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
-import { buildDescriptors, CHECKS, runPythonSuite } from './suite';
+import { buildDescriptors, CHECKS, reflectionTargets, runPythonSuite } from './suite';
 
 const BIN = require.resolve('@backplane/cli/dist/bin.js');
 
@@ -63,13 +63,13 @@ describe('backplane up --nats, driven from Python', () => {
       sharing: address(3),
       dsCoordinator: address(4),
       dsService: 'python',
-      reflectionTargets: [
-        [address(0), 'backplane.naming.v1.NamingService', 'List'],
-        [address(1), 'backplane.ibp.v1.DepotService', 'Status'],
-        [address(2), 'backplane.tuplespace.v1.TupleSpaceService', 'ListSpaces'],
-        [address(3), 'backplane.sharing.v1.SharingService', 'Nodes'],
-        [address(4), 'backplane.ds.v1.CoordinatorService', 'Status'],
-      ],
+      reflectionTargets: reflectionTargets({
+        naming: address(0),
+        depot: address(1),
+        tuplespace: address(2),
+        sharing: address(3),
+        ds: address(4),
+      }),
     });
     if (result.code !== 0) console.error(result.output);
     expect(result.failed).toEqual([]);
