@@ -32,6 +32,15 @@ export interface BackplaneErrorOptions {
   metadata?: Record<string, string>;
 }
 
+/** The longest error message (and trailer value) a server sends, in characters. */
+export const MAX_DETAILS = 512;
+
+function cut(text: string): string {
+  return text.length <= MAX_DETAILS
+    ? text
+    : `${text.slice(0, MAX_DETAILS - 30)}… (${text.length} characters, cut)`;
+}
+
 /**
  * One error class for every service and client: a gRPC status code, a stable reason and a message
  * that says what was wrong and what is allowed.
@@ -84,12 +93,17 @@ export class BackplaneError extends Error {
     return new BackplaneError(status.INTERNAL, 'INTERNAL', `internal error: ${message}`, { cause: err });
   }
 
-  /** The status a server sends: code, details, and the reason in trailing metadata. */
+  /**
+   * The status a server sends: code, details, and the reason in trailing metadata. Details and values are
+   * cut to MAX_DETAILS characters: a message that quotes a huge bad input would otherwise make trailers
+   * no client accepts, and the client would see a dropped connection instead of the error.
+   */
   toServiceError(): Partial<ServiceError> & { code: status; details: string; metadata: Metadata } {
     const metadata = new Metadata();
-    metadata.set(REASON_KEY, this.reason);
-    for (const [k, v] of Object.entries(this.metadata)) metadata.set(k, v);
-    return { code: this.code, details: this.message, metadata, message: this.message, name: this.name };
+    metadata.set(REASON_KEY, cut(this.reason));
+    for (const [k, v] of Object.entries(this.metadata)) metadata.set(k, cut(v));
+    const details = cut(this.message);
+    return { code: this.code, details, metadata, message: details, name: this.name };
   }
 
   /** Whether this error has the given reason (or code, when a number is given). */

@@ -16,7 +16,15 @@ export {
 } from './config';
 export { crc32Combine } from './crc32';
 export type { BackplaneErrorOptions } from './errors';
-export { BackplaneError, fromServiceError, isServiceError, REASON_KEY, Reason, statusName } from './errors';
+export {
+  BackplaneError,
+  fromServiceError,
+  isServiceError,
+  MAX_DETAILS,
+  REASON_KEY,
+  Reason,
+  statusName,
+} from './errors';
 export { ExpiryHeap } from './expiry-heap';
 export type {
   BidiStreamHandler,

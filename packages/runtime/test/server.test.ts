@@ -1,7 +1,7 @@
 import { EchoServiceClient, EchoServiceService } from '@backplane/proto/echo';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { credentials, status } from '@grpc/grpc-js';
-import { BackplaneError, bearerMetadata, type RunningService, service, unary } from '../src';
+import { BackplaneError, bearerMetadata, MAX_DETAILS, type RunningService, service, unary } from '../src';
 import { healthCheck, reflectionListServices, startTestService } from '../src/testing';
 
 function echoClient(address: string) {
@@ -22,6 +22,7 @@ describe('startService', () => {
             if (text === 'throw') throw new Error('handler bug');
             if (text === 'throw-string') throw 'not even an Error';
             if (text === 'not-found') throw BackplaneError.notFound('no such thing');
+            if (text.startsWith('quote:')) throw BackplaneError.notFound(`no thing named "${text}"`);
             if (text.startsWith('sleep:')) {
               await new Promise((r) => setTimeout(r, Number(text.slice(6))));
             }
@@ -63,6 +64,19 @@ describe('startService', () => {
     );
     expect(err).toBeInstanceOf(BackplaneError);
     expect(err).toMatchObject({ code: status.NOT_FOUND, reason: 'NOT_FOUND', message: 'no such thing' });
+  });
+
+  it('cuts an error message that quotes a huge input, so the client gets the error (fuzz finding)', async () => {
+    // a 500 KB message in grpc-message exceeded what the client accepts: it saw a dropped connection
+    const huge = `quote:${'a'.repeat(500_000)}`;
+    const err = await unary(
+      client.echo.bind(client),
+      { payload: Buffer.from(huge) },
+      { deadline: Date.now() + 5000 },
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: status.NOT_FOUND, reason: 'NOT_FOUND' });
+    expect((err as Error).message.length).toBeLessThanOrEqual(MAX_DETAILS);
+    expect((err as Error).message).toMatch(/^no thing named "quote:a+… \(500023 characters, cut\)$/);
   });
 
   it('answers INVALID_ARGUMENT for a malformed protobuf message', async () => {
