@@ -31,7 +31,7 @@ const template = (inv: Invocation) => validateTemplate(inv.template);
  * ask for by name ends here unless a factory above takes it over.
  */
 export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
-  const txnOf = (inv: Invocation) => txns.use(inv.txnId);
+  const txnOf = (inv: Invocation) => txns.use(inv.txnId, inv.principal.user);
   const impl: Record<string, (inv: Invocation) => Promise<Outcome>> = {
     async WRITE(inv) {
       const tuple = validateTuple(inv.arg);

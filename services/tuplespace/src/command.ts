@@ -99,11 +99,14 @@ export interface SpaceHandle {
   mostBasicHandler(command: string): TSHandler;
   /** Runs a command through the whole stack, as if a client sent it. */
   dispatch(inv: Invocation): Promise<Outcome>;
-  /** Server-wide transactions (the seed's TransactionManager). */
+  /**
+   * Server-wide transactions (the seed's TransactionManager). A transaction belongs to `owner` (default:
+   * the space's system principal); commands in it must run as that principal.
+   */
   readonly transactions: {
-    begin(idleTimeoutMs?: number): string;
-    commit(txnId: string): Promise<void>;
-    abort(txnId: string): Promise<void>;
+    begin(idleTimeoutMs?: number, owner?: Principal): string;
+    commit(txnId: string, owner?: Principal): Promise<void>;
+    abort(txnId: string, owner?: Principal): Promise<void>;
   };
   /**
    * Small strings a handler keeps with the space across restarts (its own configuration, not tuples).

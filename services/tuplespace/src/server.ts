@@ -182,17 +182,15 @@ export function tupleSpaceService(ts: TupleSpaces): ServiceRegistration {
     },
 
     begin: async (req, ctx) => {
-      await who(ctx);
-      return { txnId: ts.transactions.begin(req.idleTimeoutMs) };
+      const principal = await who(ctx);
+      return { txnId: ts.transactions.begin(req.idleTimeoutMs, principal.user) };
     },
     commit: async (req, ctx) => {
-      await who(ctx);
-      await ts.transactions.commit(req.txnId);
+      await ts.transactions.commit(req.txnId, (await who(ctx)).user);
       return {};
     },
     abort: async (req, ctx) => {
-      await who(ctx);
-      await ts.transactions.abort(req.txnId);
+      await ts.transactions.abort(req.txnId, (await who(ctx)).user);
       return {};
     },
     command: async (req, ctx) => {

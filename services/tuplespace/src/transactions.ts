@@ -23,6 +23,8 @@ export class Txn {
   constructor(
     readonly id: string,
     readonly idleTimeoutMs: number,
+    /** The user who began it: only that user may use, commit or abort it. */
+    readonly owner: string,
   ) {}
 
   private of(space: SpaceData): Changes {
@@ -70,21 +72,28 @@ export class Transactions {
     return this.txns.size;
   }
 
-  begin(idleTimeoutMs = 0): string {
+  begin(idleTimeoutMs = 0, owner = ''): string {
     if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 0 || idleTimeoutMs > MAX_TXN_IDLE_MS)
       throw BackplaneError.badParameter(`idle_timeout_ms must be 0..${MAX_TXN_IDLE_MS}`);
     const id = randomBytes(16).toString('base64url');
-    this.txns.set(id, new Txn(id, idleTimeoutMs || DEFAULT_TXN_IDLE_MS));
+    this.txns.set(id, new Txn(id, idleTimeoutMs || DEFAULT_TXN_IDLE_MS, owner));
     return id;
   }
 
-  /** The open transaction with this id (touched: its idle clock restarts); undefined for "". */
-  use(id: string | undefined): Txn | undefined {
+  /**
+   * The open transaction with this id (touched: its idle clock restarts); undefined for "". A transaction
+   * id is not a capability: another user who learns it is refused.
+   */
+  use(id: string | undefined, user: string): Txn | undefined {
     if (!id) return undefined;
     const t = this.txns.get(id);
     if (!t)
       throw BackplaneError.notFound('no such transaction (never begun, committed, aborted or timed out)', {
         reason: 'TXN_NOT_FOUND',
+      });
+    if (t.owner !== user)
+      throw BackplaneError.permissionDenied('the transaction belongs to another user', {
+        reason: 'TXN_NOT_OWNER',
       });
     if (t.state !== 'open')
       throw BackplaneError.incorrectState('the transaction is being committed or aborted');
@@ -92,8 +101,13 @@ export class Transactions {
     return t;
   }
 
-  async commit(id: string): Promise<void> {
-    const t = this.use(id) as Txn;
+  private required(id: string, user: string): Txn {
+    if (!id) throw BackplaneError.badParameter('txn_id is required (the id Begin returned)');
+    return this.use(id, user) as Txn;
+  }
+
+  async commit(id: string, user: string): Promise<void> {
+    const t = this.required(id, user);
     t.state = 'ending';
     const parts = [...t.changes].map(([space, c]) => ({
       space,
@@ -110,8 +124,8 @@ export class Transactions {
     for (const p of parts) p.space.applyCommit(id, p.c.writes, p.c.takes, p.seqFirst);
   }
 
-  async abort(id: string): Promise<void> {
-    const t = this.use(id) as Txn;
+  async abort(id: string, user: string): Promise<void> {
+    const t = this.required(id, user);
     this.finishAbort(t);
   }
 

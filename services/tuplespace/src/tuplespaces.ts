@@ -218,9 +218,9 @@ export class TupleSpaces {
       },
       dispatch: (inv) => this.run(space, inv),
       transactions: {
-        begin: (idle) => this.transactions.begin(idle),
-        commit: (id) => this.transactions.commit(id),
-        abort: (id) => this.transactions.abort(id),
+        begin: (idle, owner = system) => this.transactions.begin(idle, owner.user),
+        commit: (id, owner = system) => this.transactions.commit(id, owner.user),
+        abort: (id, owner = system) => this.transactions.abort(id, owner.user),
       },
       onClose: (fn) => space.closers.push(fn),
       settings: {
@@ -420,7 +420,7 @@ export class TupleSpaces {
     for (const p of needed)
       if (!perms.has(p))
         throw BackplaneError.permissionDenied(`${inv.command} needs ${p} on space ${space.meta.name}`);
-    const txn = this.transactions.use(inv.txnId);
+    const txn = this.transactions.use(inv.txnId, inv.principal.user);
     if (txn) txn.active++;
     try {
       return await handler.command(space.handle, inv.command, inv);

@@ -40,7 +40,7 @@ export function counterHandler(): TSHandler {
       }
       const release = await lock.acquire();
       try {
-        const txnId = ts.transactions.begin();
+        const txnId = ts.transactions.begin(0, inv.principal);
         try {
           const take = ts.mostBasicHandler('TAKE');
           const taken = await take.command(ts, 'TAKE', {
@@ -62,10 +62,10 @@ export function counterHandler(): TSHandler {
           await ts
             .mostBasicHandler('WRITE')
             .command(ts, 'WRITE', { ...inv, command: 'WRITE', arg: tuple, txnId });
-          await ts.transactions.commit(txnId);
+          await ts.transactions.commit(txnId, inv.principal);
           return { result: { fields: [{ name: 'value', value: int(value) }] } };
         } catch (err) {
-          await ts.transactions.abort(txnId).catch(() => undefined);
+          await ts.transactions.abort(txnId, inv.principal).catch(() => undefined);
           throw err;
         }
       } finally {
