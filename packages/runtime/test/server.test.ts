@@ -72,7 +72,7 @@ describe('startService', () => {
     const err = await unary(
       client.echo.bind(client),
       { payload: Buffer.from(huge) },
-      { deadline: Date.now() + 5000 },
+      { deadline: new Date(Date.now() + 5000) },
     ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: status.NOT_FOUND, reason: 'NOT_FOUND' });
     expect((err as Error).message.length).toBeLessThanOrEqual(MAX_DETAILS);

@@ -21,12 +21,12 @@ const COMMANDS: Array<{
   {
     name: 'WaitToRead',
     needs: 'READ',
-    run: (s) => s.waitToRead(template('kept'), { deadline: Date.now() + 2000 }),
+    run: (s) => s.waitToRead(template('kept'), { deadline: new Date(Date.now() + 2000) }),
   },
   {
     name: 'WaitToTake',
     needs: 'WRITE',
-    run: (s) => s.waitToTake(template('kept'), { deadline: Date.now() + 2000 }),
+    run: (s) => s.waitToTake(template('kept'), { deadline: new Date(Date.now() + 2000) }),
   },
   {
     name: 'Scan',
