@@ -191,6 +191,27 @@ export function commonSettings(defaults: { port: number; service: string }) {
       'BACKPLANE_AUTH_TOKEN',
       'when set, every call must carry "authorization: Bearer <token>" (health checks excepted)',
     ),
+    maxCalls: settings.int(
+      'BACKPLANE_MAX_CALLS',
+      'calls in progress at once (waits and subscriptions included); more get RESOURCE_EXHAUSTED (OVERLOADED)',
+      50_000,
+      1,
+      10_000_000,
+    ),
+    maxCallsPerClient: settings.int(
+      'BACKPLANE_MAX_CALLS_PER_CLIENT',
+      'calls in progress at once from one client address; more get RESOURCE_EXHAUSTED (TOO_MANY_CALLS)',
+      10_000,
+      1,
+      10_000_000,
+    ),
+    maxStreamsPerConnection: settings.int(
+      'BACKPLANE_MAX_STREAMS_PER_CONNECTION',
+      'HTTP/2 streams one connection may have open; a client queues beyond it',
+      2000,
+      1,
+      1_000_000,
+    ),
     shutdownTimeoutMs: settings.int(
       'BACKPLANE_SHUTDOWN_TIMEOUT_MS',
       'how long SIGTERM waits for in-flight calls',
@@ -212,5 +233,7 @@ export function serviceOptions(config: CommonConfig) {
     tls: { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa },
     authToken: config.authToken,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    limits: { maxCalls: config.maxCalls, maxCallsPerClient: config.maxCallsPerClient },
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
   };
 }

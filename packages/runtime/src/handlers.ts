@@ -66,6 +66,52 @@ export interface WrapOptions {
   authenticate?: (ctx: CallContext) => void | Promise<void>;
   /** Count of calls in progress, for draining on shutdown. */
   inFlight: { count: number };
+  /** Load shedding: calls beyond these get RESOURCE_EXHAUSTED at once (see CallLimits). */
+  limits?: CallLimits;
+  /** Calls in progress per client address, shared by every service of the server. */
+  perClient?: Map<string, number>;
+}
+
+/**
+ * How many calls may be in progress at once, in the whole process and per client address. Long calls
+ * (waits, watches, subscriptions, transfers) count for as long as they last, so these also bound the
+ * waiters and subscriptions one client can hold. Health checks are not counted.
+ */
+export interface CallLimits {
+  maxCalls: number;
+  maxCallsPerClient: number;
+}
+
+/** The client part of a peer string (`127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `[::1]`). */
+function clientOf(peer: string): string {
+  const i = peer.lastIndexOf(':');
+  return i > 0 ? peer.slice(0, i) : peer;
+}
+
+/** Admits or refuses a call under the limits; returns the release function. */
+function admit(limits: CallLimits, perClient: Map<string, number>, inFlight: number, peer: string) {
+  if (inFlight >= limits.maxCalls)
+    throw BackplaneError.of(
+      'RESOURCE_EXHAUSTED',
+      `the server has ${limits.maxCalls} calls in progress; retry later`,
+      {
+        reason: 'OVERLOADED',
+      },
+    );
+  const client = clientOf(peer);
+  const n = perClient.get(client) ?? 0;
+  if (n >= limits.maxCallsPerClient)
+    throw BackplaneError.of(
+      'RESOURCE_EXHAUSTED',
+      `this client has ${limits.maxCallsPerClient} calls in progress (waits and subscriptions included), the most one client may have`,
+      { reason: 'TOO_MANY_CALLS' },
+    );
+  perClient.set(client, n + 1);
+  return () => {
+    const left = (perClient.get(client) ?? 1) - 1;
+    if (left === 0) perClient.delete(client);
+    else perClient.set(client, left);
+  };
 }
 
 const DECODE_ERROR = Symbol('decode-error');
@@ -226,16 +272,21 @@ export function wrapHandlers(
   opts: WrapOptions,
 ): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
+  const perClient = opts.perClient ?? new Map<string, number>();
   for (const [key, method] of Object.entries(definition)) {
     const handler = handlers[key] as ((...args: unknown[]) => Promise<unknown>) | undefined;
     if (!handler) throw new Error(`no handler for ${method.path}`);
     const run = async (call: AnyCall, body: (ctx: CallContext) => Promise<unknown>) => {
       const started = process.hrtime.bigint();
       const { ctx, dispose, aborted, reason } = makeContext(method.path, call, opts);
-      opts.inFlight.count++;
       let error: BackplaneError | undefined;
       let result: unknown;
+      let release: (() => void) | undefined;
+      let counted = false;
       try {
+        if (opts.limits) release = admit(opts.limits, perClient, opts.inFlight.count, ctx.peer);
+        opts.inFlight.count++;
+        counted = true;
         if (opts.authenticate) await opts.authenticate(ctx);
         result = await body(ctx);
       } catch (err) {
@@ -243,7 +294,8 @@ export function wrapHandlers(
           aborted() && !(err instanceof BackplaneError) ? BackplaneError.from(reason()) : toStatus(err, ctx);
       } finally {
         dispose();
-        opts.inFlight.count--;
+        if (counted) opts.inFlight.count--;
+        release?.();
       }
       // every call is logged at debug level; failures at info (error for INTERNAL/UNKNOWN), so a busy
       // server's log is its problems, not its traffic

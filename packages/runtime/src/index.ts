@@ -29,6 +29,7 @@ export { ExpiryHeap } from './expiry-heap';
 export type {
   BidiStreamHandler,
   CallContext,
+  CallLimits,
   ClientStreamHandler,
   HandlerOf,
   ResponseSink,
@@ -42,7 +43,14 @@ export type { MainOptions } from './main';
 export { runMain, runService } from './main';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
-export { closeOnSignals, service, serviceNameOf, startService } from './server';
+export {
+  closeOnSignals,
+  DEFAULT_CALL_LIMITS,
+  DEFAULT_MAX_STREAMS_PER_CONNECTION,
+  service,
+  serviceNameOf,
+  startService,
+} from './server';
 export type { Store, StoreOp } from './store';
 export { GroupCommitter, openStore, prefixEnd } from './store';
 export type { TlsFiles } from './tls';

@@ -7,7 +7,13 @@ import { type ChannelOptions, Server, type ServiceDefinition } from '@grpc/grpc-
 import { loadSync } from '@grpc/proto-loader';
 import { HealthImplementation } from 'grpc-health-check';
 import { bearerTokenAuth } from './auth';
-import { type CallContext, type ServiceHandlers, tolerantDefinition, wrapHandlers } from './handlers';
+import {
+  type CallContext,
+  type CallLimits,
+  type ServiceHandlers,
+  tolerantDefinition,
+  wrapHandlers,
+} from './handlers';
 import { flushLogger, type Logger, silentLogger } from './logger';
 import { addReflection, reflectionIndex } from './reflection';
 import { serverCredentials, type TlsFiles } from './tls';
@@ -42,6 +48,10 @@ export interface StartServiceOptions {
   authToken?: string | undefined;
   /** A custom authentication hook, run after the bearer-token check. */
   authenticate?: (ctx: CallContext) => void | Promise<void>;
+  /** Load shedding (default: DEFAULT_CALL_LIMITS); calls beyond them get RESOURCE_EXHAUSTED at once. */
+  limits?: CallLimits;
+  /** HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS); default 2000. */
+  maxStreamsPerConnection?: number;
   /** How long close() waits for in-flight calls before cancelling them. */
   shutdownTimeoutMs?: number;
   /** Run after the server stopped, in reverse order (close stores here). */
@@ -83,6 +93,10 @@ export function serviceNameOf(definition: ServiceDefinition): string {
 }
 
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
+
+/** Documented defaults (README "Limits"): high enough for every benchmark, low enough to bound memory. */
+export const DEFAULT_CALL_LIMITS: CallLimits = { maxCalls: 50_000, maxCallsPerClient: 10_000 };
+export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 2000;
 let reflection: ReturnType<typeof reflectionIndex> | undefined;
 /** Our descriptors as buf compiled them, plus grpc.health.v1 (so grpcurl can call Health/Check too). */
 function reflectionFiles(): ReturnType<typeof reflectionIndex> {
@@ -112,6 +126,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     'grpc.max_receive_message_length': 8 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    'grpc.max_concurrent_streams': options.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION,
     ...options.grpcOptions,
   });
   const shutdown = new AbortController();
@@ -129,6 +144,8 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
       : undefined;
 
   const serviceNames = options.services.map((s) => serviceNameOf(s.definition));
+  const limits = options.limits ?? DEFAULT_CALL_LIMITS;
+  const perClient = new Map<string, number>();
   for (const s of options.services) {
     server.addService(
       tolerantDefinition(s.definition),
@@ -137,6 +154,8 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
         shutdownSignal: shutdown.signal,
         authenticate,
         inFlight,
+        limits,
+        perClient,
       }),
     );
   }

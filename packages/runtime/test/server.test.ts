@@ -213,3 +213,72 @@ describe('RunningService.close', () => {
     client.close();
   });
 });
+
+describe('startService load shedding', () => {
+  it('refuses calls beyond the per-client limit at once with RESOURCE_EXHAUSTED, and admits again when they end', async () => {
+    const running = await startTestService({
+      name: 'echo',
+      limits: { maxCalls: 100, maxCallsPerClient: 3 },
+      services: [
+        service(EchoServiceService, {
+          echo: async (req) => {
+            await new Promise((r) => setTimeout(r, Number(req.payload.toString())));
+            return { payload: req.payload };
+          },
+        }),
+      ],
+    });
+    const client = echoClient(running.address);
+    try {
+      const slow = Array.from({ length: 3 }, () =>
+        unary(client.echo.bind(client), { payload: Buffer.from('400') }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      await expect(unary(client.echo.bind(client), { payload: Buffer.from('0') })).rejects.toMatchObject({
+        code: status.RESOURCE_EXHAUSTED,
+        reason: 'TOO_MANY_CALLS',
+      });
+      expect(Date.now() - started).toBeLessThan(200);
+      await Promise.all(slow);
+      expect((await unary(client.echo.bind(client), { payload: Buffer.from('0') })).payload.toString()).toBe(
+        '0',
+      );
+      expect(running.inFlight()).toBe(0);
+    } finally {
+      client.close();
+      await running.close();
+    }
+  });
+
+  it('refuses calls beyond the process limit with OVERLOADED', async () => {
+    const running = await startTestService({
+      name: 'echo',
+      limits: { maxCalls: 2, maxCallsPerClient: 100 },
+      services: [
+        service(EchoServiceService, {
+          echo: async (req) => {
+            await new Promise((r) => setTimeout(r, Number(req.payload.toString())));
+            return { payload: req.payload };
+          },
+        }),
+      ],
+    });
+    const client = echoClient(running.address);
+    try {
+      const slow = Array.from({ length: 2 }, () =>
+        unary(client.echo.bind(client), { payload: Buffer.from('300') }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      await expect(unary(client.echo.bind(client), { payload: Buffer.from('0') })).rejects.toMatchObject({
+        code: status.RESOURCE_EXHAUSTED,
+        reason: 'OVERLOADED',
+      });
+      await Promise.all(slow);
+      expect(await healthCheck(running.address)).toBe('SERVING');
+    } finally {
+      client.close();
+      await running.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  type CallLimits,
   type Logger,
   openStore,
   type RunningService,
@@ -32,6 +33,9 @@ export interface DsCoordinatorOptions {
   tls?: TlsFiles;
   authToken?: string;
   shutdownTimeoutMs?: number;
+  /** Load shedding (default: the runtime's DEFAULT_CALL_LIMITS). */
+  limits?: CallLimits;
+  maxStreamsPerConnection?: number;
 }
 
 export interface RunningDsCoordinator extends RunningService {
@@ -81,6 +85,8 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
       tls: options.tls,
       authToken: options.authToken,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
+      limits: options.limits,
+      maxStreamsPerConnection: options.maxStreamsPerConnection,
       grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
       onClose: [() => store.close(), () => opened.close(), () => coordinator.close()],
     });

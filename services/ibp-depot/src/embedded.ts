@@ -1,6 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { bufferWithRoom } from '@backplane/proto/ibp';
 import {
+  type CallLimits,
   type Logger,
   openStore,
   type RunningService,
@@ -33,6 +34,9 @@ export interface DepotServerOptions {
   tls?: TlsFiles;
   authToken?: string;
   shutdownTimeoutMs?: number;
+  /** Load shedding (default: the runtime's DEFAULT_CALL_LIMITS). */
+  limits?: CallLimits;
+  maxStreamsPerConnection?: number;
 }
 
 export interface RunningDepot extends RunningService {
@@ -72,6 +76,8 @@ export async function startDepot(options: DepotServerOptions): Promise<RunningDe
     tls: options.tls,
     authToken: options.authToken,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
+    limits: options.limits,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
     grpcOptions: { 'grpc.max_receive_message_length': 8 * MB },
     flowControlWindow: 16 * MB,
     onClose: [() => (ownsStore ? store.close() : undefined), () => depot.close()],

@@ -1,5 +1,6 @@
 import { NamingServiceService } from '@backplane/proto/naming';
 import {
+  type CallLimits,
   type Logger,
   openStore,
   type RunningService,
@@ -28,6 +29,9 @@ export interface NameServerOptions {
   tls?: TlsFiles;
   authToken?: string;
   shutdownTimeoutMs?: number;
+  /** Load shedding (default: the runtime's DEFAULT_CALL_LIMITS). */
+  limits?: CallLimits;
+  maxStreamsPerConnection?: number;
 }
 
 export interface RunningNameServer extends RunningService {
@@ -61,6 +65,8 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     tls: options.tls,
     authToken: options.authToken,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
+    limits: options.limits,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
     onClose: [() => (ownsStore ? store.close() : undefined), () => registry.close(), () => parent?.close()],
   });
   self = `${advertiseHost}:${running.port}`;

@@ -1,5 +1,12 @@
 import { join } from 'node:path';
-import { type Logger, openStore, type RunningService, startService, type TlsFiles } from '@backplane/runtime';
+import {
+  type CallLimits,
+  type Logger,
+  openStore,
+  type RunningService,
+  startService,
+  type TlsFiles,
+} from '@backplane/runtime';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { LevelProperties } from './level-properties';
 import { LocalBus } from './local-bus';
@@ -26,6 +33,9 @@ export interface SharingServerOptions {
   tls?: TlsFiles;
   authToken?: string;
   shutdownTimeoutMs?: number;
+  /** Load shedding (default: the runtime's DEFAULT_CALL_LIMITS). */
+  limits?: CallLimits;
+  maxStreamsPerConnection?: number;
   reapEveryMs?: number;
 }
 
@@ -75,6 +85,8 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     tls: options.tls,
     authToken: options.authToken,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
+    limits: options.limits,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
     onClose: [() => closeStore?.(), () => nc?.drain(), () => sharing.close()],
   });
   // leave the ring as soon as shutdown starts, so clients fail over before the node is gone

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type CallLimits,
   type Logger,
   openStore,
   type RunningService,
@@ -26,6 +27,9 @@ export interface TupleSpaceServerOptions {
   log?: Logger;
   tls?: TlsFiles;
   shutdownTimeoutMs?: number;
+  /** Load shedding (default: the runtime's DEFAULT_CALL_LIMITS). */
+  limits?: CallLimits;
+  maxStreamsPerConnection?: number;
   reapEveryMs?: number;
 }
 
@@ -69,6 +73,8 @@ export async function startTupleSpaceServer(
     log: options.log,
     tls: options.tls,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
+    limits: options.limits,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
     grpcOptions: { 'grpc.max_receive_message_length': 16 * 1024 * 1024 },
     onClose: [() => spaces.close(), () => (ownsStore ? store.close() : undefined)],
   });
