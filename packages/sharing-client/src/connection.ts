@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { NodesRequest, SharingServiceClient } from '@backplane/proto/sharing';
 import { BackplaneError, type CallOptions, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, status } from '@grpc/grpc-js';
@@ -66,6 +67,7 @@ export class SharingConnection {
     readonly url: string,
     private readonly options: ConnectionOptions = {},
   ) {
+    setMaxListeners(0, this.closing.signal);
     this.nodes = parseBootstrapUrl(url);
     this.credentials = options.credentials ?? grpcCredentials.createInsecure();
     this.client = this.open(this.nodes[0] as string);
@@ -141,7 +143,10 @@ export class SharingConnection {
     throw lastErr;
   }
 
-  /** Aborted when the connection closes: long calls (subscriptions, watches) end with it. */
+  /**
+   * Aborted when the connection closes: long calls (subscriptions, watches) end with it. Each of them
+   * listens, and thousands on one connection are normal, so there is no listener cap.
+   */
   get closeSignal(): AbortSignal {
     return this.closing.signal;
   }
