@@ -1,0 +1,120 @@
+import { createConnection, type Socket } from 'node:net';
+import { DsService } from '@backplane/ds-client';
+import { healthCheck } from '@backplane/runtime';
+import { tempDir } from '@backplane/runtime/testing';
+import { ServiceProcess } from '../services';
+import type { OverloadOptions, OverloadReport } from './run';
+
+const BENCH_CLIENTS = 16;
+
+function dial(port: number, localAddress: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host: '127.0.0.1', port, localAddress });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Round trips per second of `clients` connections (each its own client address) echoing 64 bytes. */
+async function echoRate(port: number, clients: number, ms: number, base: number): Promise<number> {
+  const sockets = await Promise.all(
+    Array.from({ length: clients }, (_, i) =>
+      dial(port, `127.0.${base + Math.floor(i / 250)}.${(i % 250) + 1}`),
+    ),
+  );
+  let trips = 0;
+  const until = Date.now() + ms;
+  const msg = Buffer.alloc(64, 1);
+  await Promise.all(
+    sockets.map(async (s) => {
+      while (Date.now() < until && !s.destroyed) {
+        const back = new Promise<void>((resolve) => {
+          let got = 0;
+          const onData = (d: Buffer) => {
+            got += d.length;
+            if (got >= msg.length) {
+              s.off('data', onData);
+              resolve();
+            }
+          };
+          s.on('data', onData);
+        });
+        s.write(msg);
+        await back;
+        trips += 1;
+      }
+    }),
+  );
+  for (const s of sockets) s.destroy();
+  return trips / (ms / 1000);
+}
+
+/**
+ * The coordinator: echo round trips through it at the benchmark's 16 clients, at 160, then one client
+ * opening 1.5× the connections one client may hold (the excess must be closed at once), then at 16 again.
+ */
+export async function overloadDs(options: OverloadOptions): Promise<OverloadReport> {
+  const limit = 100;
+  const dir = tempDir('overload-ds-');
+  const proc = await ServiceProcess.start('ds-coordinator', dir.path, {
+    BACKPLANE_DS_MAX_CONNECTIONS_PER_CLIENT: String(limit),
+  });
+  const node = await DsService.create('default', null, { coordinator: proc.address, node: 'echo' });
+  const serving = (async () => {
+    for (;;) {
+      const s = await node.serve().catch(() => undefined);
+      if (!s) return;
+      s.on('error', () => undefined);
+      s.pipe(s);
+    }
+  })();
+  const report: OverloadReport = {
+    service: 'ds-coordinator (relay)',
+    benchConcurrency: BENCH_CLIENTS,
+    before: 0,
+    during: 0,
+    after: 0,
+    codes: {},
+    waiters: 0,
+    waitersRefused: 0,
+    healthy: true,
+    rssBeforeKb: 0,
+    rssPeakKb: 0,
+    rssAfterKb: 0,
+    exits: 0,
+  };
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      if ((await healthCheck(proc.address).catch(() => 'DOWN')) !== 'SERVING') report.healthy = false;
+      report.rssPeakKb = Math.max(report.rssPeakKb, proc.rssKb());
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  const port = proc.dsServicePort;
+  try {
+    report.before = await echoRate(port, BENCH_CLIENTS, options.baselineMs, 40);
+    report.rssBeforeKb = proc.rssKb();
+    report.during = await echoRate(port, BENCH_CLIENTS * 10, options.seconds * 1000, 41);
+    // one client address, 1.5× the connections it may hold
+    const flood = await Promise.all(Array.from({ length: limit * 1.5 }, () => dial(port, '127.0.50.1')));
+    report.waiters = flood.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    report.waitersRefused = flood.filter((s) => s.destroyed || s.readableEnded).length;
+    report.codes['connections closed at once'] = report.waitersRefused;
+    for (const s of flood) s.destroy();
+    await new Promise((r) => setTimeout(r, 500));
+    report.after = await echoRate(port, BENCH_CLIENTS, options.baselineMs, 42);
+    report.rssAfterKb = proc.rssKb();
+  } finally {
+    watching = false;
+    await watcher;
+    await node.close(true).catch(() => undefined);
+    await serving;
+    report.exits = proc.unexpectedExits;
+    report.rssPeakKb = Math.max(report.rssPeakKb, proc.peakRssKb());
+    await proc.stop();
+    dir.remove();
+  }
+  return report;
+}
