@@ -9,6 +9,14 @@ export function secretsEqual(a: string, b: string): boolean {
   return timingSafeEqual(da, db);
 }
 
+/**
+ * The key to look a secret up by: its SHA-256. A map keyed by the secret itself compares the secret with
+ * stored ones; keyed by the digest, a lookup's timing says nothing about the secret.
+ */
+export function secretKey(secret: string | Buffer): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
+
 /** An authenticate hook that requires `authorization: Bearer <token>` on every call. */
 export function bearerTokenAuth(token: string): (ctx: CallContext) => void {
   if (token.length < 16) throw new Error('an auth token must be at least 16 characters');

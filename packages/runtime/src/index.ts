@@ -1,6 +1,6 @@
 export { AsyncLock, Condition } from './async-lock';
 export { AsyncQueue } from './async-queue';
-export { bearerTokenAuth, secretsEqual } from './auth';
+export { bearerTokenAuth, secretKey, secretsEqual } from './auth';
 export type { CallOptions } from './client';
 export { bearerMetadata, serverStream, unary } from './client';
 export type { CommonConfig, ConfigOf, ConfigSpec, Setting } from './config';

@@ -2,32 +2,58 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Field names whose values must never reach a log line. */
-export const REDACTED_PATHS = [
-  'ownerSecret',
-  '*.ownerSecret',
+const SECRET_FIELDS = [
+  // bearer tokens and passwords
   'authorization',
-  '*.authorization',
   'token',
-  '*.token',
+  'authToken',
   'password',
-  '*.password',
+  'adminPassword',
+  'secret',
+  // name-server owner secrets
+  'ownerSecret',
+  // IBP capabilities (the key after '#' is a bearer secret)
+  'cap',
+  'capability',
+  'readCap',
+  'writeCap',
+  'manageCap',
+  'sourceReadCap',
+  'targetWriteCap',
+  'derivedCap',
+  // ds node sessions
+  'session',
 ];
+
+/** Field names whose values must never reach a log line: at the top level and up to two levels down. */
+export const REDACTED_PATHS = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]);
+
+/** A logged grpc Metadata object, its secret values hidden (pino's redact runs before toJSON). */
+function metadataSerializer(value: unknown): unknown {
+  const m = value as { getMap?: () => Record<string, unknown> } | undefined;
+  if (!m || typeof m.getMap !== 'function') return value;
+  return Object.fromEntries(
+    Object.entries(m.getMap()).map(([k, v]) => [k, SECRET_FIELDS.includes(k) ? '[redacted]' : v]),
+  );
+}
 
 /**
  * The one logger of a process. Structured JSON to stdout; children carry the service name. Writes are
  * asynchronous (lines written while a write is in flight go out together), so logging every call does
  * not cost a system call per call; flushLogger() before exiting.
  */
-export function createLogger(options: { level?: string; service?: string } = {}): Logger {
+export function createLogger(
+  options: { level?: string; service?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   return pino(
     {
       level: options.level ?? 'info',
       base: options.service ? { service: options.service, pid: process.pid } : { pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { metadata: metadataSerializer },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    pino.destination({ dest: 1, sync: false }),
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HandoffReason } from '@backplane/proto/ds';
-import { BackplaneError, type Logger } from '@backplane/runtime';
+import { BackplaneError, type Logger, secretKey } from '@backplane/runtime';
 import type { Bindings } from './bindings';
 import { type ClientRecord, NodeSession } from './node-session';
 import { RelayStream, Signal } from './relay-stream';
@@ -60,6 +60,7 @@ interface NodeWaiter {
  */
 export class Coordinator {
   private readonly sessions = new Map<string, NodeSession>();
+  /** Sessions by secretKey(session secret): a lookup does not compare secrets. */
   private readonly bySecret = new Map<string, NodeSession>();
   private readonly clients = new Map<string, ClientRecord>();
   private readonly grants = new Map<string, Grant>();
@@ -112,7 +113,7 @@ export class Coordinator {
     if (this.closing) throw BackplaneError.unavailable('the coordinator is shutting down');
     const session = new NodeSession(url, name, node, randomBytes(18).toString('base64url'), send);
     this.sessions.set(url, session);
-    this.bySecret.set(session.secret, session);
+    this.bySecret.set(secretKey(session.secret), session);
     session.send({
       kind: {
         $case: 'attached',
@@ -175,7 +176,7 @@ export class Coordinator {
   }
 
   session(secret: string): NodeSession {
-    const session = this.bySecret.get(secret);
+    const session = this.bySecret.get(secretKey(secret));
     if (!session || session.closed) {
       throw BackplaneError.incorrectState('not an attached ds_service session (closed, failed or unknown)', {
         reason: 'SESSION_NOT_ATTACHED',
@@ -192,7 +193,7 @@ export class Coordinator {
   private removeSession(session: NodeSession): void {
     session.closed = true;
     this.sessions.delete(session.url);
-    this.bySecret.delete(session.secret);
+    this.bySecret.delete(secretKey(session.secret));
   }
 
   private nodesOf(name: string): NodeSession[] {
@@ -318,7 +319,7 @@ export class Coordinator {
   /** Grants a data connection for the stream (the token the node dials with); the caller tells the node. */
   private newGrant(stream: RelayStream, client: ClientRecord, node: NodeSession) {
     const token = randomBytes(16);
-    const key = token.toString('hex');
+    const key = secretKey(token);
     const grant: Grant = { stream, client, node, dialled: new Signal() };
     this.grants.set(key, grant);
     stream.counters = node.counters;
@@ -341,7 +342,7 @@ export class Coordinator {
 
   /** A node dialled the data address and sent its token. */
   acceptData(socket: Socket, token: Buffer): void {
-    const key = token.toString('hex');
+    const key = secretKey(token);
     const grant = this.grants.get(key);
     this.grants.delete(key);
     const current = grant && !grant.node.closed && grant.client.node === grant.node;
