@@ -10,6 +10,15 @@ import { up } from './up';
 
 const { version } = require('../package.json') as { version: string };
 
+// grpc-js passes an IP target (--ns 127.0.0.1:7000 with --tls-ca) to TLS as the server name, and Node
+// warns about it on every run (DEP0123); the certificate is still checked against the IP. Drop only that.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const code = rest.find((r) => r === 'DEP0123') ?? (rest[0] as { code?: string } | undefined)?.code;
+  if (code === 'DEP0123') return;
+  (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
 function parsePorts(value: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const pair of value.split(',').filter(Boolean)) {

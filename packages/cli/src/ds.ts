@@ -1,29 +1,26 @@
 import { DsAdmin } from '@backplane/ds-client';
-import { bearerMetadata } from '@backplane/runtime';
 import type { Command } from 'commander';
+import { type ConnectionFlags, credentialsFrom, metadataFrom, withConnection } from './connection';
 import { EXIT, printJson, table } from './output';
 
-interface Common {
+interface Common extends ConnectionFlags {
   coordinator?: string;
   json?: boolean;
-  token?: string;
 }
 
 function withCommon(cmd: Command): Command {
-  return cmd
+  return withConnection(cmd)
     .option(
       '--coordinator <host:port>',
       "ds coordinator's control address (default $BACKPLANE_DS_COORDINATOR or 127.0.0.1:7400)",
     )
-    .option('--token <token>', 'bearer token (default $BACKPLANE_AUTH_TOKEN)')
     .option('--json', 'machine-readable output');
 }
 
 async function using<T>(o: Common, fn: (admin: DsAdmin) => Promise<T>): Promise<T> {
-  const token = o.token ?? process.env.BACKPLANE_AUTH_TOKEN;
-  const metadata = token ? bearerMetadata(token) : undefined;
   const admin = new DsAdmin(o.coordinator ?? process.env.BACKPLANE_DS_COORDINATOR ?? '127.0.0.1:7400', {
-    metadata,
+    metadata: metadataFrom(o),
+    credentials: credentialsFrom(o),
   });
   try {
     return await fn(admin);

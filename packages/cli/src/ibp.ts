@@ -1,25 +1,24 @@
 import { type AreaType, IbpClient } from '@backplane/ibp-client';
 import type { Command } from 'commander';
+import { type ConnectionFlags, credentialsFrom, tokenFrom, withConnection } from './connection';
 import { printJson, table } from './output';
 import { progressBar } from './progress';
 
-interface Common {
+interface Common extends ConnectionFlags {
   depot?: string;
   json?: boolean;
-  token?: string;
 }
 
 function client(o: Common): IbpClient {
-  return new IbpClient({ depot: o.depot, token: o.token ?? process.env.BACKPLANE_AUTH_TOKEN });
+  return new IbpClient({ depot: o.depot, token: tokenFrom(o), credentials: credentialsFrom(o) });
 }
 
 function withCommon(cmd: Command): Command {
-  return cmd
+  return withConnection(cmd)
     .option(
       '--depot <host:port>',
       'depot for allocate/status (default $BACKPLANE_IBP_DEPOT or 127.0.0.1:6714)',
     )
-    .option('--token <token>', 'bearer token (default $BACKPLANE_AUTH_TOKEN)')
     .option('--json', 'machine-readable output');
 }
 

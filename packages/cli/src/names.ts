@@ -2,19 +2,20 @@ import { defaultNameServer, NamingClient } from '@backplane/naming-client';
 import type { Binding } from '@backplane/proto/naming';
 import { parseHostPort } from '@backplane/runtime';
 import type { Command } from 'commander';
+import { type ConnectionFlags, credentialsFrom, tokenFrom, withConnection } from './connection';
 import { printJson, table } from './output';
 
-interface Common {
+interface Common extends ConnectionFlags {
   ns?: string;
   scope?: string;
   json?: boolean;
-  token?: string;
 }
 
 function client(o: Common): NamingClient {
   return new NamingClient({
     nameServer: o.ns ?? defaultNameServer(),
-    token: o.token ?? process.env.BACKPLANE_AUTH_TOKEN,
+    token: tokenFrom(o),
+    credentials: credentialsFrom(o),
   });
 }
 
@@ -34,10 +35,9 @@ function row(b: Binding) {
 const COLUMNS = ['scope', 'name', 'location', 'types', 'lease'];
 
 function withCommon(cmd: Command): Command {
-  return cmd
+  return withConnection(cmd)
     .option('--ns <host:port>', 'name server (default $BACKPLANE_NAMESERVER or 127.0.0.1:7000)')
     .option('--scope <scope>', 'scope (default: the default scope)')
-    .option('--token <token>', 'bearer token (default $BACKPLANE_AUTH_TOKEN)')
     .option('--json', 'machine-readable output');
 }
 

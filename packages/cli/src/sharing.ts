@@ -1,14 +1,15 @@
 import { SharedEvents, SharedProperties, SharingConnection } from '@backplane/sharing-client';
 import type { Command } from 'commander';
+import { type ConnectionFlags, credentialsFrom, metadataFrom, withConnection } from './connection';
 import { printJson, table } from './output';
 
-interface Common {
+interface Common extends ConnectionFlags {
   server?: string;
   json?: boolean;
 }
 
 function withCommon(cmd: Command): Command {
-  return cmd
+  return withConnection(cmd)
     .option(
       '--server <url>',
       'sharing node or bootstrap URL (default $BACKPLANE_SHARING_URL or boot@127.0.0.1:8400)',
@@ -17,7 +18,10 @@ function withCommon(cmd: Command): Command {
 }
 
 async function using<T>(o: Common, fn: (c: SharingConnection) => Promise<T>): Promise<T> {
-  const c = new SharingConnection(o.server ?? process.env.BACKPLANE_SHARING_URL ?? 'boot@127.0.0.1:8400');
+  const c = new SharingConnection(o.server ?? process.env.BACKPLANE_SHARING_URL ?? 'boot@127.0.0.1:8400', {
+    credentials: credentialsFrom(o),
+    metadata: metadataFrom(o),
+  });
   try {
     return await fn(c);
   } finally {

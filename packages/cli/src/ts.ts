@@ -6,9 +6,10 @@ import {
   TupleSpaceClient,
 } from '@backplane/tuplespace-client';
 import type { Command } from 'commander';
+import { type ConnectionFlags, credentialsFrom, withConnection } from './connection';
 import { printJson, table } from './output';
 
-interface Common {
+interface Common extends ConnectionFlags {
   server?: string;
   user?: string;
   password?: string;
@@ -20,11 +21,13 @@ function client(o: Common): TupleSpaceClient {
   return new TupleSpaceClient(o.server, {
     user,
     password: o.password ?? process.env.BACKPLANE_TS_PASSWORD,
+    credentials: credentialsFrom(o),
   });
 }
 
 function withCommon(cmd: Command): Command {
-  return cmd
+  // the tuple space authenticates users (--user/--password), not bearer tokens
+  return withConnection(cmd, false)
     .option('--server <host:port>', 'tuple-space server (default $BACKPLANE_TS_ADDRESS or 127.0.0.1:8200)')
     .option('--user <name>', 'user (default $BACKPLANE_TS_USER; none = anonymous)')
     .option('--password <password>', 'password (default $BACKPLANE_TS_PASSWORD)')

@@ -1,75 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { EchoServiceClient, EchoServiceService } from '@backplane/proto/echo';
 import { status } from '@grpc/grpc-js';
 import { clientCredentials, service, unary } from '../src';
-import { healthCheck, startTestService, tempDir } from '../src/testing';
-
-/** A CA, and a server and a client certificate it signed, made with openssl in a temp dir. */
-function makeCerts(dir: string) {
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=test-ca',
-  );
-  for (const who of ['server', 'client']) {
-    run(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      `${who}.key`,
-      '-out',
-      `${who}.csr`,
-      '-subj',
-      `/CN=${who}`,
-    );
-    execFileSync('sh', ['-c', `printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > ${who}.ext`], {
-      cwd: dir,
-    });
-    run(
-      'x509',
-      '-req',
-      '-in',
-      `${who}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${who}.pem`,
-      '-days',
-      '1',
-      '-extfile',
-      `${who}.ext`,
-    );
-  }
-  const p = (f: string) => join(dir, f);
-  return {
-    ca: p('ca.pem'),
-    serverCert: p('server.pem'),
-    serverKey: p('server.key'),
-    clientCert: p('client.pem'),
-    clientKey: p('client.key'),
-  };
-}
+import { healthCheck, makeTestCertificates, startTestService, tempDir } from '../src/testing';
 
 describe('startService with TLS', () => {
   const dir = tempDir();
-  const certs = makeCerts(dir.path);
+  const certs = makeTestCertificates(dir.path);
   afterAll(() => dir.remove());
 
   const echo = service(EchoServiceService, { echo: async (req) => ({ payload: req.payload }) });

@@ -1,6 +1,7 @@
 export { healthCheck, reflectionListServices } from '../probes';
 export type { ServiceBinary } from './binaries';
 export { startServiceBinary, undocumentedSettings } from './binaries';
+export { makeTestCertificates } from './certs';
 export { memoryStore } from './memory-store';
 export type { NatsCluster, NatsServer } from './nats';
 export { natsServerBinary, startNats, startNatsCluster } from './nats';
