@@ -13,6 +13,8 @@ describe('faults (short mode)', () => {
 
   const check = (r: FaultReport) => {
     reports.push(r);
+    if (r.output) process.stdout.write(`${r.target} output:\n${r.output}\n`);
+    expect(r.exits).toBe(0);
     expect(r.missing).toEqual([]);
     expect(r.acknowledged).toBeGreaterThan(100);
     expect(r.found).toBe(r.acknowledged);

@@ -41,6 +41,7 @@ export async function faultDs(
     errors: {},
     maxRecoveryMs: 0,
     peakRssKb: 0,
+    exits: 0,
   };
   const socket: Socket = createConnection({ host: '127.0.0.1', port: coordinator.dsServicePort });
   socket.on('error', () => undefined);
@@ -123,6 +124,7 @@ export async function faultDs(
     report.missing.push(`bindings before ${bindingsBefore.join(', ')}, after ${bindingsAfter.join(', ')}`);
   report.blocked['coordinator kill -9: client sockets closed (it holds them), bindings kept'] = 1;
   report.peakRssKb = coordinator.peakRssKb();
+  report.exits = coordinator.unexpectedExits;
   socket.destroy();
   admin.close();
   after.close();

@@ -26,6 +26,9 @@ export interface FaultReport {
   /** Longest time from a kill until the service answered again, ms. */
   maxRecoveryMs: number;
   peakRssKb: number;
+  /** Times the service exited by itself (a crash), and its last output when it did or writes were missing. */
+  exits: number;
+  output?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,6 +39,9 @@ interface Victim {
   kill(round: number): Promise<void>;
   restart(round: number): Promise<void>;
   peakRssKb(): number;
+  /** Exits nobody asked for, and the process's last output. */
+  exits(): number;
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -57,6 +63,7 @@ export async function runFaults(
     errors: {},
     maxRecoveryMs: 0,
     peakRssKb: 0,
+    exits: 0,
   };
   let stop = false;
   let next = 0;
@@ -104,6 +111,8 @@ export async function runFaults(
   report.missing = await workload.verify();
   report.found = report.acknowledged - report.missing.length;
   report.peakRssKb = victim.peakRssKb();
+  report.exits = victim.exits();
+  if (report.exits > 0 || report.missing.length > 0) report.output = victim.output().slice(-3000);
   await workload.close();
   await victim.stop();
   return report;
@@ -121,6 +130,8 @@ export async function faultService(
     kill: () => proc.crash(),
     restart: () => proc.restart(),
     peakRssKb: () => proc.peakRssKb(),
+    exits: () => proc.unexpectedExits,
+    output: () => proc.output(),
     stop: async () => {
       await proc.stop();
       dir.remove();
@@ -150,6 +161,8 @@ export async function faultSharingOnNats(
     kill: (round) => server(round).kill(),
     restart: (round) => server(round).restart(),
     peakRssKb: () => proc.peakRssKb(),
+    exits: () => proc.unexpectedExits,
+    output: () => proc.output(),
     stop: async () => {
       await proc.stop();
       await cluster.stop();
