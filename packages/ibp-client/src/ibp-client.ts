@@ -14,7 +14,14 @@ import {
   Reliability,
   type StatusResponse,
 } from '@backplane/proto/ibp';
-import { BackplaneError, type CallOptions, crc32Combine, serverStream, unary } from '@backplane/runtime';
+import {
+  BackplaneError,
+  type CallOptions,
+  crc32Combine,
+  RECONNECT_OPTIONS,
+  serverStream,
+  unary,
+} from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 
 export type { CapSet, ManageResponse, StatusResponse } from '@backplane/proto/ibp';
@@ -94,6 +101,7 @@ export class IbpClient {
     let c = this.clients.get(address);
     if (!c) {
       c = new FastDepotServiceClient(address, this.credentials, {
+        ...RECONNECT_OPTIONS,
         'grpc.max_receive_message_length': 8 * 1024 * 1024,
         // a 16 MiB receive window: with Node's 64 KiB default, 1 MiB chunks stall on window updates
         'grpc-node.flow_control_window': 16 * 1024 * 1024,

@@ -6,7 +6,7 @@ import {
   WatchEventType,
   type WatchResponse,
 } from '@backplane/proto/naming';
-import { type CallOptions, serverStream, unary } from '@backplane/runtime';
+import { type CallOptions, RECONNECT_OPTIONS, serverStream, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 
 export const DEFAULT_NAMESERVER = '127.0.0.1:7000';
@@ -74,6 +74,7 @@ export class NamingClient {
     this.client = new NamingServiceClient(
       this.nameServer,
       options.credentials ?? grpcCredentials.createInsecure(),
+      RECONNECT_OPTIONS,
     );
     this.token = options.token;
   }

@@ -79,6 +79,17 @@ export async function* serverStream<Req, Res>(
 }
 
 /** Metadata carrying a bearer token. */
+/**
+ * Channel options every client uses: after a server restart, grpc-js retries the connection with an
+ * exponential backoff that by default grows to 120 s, so a client could stay cut off long after the server
+ * is back (the fault runs saw a depot client refused for a minute). Backplane servers restart in about a
+ * second: retry from 200 ms, never waiting more than 2 s.
+ */
+export const RECONNECT_OPTIONS = {
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2000,
+} as const;
+
 export function bearerMetadata(token: string): Metadata {
   const md = new Metadata();
   md.set('authorization', `Bearer ${token}`);

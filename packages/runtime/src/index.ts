@@ -2,7 +2,7 @@ export { AsyncLock, Condition } from './async-lock';
 export { AsyncQueue } from './async-queue';
 export { bearerTokenAuth, secretKey, secretsEqual } from './auth';
 export type { CallOptions } from './client';
-export { bearerMetadata, serverStream, unary } from './client';
+export { bearerMetadata, RECONNECT_OPTIONS, serverStream, unary } from './client';
 export type { CommonConfig, ConfigOf, ConfigSpec, Setting } from './config';
 export {
   ConfigError,

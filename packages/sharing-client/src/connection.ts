@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { NodesRequest, SharingServiceClient } from '@backplane/proto/sharing';
-import { BackplaneError, type CallOptions, unary } from '@backplane/runtime';
+import { BackplaneError, type CallOptions, RECONNECT_OPTIONS, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, status } from '@grpc/grpc-js';
 
 export const DEFAULT_PORT = 8400;
@@ -74,10 +74,7 @@ export class SharingConnection {
   }
 
   private open(address: string): SharingServiceClient {
-    return new SharingServiceClient(address, this.credentials, {
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2000,
-    });
+    return new SharingServiceClient(address, this.credentials, RECONNECT_OPTIONS);
   }
 
   /** The node in use. */

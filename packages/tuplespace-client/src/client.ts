@@ -4,7 +4,7 @@ import {
   type TupleRecord,
   TupleSpaceServiceClient,
 } from '@backplane/proto/tuplespace';
-import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
+import { BackplaneError, type CallOptions, RECONNECT_OPTIONS, serverStream, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import type { Template, Tuple } from './tuples';
 
@@ -81,6 +81,7 @@ export class TupleSpaceClient {
     options: { user?: string; password?: string; credentials?: ChannelCredentials } = {},
   ) {
     this.raw = new TupleSpaceServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
+      ...RECONNECT_OPTIONS,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     });
     if (options.user !== undefined) {

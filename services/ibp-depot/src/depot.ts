@@ -272,6 +272,14 @@ export class Depot {
 
   // ---- capabilities -------------------------------------------------------------------------------
 
+  /**
+   * Throws what the operation would throw for this capability (malformed, wrong kind, unknown): calls that
+   * reach out to another host (Deliver, RemoteStore) check first, so a bad capability opens no connection.
+   */
+  check(cap: string, kind: CapKind, what: string): void {
+    this.authorizeWithLimit(cap, kind, what);
+  }
+
   private authorize(cap: string, kind: CapKind, what: string): Live {
     return this.authorizeWithLimit(cap, kind, what).live;
   }

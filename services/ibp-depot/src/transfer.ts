@@ -115,6 +115,7 @@ export async function deliver(
   allowed: BlockList,
   signal?: AbortSignal,
 ): Promise<number> {
+  depot.check(readCap, 'READ', 'read_cap');
   return withConnection(host, port, allowed, signal, async (socket) => {
     let sent = 0;
     const finished = () => finish(socket);
@@ -150,6 +151,7 @@ export async function remoteStore(
   allowed: BlockList,
   signal?: AbortSignal,
 ): Promise<number> {
+  depot.check(writeCap, 'WRITE', 'write_cap');
   return withConnection(host, port, allowed, signal, async (socket) => {
     const r = await depot.store(
       writeCap,
