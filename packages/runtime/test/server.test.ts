@@ -214,20 +214,25 @@ describe('RunningService.close', () => {
   });
 });
 
+/** An echo service under `limits` that sleeps as many ms as the payload says. */
+function sleepyEcho(limits: { maxCalls: number; maxCallsPerClient: number }) {
+  return startTestService({
+    name: 'echo',
+    limits,
+    services: [
+      service(EchoServiceService, {
+        echo: async (req) => {
+          await new Promise((r) => setTimeout(r, Number(req.payload.toString())));
+          return { payload: req.payload };
+        },
+      }),
+    ],
+  });
+}
+
 describe('startService load shedding', () => {
   it('refuses calls beyond the per-client limit at once with RESOURCE_EXHAUSTED, and admits again when they end', async () => {
-    const running = await startTestService({
-      name: 'echo',
-      limits: { maxCalls: 100, maxCallsPerClient: 3 },
-      services: [
-        service(EchoServiceService, {
-          echo: async (req) => {
-            await new Promise((r) => setTimeout(r, Number(req.payload.toString())));
-            return { payload: req.payload };
-          },
-        }),
-      ],
-    });
+    const running = await sleepyEcho({ maxCalls: 100, maxCallsPerClient: 3 });
     const client = echoClient(running.address);
     try {
       const slow = Array.from({ length: 3 }, () =>
@@ -252,18 +257,7 @@ describe('startService load shedding', () => {
   });
 
   it('refuses calls beyond the process limit with OVERLOADED', async () => {
-    const running = await startTestService({
-      name: 'echo',
-      limits: { maxCalls: 2, maxCallsPerClient: 100 },
-      services: [
-        service(EchoServiceService, {
-          echo: async (req) => {
-            await new Promise((r) => setTimeout(r, Number(req.payload.toString())));
-            return { payload: req.payload };
-          },
-        }),
-      ],
-    });
+    const running = await sleepyEcho({ maxCalls: 2, maxCallsPerClient: 100 });
     const client = echoClient(running.address);
     try {
       const slow = Array.from({ length: 2 }, () =>

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DsAdmin } from '@backplane/ds-client';
 import { type SpawnedProcess, spawnProcess, tempDir, waitFor } from '@backplane/runtime/testing';
 import { ServiceProcess } from '../services';
-import type { FaultOptions, FaultReport } from './run';
+import { emptyFaultReport, type FaultOptions, type FaultReport } from './run';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // the compiled script, whether this runs from dist/ or (under jest) from src/
@@ -31,18 +31,7 @@ export async function faultDs(
   await startNode('a');
   await startNode('b');
   const admin = new DsAdmin(coordinator.address);
-  const report: FaultReport = {
-    target: 'ds-coordinator (server-node kill -9)',
-    kills: 0,
-    acknowledged: 0,
-    found: 0,
-    missing: [],
-    blocked: {},
-    errors: {},
-    maxRecoveryMs: 0,
-    peakRssKb: 0,
-    exits: 0,
-  };
+  const report = emptyFaultReport('ds-coordinator (server-node kill -9)');
   const socket: Socket = createConnection({ host: '127.0.0.1', port: coordinator.dsServicePort });
   socket.on('error', () => undefined);
   let closed = false;

@@ -31,6 +31,22 @@ export interface FaultReport {
   output?: string;
 }
 
+/** A report with nothing counted yet. */
+export function emptyFaultReport(target: string): FaultReport {
+  return {
+    target,
+    kills: 0,
+    acknowledged: 0,
+    found: 0,
+    missing: [],
+    blocked: {},
+    errors: {},
+    maxRecoveryMs: 0,
+    peakRssKb: 0,
+    exits: 0,
+  };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const between = ([a, b]: [number, number]) => a + Math.random() * (b - a);
 
@@ -53,18 +69,7 @@ export async function runFaults(
   options: FaultOptions,
   log: (line: string) => void = () => undefined,
 ): Promise<FaultReport> {
-  const report: FaultReport = {
-    target: label,
-    kills: 0,
-    acknowledged: 0,
-    found: 0,
-    missing: [],
-    blocked: {},
-    errors: {},
-    maxRecoveryMs: 0,
-    peakRssKb: 0,
-    exits: 0,
-  };
+  const report = emptyFaultReport(label);
   let stop = false;
   let next = 0;
   let lastAck = Date.now();

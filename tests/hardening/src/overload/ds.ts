@@ -1,9 +1,8 @@
 import { createConnection, type Socket } from 'node:net';
 import { DsService } from '@backplane/ds-client';
-import { healthCheck } from '@backplane/runtime';
 import { tempDir } from '@backplane/runtime/testing';
 import { ServiceProcess } from '../services';
-import type { OverloadOptions, OverloadReport } from './run';
+import { emptyOverloadReport, type OverloadOptions, type OverloadReport, watchHealth } from './run';
 
 const BENCH_CLIENTS = 16;
 
@@ -68,29 +67,8 @@ export async function overloadDs(options: OverloadOptions): Promise<OverloadRepo
       s.pipe(s);
     }
   })();
-  const report: OverloadReport = {
-    service: 'ds-coordinator (relay)',
-    benchConcurrency: BENCH_CLIENTS,
-    before: 0,
-    during: 0,
-    after: 0,
-    codes: {},
-    waiters: 0,
-    waitersRefused: 0,
-    healthy: true,
-    rssBeforeKb: 0,
-    rssPeakKb: 0,
-    rssAfterKb: 0,
-    exits: 0,
-  };
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      if ((await healthCheck(proc.address).catch(() => 'DOWN')) !== 'SERVING') report.healthy = false;
-      report.rssPeakKb = Math.max(report.rssPeakKb, proc.rssKb());
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
+  const report = emptyOverloadReport('ds-coordinator (relay)', BENCH_CLIENTS);
+  const stopWatching = watchHealth(proc, report);
   const port = proc.dsServicePort;
   try {
     report.before = await echoRate(port, BENCH_CLIENTS, options.baselineMs, 40);
@@ -108,8 +86,7 @@ export async function overloadDs(options: OverloadOptions): Promise<OverloadRepo
       report.after = Math.max(report.after, await echoRate(port, BENCH_CLIENTS, options.baselineMs, 42 + w));
     report.rssAfterKb = proc.rssKb();
   } finally {
-    watching = false;
-    await watcher;
+    await stopWatching();
     await node.close(true).catch(() => undefined);
     await serving;
     report.exits = proc.unexpectedExits;

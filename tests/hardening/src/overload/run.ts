@@ -33,6 +33,41 @@ export interface OverloadReport {
   exits: number;
 }
 
+/** A report with nothing measured yet. */
+export function emptyOverloadReport(service: string, benchConcurrency: number): OverloadReport {
+  return {
+    service,
+    benchConcurrency,
+    before: 0,
+    during: 0,
+    after: 0,
+    codes: {},
+    waiters: 0,
+    waitersRefused: 0,
+    healthy: true,
+    rssBeforeKb: 0,
+    rssPeakKb: 0,
+    rssAfterKb: 0,
+    exits: 0,
+  };
+}
+
+/** Checks health and samples memory every 250 ms until the returned stop function is awaited. */
+export function watchHealth(proc: ServiceProcess, report: OverloadReport): () => Promise<void> {
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      if ((await healthCheck(proc.address).catch(() => 'DOWN')) !== 'SERVING') report.healthy = false;
+      report.rssPeakKb = Math.max(report.rssPeakKb, proc.rssKb());
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return async () => {
+    watching = false;
+    await watcher;
+  };
+}
+
 const codeName = (err: unknown) => status[BackplaneError.from(err).code] ?? 'UNKNOWN';
 
 async function throughput(
@@ -75,30 +110,8 @@ export async function overloadService(
     BACKPLANE_MAX_CALLS_PER_CLIENT: String(options.maxCallsPerClient),
   });
   const ops = await opsFor(name, proc.address);
-  const report: OverloadReport = {
-    service: name,
-    benchConcurrency: ops.benchConcurrency,
-    before: 0,
-    during: 0,
-    after: 0,
-    codes: {},
-    waiters: 0,
-    waitersRefused: 0,
-    healthy: true,
-    rssBeforeKb: 0,
-    rssPeakKb: 0,
-    rssAfterKb: 0,
-    exits: 0,
-  };
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      const h = await healthCheck(proc.address).catch(() => 'DOWN');
-      if (h !== 'SERVING') report.healthy = false;
-      report.rssPeakKb = Math.max(report.rssPeakKb, proc.rssKb());
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
+  const report = emptyOverloadReport(name, ops.benchConcurrency);
+  const stopWatching = watchHealth(proc, report);
   try {
     await throughput(ops.op, ops.benchConcurrency, 1000);
     report.before = await throughput(ops.op, ops.benchConcurrency, options.baselineMs);
@@ -126,8 +139,7 @@ export async function overloadService(
       );
     report.rssAfterKb = proc.rssKb();
   } finally {
-    watching = false;
-    await watcher;
+    await stopWatching();
     ops.close();
     report.exits = proc.unexpectedExits;
     report.rssPeakKb = Math.max(report.rssPeakKb, proc.peakRssKb());
