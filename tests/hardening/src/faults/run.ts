@@ -1,6 +1,5 @@
-import { BackplaneError } from '@backplane/runtime';
 import { type NatsCluster, startNatsCluster, tempDir } from '@backplane/runtime/testing';
-import { status } from '@grpc/grpc-js';
+import { codeOf } from '../codes';
 import { type ServiceName, ServiceProcess } from '../services';
 import { sharing, type Workload, workloadFor } from './workloads';
 
@@ -81,7 +80,7 @@ export async function runFaults(
         await workload.step(i);
         lastAck = Date.now();
       } catch (err) {
-        const code = status[BackplaneError.from(err).code] ?? 'UNKNOWN';
+        const code = codeOf(err);
         report.errors[code] = (report.errors[code] ?? 0) + 1;
         await sleep(50);
       }

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { IbpClient } from '@backplane/ibp-client';
 import { NamingClient } from '@backplane/naming-client';
-import { BackplaneError } from '@backplane/runtime';
 import { SharedEvents, SharedProperties, SharingConnection } from '@backplane/sharing-client';
 import { TupleSpaceClient, template, tuple } from '@backplane/tuplespace-client';
-import { status } from '@grpc/grpc-js';
+import { codeOf } from '../codes';
 import type { ServiceName } from '../services';
 import { TS_ADMIN } from '../services';
 
@@ -27,7 +26,6 @@ export interface Workload {
 }
 
 const deadline = (ms = 3000) => ({ deadline: new Date(Date.now() + ms) });
-const codeOf = (err: unknown) => status[BackplaneError.from(err).code] ?? 'UNKNOWN';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function nameServer(address: string): Workload {

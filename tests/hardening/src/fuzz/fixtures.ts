@@ -4,6 +4,7 @@ import { IbpClient } from '@backplane/ibp-client';
 import { NamingClient } from '@backplane/naming-client';
 import { SharedProperties, SharingConnection } from '@backplane/sharing-client';
 import { TupleSpaceClient, tuple } from '@backplane/tuplespace-client';
+import { echoNode } from '../codes';
 import { type ServiceName, type ServiceProcess, TS_ADMIN } from '../services';
 import type { Corpus } from './messages';
 
@@ -168,16 +169,6 @@ async function sharingFixture(p: ServiceProcess): Promise<Fixture> {
       connection.close();
     },
   };
-}
-
-/** Serves every stream of a node by echoing it, until the node closes. */
-async function echoNode(node: DsService): Promise<void> {
-  for (;;) {
-    const stream = await node.serve().catch(() => undefined);
-    if (!stream) return;
-    stream.on('error', () => undefined);
-    stream.pipe(stream);
-  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { healthCheck } from '@backplane/runtime';
+import { healthCheck, statusName } from '@backplane/runtime';
 import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import { protoPackageOf, type ServiceProcess } from '../services';
 import { type Outcome, rawCall } from './calls';
@@ -68,16 +68,14 @@ export interface ServiceFuzzReport {
   integrityProblems: string[];
 }
 
-const codeName = (c: number) => status[c] ?? String(c);
-
 /** A finding when the answer is outside the vocabulary, or an error from the server carries no reason. */
 function judge(o: Outcome): string | undefined {
-  if (!DOCUMENTED_CODES.has(o.code)) return `undocumented code ${codeName(o.code)}`;
+  if (!DOCUMENTED_CODES.has(o.code)) return `undocumented code ${statusName(o.code)}`;
   if (o.code === status.UNAVAILABLE && !o.reason) return 'UNAVAILABLE without a reason (connection lost?)';
   const local = o.code === status.OK || o.code === status.CANCELLED || o.code === status.DEADLINE_EXCEEDED;
   // grpc-js's own answer to an oversized message has no reason; so does a limit grpc-js enforces
   const grpcLimit = o.code === status.RESOURCE_EXHAUSTED && /larger than max/i.test(o.details);
-  if (!local && !grpcLimit && !o.reason) return `${codeName(o.code)} without a backplane-reason`;
+  if (!local && !grpcLimit && !o.reason) return `${statusName(o.code)} without a backplane-reason`;
   return undefined;
 }
 
@@ -157,7 +155,7 @@ export async function fuzzService(
           continue;
         }
         report.perMethod[method.name] = (report.perMethod[method.name] ?? 0) + 1;
-        report.codes[codeName(o.code)] = (report.codes[codeName(o.code)] ?? 0) + 1;
+        report.codes[statusName(o.code)] = (report.codes[statusName(o.code)] ?? 0) + 1;
         const bad = target.alive() ? judge(o) : undefined;
         if (bad && report.findings.length < 200) {
           report.findings.push({
@@ -191,7 +189,7 @@ export async function fuzzService(
       ) {
         report.findings.push({
           method: o.attack,
-          code: `grpc-status ${codeName(o.grpcStatus)}`,
+          code: `grpc-status ${statusName(o.grpcStatus)}`,
           details: o.note,
           input: -1,
         });

@@ -1,6 +1,7 @@
 import { createConnection, type Socket } from 'node:net';
 import { DsService } from '@backplane/ds-client';
 import { tempDir } from '@backplane/runtime/testing';
+import { echoNode } from '../codes';
 import { ServiceProcess } from '../services';
 import { emptyOverloadReport, type OverloadOptions, type OverloadReport, watchHealth } from './run';
 
@@ -59,14 +60,7 @@ export async function overloadDs(options: OverloadOptions): Promise<OverloadRepo
     BACKPLANE_DS_MAX_CONNECTIONS_PER_CLIENT: String(limit),
   });
   const node = await DsService.create('default', null, { coordinator: proc.address, node: 'echo' });
-  const serving = (async () => {
-    for (;;) {
-      const s = await node.serve().catch(() => undefined);
-      if (!s) return;
-      s.on('error', () => undefined);
-      s.pipe(s);
-    }
-  })();
+  const serving = echoNode(node);
   const report = emptyOverloadReport('ds-coordinator (relay)', BENCH_CLIENTS);
   const stopWatching = watchHealth(proc, report);
   const port = proc.dsServicePort;

@@ -1,6 +1,6 @@
-import { BackplaneError, healthCheck } from '@backplane/runtime';
+import { healthCheck } from '@backplane/runtime';
 import { tempDir } from '@backplane/runtime/testing';
-import { status } from '@grpc/grpc-js';
+import { codeOf } from '../codes';
 import { type ServiceName, ServiceProcess } from '../services';
 import { opsFor } from './ops';
 
@@ -68,8 +68,6 @@ export function watchHealth(proc: ServiceProcess, report: OverloadReport): () =>
   };
 }
 
-const codeName = (err: unknown) => status[BackplaneError.from(err).code] ?? 'UNKNOWN';
-
 async function throughput(
   op: (i: number, deadlineMs: number) => Promise<unknown>,
   concurrency: number,
@@ -87,7 +85,7 @@ async function throughput(
           ok += 1;
           if (codes) codes.OK = (codes.OK ?? 0) + 1;
         } catch (err) {
-          const c = codeName(err);
+          const c = codeOf(err);
           if (codes) codes[c] = (codes[c] ?? 0) + 1;
           await new Promise((r) => setTimeout(r, 10));
         }
@@ -122,7 +120,7 @@ export async function overloadService(
     const flood = Array.from({ length: Math.round(options.maxCallsPerClient * 1.5) }, (_, i) =>
       ops.wait(i, 4000).then(
         () => 'OK',
-        (err: unknown) => codeName(err),
+        (err: unknown) => codeOf(err),
       ),
     );
     report.waiters = flood.length;
