@@ -105,7 +105,7 @@ async function tupleSpaceFixture(p: ServiceProcess): Promise<Fixture> {
   const ids: number[] = [];
   for (let i = 0; i < KEPT; i += 1)
     ids.push(await keeper.space('kept').write(tuple('kept', i, `value-${i}`)));
-  const bait = await admin.space('fuzz').write(tuple('bait', 1));
+  await admin.space('fuzz').write(tuple('bait', 1));
   const txn = await keeper.begin({ idleTimeoutMs: 600_000 });
   const corpus: Corpus = new Map([
     ['space', ['fuzz', 'kept', 'missing']],
@@ -127,7 +127,6 @@ async function tupleSpaceFixture(p: ServiceProcess): Promise<Fixture> {
         if (r instanceof Error) problems.push(`tuple ${i}: ${r.message}`);
         else if (!r) problems.push(`tuple ${i} (id ${id}) is gone`);
       }
-      void bait;
       return problems;
     },
     async close() {
