@@ -228,36 +228,43 @@ export class NatsProperties implements PropertiesEngine {
     return { subject: m.subject, seq: m.seq, headers: m.headers, data: m.data };
   }
 
+  /**
+   * A page of the keys under `prefix` after `startAfter`. The keys come from the stream's subject index
+   * (STREAM.INFO with a subject filter, answered by the stream's own server), the values from direct gets
+   * of just the page's keys: no consumer is made, so a page costs one index read plus `limit` gets, and
+   * List works whenever the stream's server does, even while the JetStream meta leader is being elected.
+   */
   async list(
     prefix: string,
     startAfter: string,
     limit: number,
   ): Promise<{ entries: Entry[]; more: boolean }> {
-    // JetStream delivers in stream order: collect the prefix's keys, then sort and page
-    const found: Entry[] = [];
+    const keys = (await this.keysUnder(prefix)).filter((k) => k.startsWith(prefix) && k > startAfter).sort();
+    const entries: Entry[] = [];
     const now = Date.now();
-    await new Promise<void>((resolve, reject) => {
-      let done = false;
-      const finish = (c?: { stop(): void }) => {
-        if (done) return;
-        done = true;
-        c?.stop();
-        resolve();
-      };
-      let handle: { stop(): void } | undefined;
-      this.consume(subjectFilter(prefix), { from: 'last-per-key' }, (m, pending) => {
-        const e = this.toEntry(this.asMsg(m), now);
-        if (e?.key.startsWith(prefix) && e.key > startAfter) found.push(e);
-        if (pending === 0) finish(handle);
-      })
-        .then((c) => {
-          handle = c;
-          if (c.initial === 0 || done) finish(c);
-        })
-        .catch((err) => reject(unavailable(err)));
-    });
-    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return { entries: found.slice(0, limit), more: found.length > limit };
+    let next = 0;
+    // deleted and expired keys are in the index too: fetch until the page is full (and one more, for `more`)
+    while (entries.length <= limit && next < keys.length) {
+      const batch = keys.slice(next, next + limit + 1 - entries.length);
+      next += batch.length;
+      for (const m of await Promise.all(batch.map((k) => this.last(k)))) {
+        const e = m ? this.toEntry(stored(m), now) : undefined;
+        if (e) entries.push(e);
+      }
+    }
+    return { entries: entries.slice(0, limit), more: entries.length > limit || next < keys.length };
+  }
+
+  /** Every key with a message in the stream under `prefix`'s subject filter (deleted ones included). */
+  private async keysUnder(prefix: string): Promise<string[]> {
+    try {
+      const info = await this.jsm.streams.info(this.stream, {
+        subjects_filter: this.prefix + subjectFilter(prefix),
+      });
+      return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(this.prefix.length));
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   async *watch(key: string, options: WatchOptions): AsyncIterable<WatchItem> {

@@ -20,13 +20,18 @@ export function singleNode(self: RingNode): Ring {
 }
 
 const HEARTBEAT_MS = 2000;
+/** How long Nodes waits for the ring bucket before it answers with the last ring it read. */
+const READ_TIMEOUT_MS = 1000;
 
 /**
  * The distributed ring: each node announces itself in a KV bucket every 2 s, and a node not heard from
- * for three heartbeats is left out. A stopping node removes itself at once.
+ * for three heartbeats is left out. A stopping node removes itself at once. When the bucket cannot be
+ * read (its nats-server is cut off), Nodes answers with the last ring read, so clients still learn
+ * where to go.
  */
 export class NatsRing implements Ring {
   private readonly timer: NodeJS.Timeout;
+  private lastRead: RingNode[] = [];
 
   private constructor(
     readonly self: RingNode,
@@ -59,6 +64,18 @@ export class NatsRing implements Ring {
   }
 
   async nodes(): Promise<RingNode[]> {
+    try {
+      this.lastRead = await within(this.read(), READ_TIMEOUT_MS);
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        'the ring bucket is unreachable: answering with the last ring read',
+      );
+    }
+    return withSelf(this.lastRead, this.self);
+  }
+
+  private async read(): Promise<RingNode[]> {
     const out: RingNode[] = [];
     const now = Date.now();
     const keys = await this.kv.keys();
@@ -68,12 +85,27 @@ export class NatsRing implements Ring {
       const { address, at } = e.json<{ address: string; at: number }>();
       if (now - at < 3 * HEARTBEAT_MS) out.push({ id, address });
     }
-    if (!out.some((n) => n.id === this.self.id)) out.push(this.self);
-    return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return out;
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.kv.delete(this.self.id).catch(() => undefined);
+    // bounded: a node cut off from NATS still stops at once (the others drop it after three heartbeats)
+    await within(this.kv.delete(this.self.id), READ_TIMEOUT_MS).catch(() => undefined);
   }
+}
+
+function withSelf(nodes: RingNode[], self: RingNode): RingNode[] {
+  const out = nodes.some((n) => n.id === self.id) ? [...nodes] : [...nodes, self];
+  return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the ring bucket within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
