@@ -1,4 +1,5 @@
 import { BackplaneError, type Logger } from '@backplane/runtime';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { publish } from './publish';
 
 /**
@@ -14,6 +15,8 @@ export async function registerService(
     host: string;
     advertiseHost?: string | undefined;
     token?: string | undefined;
+    /** TLS for the call to the name server (the service's client TLS settings); default plaintext. */
+    credentials?: ChannelCredentials | undefined;
     log: Logger;
   },
 ): Promise<void> {
@@ -30,6 +33,7 @@ export async function registerService(
         nameServer: options.nameServer,
         log: options.log,
         token: options.token,
+        credentials: options.credentials,
       },
     );
     // leave the name server as soon as shutdown starts, not after draining: no new clients are sent here

@@ -3,6 +3,8 @@
  * at start-up: a bad value stops the process with an error that names the setting and what is allowed.
  */
 
+import { peerAccess } from './peer';
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -187,6 +189,15 @@ export function commonSettings(defaults: { port: number; service: string }) {
       'BACKPLANE_TLS_CA',
       'PEM CA file; when set, clients must present certificates',
     ),
+    clientTlsCa: settings.optionalString(
+      'BACKPLANE_CLIENT_TLS_CA',
+      "PEM CA file that signed the other services' certificates; set = this service's own calls to them (name server, parent name server, target depots) use TLS",
+    ),
+    clientTlsCert: settings.optionalString(
+      'BACKPLANE_CLIENT_TLS_CERT',
+      'PEM client certificate for those calls (mutual TLS), with --client-tls-key',
+    ),
+    clientTlsKey: settings.optionalString('BACKPLANE_CLIENT_TLS_KEY', 'PEM client key for those calls'),
     authToken: settings.optionalString(
       'BACKPLANE_AUTH_TOKEN',
       'when set, every call must carry "authorization: Bearer <token>" (health checks excepted)',
@@ -232,6 +243,11 @@ export function serviceOptions(config: CommonConfig) {
     advertiseHost: config.advertiseHost,
     tls: { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa },
     authToken: config.authToken,
+    /** How the service calls other services: client TLS settings and the same bearer token. */
+    peer: peerAccess(
+      { ca: config.clientTlsCa, cert: config.clientTlsCert, key: config.clientTlsKey },
+      config.authToken,
+    ),
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     limits: { maxCalls: config.maxCalls, maxCallsPerClient: config.maxCallsPerClient },
     maxStreamsPerConnection: config.maxStreamsPerConnection,

@@ -41,6 +41,8 @@ export type { Logger } from './logger';
 export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logger';
 export type { MainOptions } from './main';
 export { runMain, runService } from './main';
+export type { PeerAccess } from './peer';
+export { PLAIN_PEER, peerAccess } from './peer';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export {

@@ -8,8 +8,9 @@ runService(
   dsSettings,
   'ds-coordinator',
   async (config, log) => {
+    const options = serviceOptions(config);
     const running = await startDsCoordinator({
-      ...serviceOptions(config),
+      ...options,
       services: parseServices(config.services, config.host),
       dataPort: config.dataPort,
       defaultPolicy: config.defaultPolicy,
@@ -19,7 +20,13 @@ runService(
       proxyProtocol: config.proxyProtocol,
       log,
     });
-    await registerService(running, { name: 'ds-coordinator', ...config, token: config.authToken, log });
+    await registerService(running, {
+      name: 'ds-coordinator',
+      ...config,
+      token: config.authToken,
+      credentials: options.peer.credentials,
+      log,
+    });
     log.info(
       { services: Object.fromEntries(running.services), data: running.dataAddress, dataDir: config.dataDir },
       'ds coordinator ready',

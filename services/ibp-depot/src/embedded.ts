@@ -4,6 +4,7 @@ import {
   type CallLimits,
   type Logger,
   openStore,
+  type PeerAccess,
   type RunningService,
   type Store,
   startService,
@@ -32,6 +33,8 @@ export interface DepotServerOptions {
   allowNetworks?: string;
   log?: Logger;
   tls?: TlsFiles;
+  /** TLS and token for Copy's calls to target depots (default plaintext, no token). */
+  peer?: PeerAccess;
   authToken?: string;
   shutdownTimeoutMs?: number;
   /** Load shedding (default: the runtime's DEFAULT_CALL_LIMITS). */
@@ -69,7 +72,7 @@ export async function startDepot(options: DepotServerOptions): Promise<RunningDe
   const host = options.host ?? '127.0.0.1';
   const running = await startService({
     name: 'ibp-depot',
-    services: [depotService(depot, allowList(options.allowNetworks ?? '127.0.0.0/8,::1/128'))],
+    services: [depotService(depot, allowList(options.allowNetworks ?? '127.0.0.0/8,::1/128'), options.peer)],
     host,
     port: options.port ?? 6714,
     log: options.log,

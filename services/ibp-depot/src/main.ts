@@ -5,8 +5,9 @@ import { depotSettings } from './config';
 import { startDepot } from './embedded';
 
 runService(depotSettings, 'ibp-depot', async (config, log) => {
+  const options = serviceOptions(config);
   const running = await startDepot({
-    ...serviceOptions(config),
+    ...options,
     stableSizeMb: config.stableSizeMb,
     stableDir: config.stableDir || undefined,
     volatileSizeMb: config.volatileSizeMb,
@@ -17,7 +18,13 @@ runService(depotSettings, 'ibp-depot', async (config, log) => {
     log,
   });
 
-  await registerService(running, { name: 'ibp-depot', ...config, token: config.authToken, log });
+  await registerService(running, {
+    name: 'ibp-depot',
+    ...config,
+    token: config.authToken,
+    credentials: options.peer.credentials,
+    log,
+  });
   log.info({ dataDir: config.dataDir, ...running.depot.status() }, 'depot ready');
   return running;
 });

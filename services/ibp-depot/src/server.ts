@@ -9,7 +9,13 @@ import {
   AllocationType as PbType,
   type StoreRequest,
 } from '@backplane/proto/ibp';
-import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
+import {
+  BackplaneError,
+  type PeerAccess,
+  PLAIN_PEER,
+  type ServiceRegistration,
+  service,
+} from '@backplane/runtime';
 import type { Attributes, Chunk, Depot, ManageCommand } from './depot';
 import type { AllocationType, Reliability } from './records';
 import { copy, deliver, remoteStore } from './transfer';
@@ -82,8 +88,12 @@ function checkedChunk(data: Buffer, crc: number | undefined): Chunk {
   return { data, crc32: crc };
 }
 
-/** DepotService RPCs ↔ Depot. */
-export function depotService(depot: Depot, allowed: BlockList): ServiceRegistration {
+/** DepotService RPCs ↔ Depot; `peer` is how Copy calls the target depot (TLS, token). */
+export function depotService(
+  depot: Depot,
+  allowed: BlockList,
+  peer: PeerAccess = PLAIN_PEER,
+): ServiceRegistration {
   return service(FastDepotServiceService, {
     allocate: async (req, ctx) => {
       const attributes = attributesFromProto(req.attributes);
@@ -145,6 +155,7 @@ export function depotService(depot: Depot, allowed: BlockList): ServiceRegistrat
         req.size,
         allowed,
         ctx.signal,
+        peer,
       ),
     }),
 

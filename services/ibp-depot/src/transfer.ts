@@ -1,8 +1,8 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { FastDepotServiceClient, type StoreResponse } from '@backplane/proto/ibp';
-import { BackplaneError } from '@backplane/runtime';
-import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
+import { BackplaneError, type PeerAccess, PLAIN_PEER } from '@backplane/runtime';
+import { Metadata } from '@grpc/grpc-js';
 import { parseCapability } from './capability';
 import type { Depot } from './depot';
 
@@ -175,7 +175,7 @@ export async function copy(
   size: number,
   allowed: BlockList,
   signal?: AbortSignal,
-  creds: ChannelCredentials = credentials.createInsecure(),
+  peer: PeerAccess = PLAIN_PEER,
 ): Promise<number> {
   const target = parseCapability(targetWriteCap, 'target_write_cap');
   if (target.kind !== 'WRITE') {
@@ -190,7 +190,7 @@ export async function copy(
   // the target depot is named by the capability: it must be inside the allowed networks like any peer
   const ip = await permittedAddress(target.host, target.port, allowed);
   const bracket = (h: string) => (h.includes(':') ? `[${h}]` : h);
-  const client = new FastDepotServiceClient(`${bracket(ip)}:${target.port}`, creds, {
+  const client = new FastDepotServiceClient(`${bracket(ip)}:${target.port}`, peer.credentials, {
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
     // TLS and virtual hosting still see the name the capability gave
     'grpc.default_authority': `${bracket(target.host)}:${target.port}`,
@@ -206,8 +206,10 @@ export async function copy(
   response.catch((err: unknown) => {
     refused = err;
   });
-  const call = client.store({ deadline: new Date(Date.now() + 3_600_000) }, (err, res) =>
-    err ? fail(BackplaneError.from(err)) : settle(res),
+  const call = client.store(
+    peer.metadata ?? new Metadata(),
+    { deadline: new Date(Date.now() + 3_600_000) },
+    (err, res) => (err ? fail(BackplaneError.from(err)) : settle(res)),
   );
   const onAbort = () => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });

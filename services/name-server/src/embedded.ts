@@ -3,6 +3,7 @@ import {
   type CallLimits,
   type Logger,
   openStore,
+  type PeerAccess,
   type RunningService,
   type Store,
   serviceNameOf,
@@ -24,6 +25,8 @@ export interface NameServerOptions {
   advertiseHost?: string;
   parentNameServer?: string;
   parentScope?: string;
+  /** TLS and token for calls to the parent name server (default plaintext, no token). */
+  peer?: PeerAccess;
   leaseGraceMs?: number;
   log?: Logger;
   tls?: TlsFiles;
@@ -43,7 +46,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   const store = options.store ?? (await openStore(options.dataDir ?? './data/name-server'));
   const ownsStore = !options.store;
   const parent = options.parentNameServer
-    ? new ParentNameServer(options.parentNameServer, options.parentScope ?? '')
+    ? new ParentNameServer(options.parentNameServer, options.parentScope ?? '', 5000, options.peer)
     : undefined;
   const host = options.host ?? '127.0.0.1';
   const advertiseHost = options.advertiseHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);

@@ -1,6 +1,5 @@
 import { NamingServiceClient } from '@backplane/proto/naming';
-import { BackplaneError, unary } from '@backplane/runtime';
-import { credentials } from '@grpc/grpc-js';
+import { BackplaneError, type PeerAccess, PLAIN_PEER, unary } from '@backplane/runtime';
 import { bindingFromProto } from './convert';
 import type { ParentResolver, Resolution } from './registry';
 
@@ -12,8 +11,9 @@ export class ParentNameServer implements ParentResolver {
     private readonly address: string,
     private readonly scope: string,
     private readonly timeoutMs = 5000,
+    private readonly peer: PeerAccess = PLAIN_PEER,
   ) {
-    this.client = new NamingServiceClient(address, credentials.createInsecure());
+    this.client = new NamingServiceClient(address, peer.credentials);
   }
 
   async resolve(name: string, expectedType: string): Promise<Resolution> {
@@ -21,9 +21,7 @@ export class ParentNameServer implements ParentResolver {
       const res = await unary(
         this.client.resolve.bind(this.client),
         { scope: this.scope, name, expectedType },
-        {
-          timeoutMs: this.timeoutMs,
-        },
+        { timeoutMs: this.timeoutMs, metadata: this.peer.metadata },
       );
       if (!res.binding)
         throw BackplaneError.unavailable(`parent name server ${this.address} sent an empty answer`);

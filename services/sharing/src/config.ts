@@ -9,6 +9,15 @@ export const sharingSettings = {
     'NATS server(s), comma-separated; set = the distributed engine (JetStream KV + NATS subjects), empty = embedded',
     '',
   ),
+  natsTlsCa: settings.optionalString(
+    'BACKPLANE_NATS_TLS_CA',
+    "PEM CA file that signed the NATS servers' certificates; set = connect to NATS over TLS",
+  ),
+  natsTlsCert: settings.optionalString(
+    'BACKPLANE_NATS_TLS_CERT',
+    'PEM client certificate for NATS servers that verify clients, with --nats-tls-key',
+  ),
+  natsTlsKey: settings.optionalString('BACKPLANE_NATS_TLS_KEY', 'PEM client key for NATS'),
   bucket: settings.string(
     'BACKPLANE_SHARING_BUCKET',
     'the JetStream KV bucket of SharedProperties (NATS engine)',

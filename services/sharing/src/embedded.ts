@@ -25,6 +25,8 @@ export interface SharingServerOptions {
   dataDir: string;
   /** Set: the distributed engine on these NATS servers (comma-separated). */
   natsUrl?: string;
+  /** TLS to the NATS servers: their CA, and a client certificate and key if they verify clients. */
+  natsTls?: TlsFiles;
   bucket?: string;
   replicas?: number;
   history?: number;
@@ -51,7 +53,11 @@ export async function startSharingServer(options: SharingServerOptions): Promise
   let sharing: Sharing;
   let closeStore: (() => Promise<void>) | undefined;
   if (options.natsUrl) {
-    nc = await connect({ servers: options.natsUrl.split(','), name: `backplane-sharing-${id}` });
+    nc = await connect({
+      servers: options.natsUrl.split(','),
+      name: `backplane-sharing-${id}`,
+      tls: natsTls(options.natsTls),
+    });
     const properties = await NatsProperties.open({
       nc,
       bucket,
@@ -96,4 +102,11 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
     : singleNode(self);
   return Object.assign(running, { sharing });
+}
+
+/** nats.js TLS options from our TLS files; undefined (plaintext, unless the URL says tls://) when none. */
+function natsTls(tls: TlsFiles | undefined) {
+  if (!tls?.ca && !tls?.cert && !tls?.key) return undefined;
+  if (!tls.cert !== !tls.key) throw new Error('a NATS client certificate needs both a certificate and a key');
+  return { caFile: tls.ca, certFile: tls.cert, keyFile: tls.key };
 }

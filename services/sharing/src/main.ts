@@ -5,16 +5,24 @@ import { sharingSettings } from './config';
 import { startSharingServer } from './embedded';
 
 runService(sharingSettings, 'sharing', async (config, log) => {
+  const options = serviceOptions(config);
   const running = await startSharingServer({
-    ...serviceOptions(config),
+    ...options,
     natsUrl: config.natsUrl || undefined,
+    natsTls: { ca: config.natsTlsCa, cert: config.natsTlsCert, key: config.natsTlsKey },
     bucket: config.bucket,
     replicas: config.replicas,
     history: config.history,
     subjectPrefix: config.subjectPrefix,
     log,
   });
-  await registerService(running, { name: 'sharing', ...config, token: config.authToken, log });
+  await registerService(running, {
+    name: 'sharing',
+    ...config,
+    token: config.authToken,
+    credentials: options.peer.credentials,
+    log,
+  });
   log.info(
     {
       dataDir: config.natsUrl ? undefined : config.dataDir,

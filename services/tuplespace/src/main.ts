@@ -15,7 +15,13 @@ runService(tupleSpaceSettings, 'tuplespace', async (config, log) => {
     pluginsDir: config.pluginsDir,
     log,
   });
-  await registerService(running, { name: 'tuplespace', ...config, token: config.authToken, log });
+  await registerService(running, {
+    name: 'tuplespace',
+    ...config,
+    token: config.authToken,
+    credentials: options.peer.credentials,
+    log,
+  });
   log.info({ dataDir: config.dataDir, ...running.spaces.stats() }, 'tuple space server ready');
   return running;
 });

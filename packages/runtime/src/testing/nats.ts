@@ -71,12 +71,15 @@ function handle(
   };
 }
 
-/** A real nats-server with JetStream on a free loopback port, its store in a temp dir. */
-export async function startNats(): Promise<NatsServer> {
+/**
+ * A real nats-server with JetStream on a free loopback port, its store in a temp dir; `args` are passed
+ * on (e.g. `--tls --tlscert …`).
+ */
+export async function startNats(args: string[] = []): Promise<NatsServer> {
   const port = await freePort();
   const dir = tempDir('backplane-nats-');
-  const proc = await launch([], dir.path, port);
-  return handle(port, dir, () => [], proc);
+  const proc = await launch(args, dir.path, port);
+  return handle(port, dir, () => args, proc);
 }
 
 export interface NatsCluster {

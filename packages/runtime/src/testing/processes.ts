@@ -52,17 +52,15 @@ export function spawnProcess(
   child.stderr?.on('data', onData);
   const lifetime = setTimeout(() => child.kill('SIGKILL'), options.maxLifetimeMs ?? 600_000);
   lifetime.unref();
+  let alive = true;
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code, signal) => {
+      alive = false; // before the listeners run, so a waitForOutput fails at once
       clearTimeout(lifetime);
       children.delete(child);
       for (const l of listeners) l();
       resolve(code ?? (signal ? -1 : null));
     });
-  });
-  let alive = true;
-  void exited.then(() => {
-    alive = false;
   });
 
   const waitForOutput = (pattern: RegExp, timeoutMs = 15_000) =>

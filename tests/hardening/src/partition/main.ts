@@ -14,6 +14,8 @@ async function main(): Promise<void> {
     console.error(`partition: ${why}; run it as root on Linux`);
     process.exit(2);
   }
+  // Ctrl-C or kill: exit through the exit hooks, which stop the servers and remove the namespaces
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   console.log(`partition: ${options.partitionMs / 1000} s per round`);
   const report = await runPartition(options, (l) => console.log(l));
   console.log(formatPartitionTable(report));

@@ -5,6 +5,11 @@ export type Phase = 'before' | 'during' | 'after';
 export const PHASES: readonly Phase[] = ['before', 'during', 'after'];
 
 const CALL_MS = 2000;
+/**
+ * List's deadline. A List reads the stream's subject index under the prefix's last '.', which for keys
+ * like these ('/'-separated) is the whole bucket: about 600 ms per page at 115,000 keys.
+ */
+const LIST_MS = 5000;
 const deadline = (ms = CALL_MS) => ({ deadline: new Date(Date.now() + ms) });
 
 /** Per phase: calls acknowledged, failures by status code, and the longest a failing call took. */
@@ -107,6 +112,7 @@ export class RoundTraffic {
         await props.put(key, value, deadline());
         this.acked.set(key, value);
       });
+      await pause(2); // a steady stream, not a flood: the run is about partitions, not throughput
     }
   }
 
@@ -135,7 +141,7 @@ export class RoundTraffic {
     }
   }
 
-  private async listOnce(node: number, ms = CALL_MS): Promise<void> {
+  private async listOnce(node: number, ms = LIST_MS): Promise<void> {
     const props = this.props[node] as SharedProperties;
     for await (const _ of props.list(`partition/${this.round}/`, {
       ...deadline(ms),
@@ -184,7 +190,7 @@ export class RoundTraffic {
     return (this.nextSeq[pub] as number) + 1;
   }
 
-  /** Of the `probes` ("put 0", "List 2", …), those that fail, each tried with a 1 s deadline. */
+  /** Of the `probes` ("put 0", "List 2", …), those that fail (a put within 1 s, a List within 5 s). */
   async failingProbes(probes: string[]): Promise<string[]> {
     const ok = await Promise.all(
       probes.map((probe) => {
@@ -197,7 +203,7 @@ export class RoundTraffic {
                 'x',
                 deadline(1000),
               )
-            : this.listOnce(node, 1000);
+            : this.listOnce(node);
         return call.then(
           () => true,
           () => false,
@@ -253,7 +259,10 @@ export class RoundTraffic {
     for (;;) {
       const seen = new Map<string, string>();
       try {
-        for await (const p of props.list(`partition/${this.round}/`, { ...deadline(60_000), pageSize: 1000 }))
+        for await (const p of props.list(`partition/${this.round}/`, {
+          ...deadline(300_000),
+          pageSize: 1000,
+        }))
           seen.set(p.key, p.value.toString());
         return seen;
       } catch (err) {
