@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { connect, type NetConnectOpts } from 'node:net';
+import { connect, isIP, type NetConnectOpts } from 'node:net';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import {
   type AttachRequest,
   type AttachResponse,
@@ -41,6 +42,12 @@ export interface DsServiceOptions {
   credentials?: ChannelCredentials;
   /** Sent on every call (e.g. a bearer token). */
   metadata?: Metadata;
+  /**
+   * TLS for the data connections when the coordinator's data listener speaks TLS (it says so when the node
+   * attaches): the CA that signed its certificate, and a client certificate and key if it asks for one.
+   * Default: the system's CAs.
+   */
+  dataTls?: ConnectionOptions;
   /** Attach again after the coordinator restarts (default true). */
   reattach?: boolean;
   /** How long attaching may take before the constructor's NoSuccess (default 5000 ms). */
@@ -79,6 +86,7 @@ export class DsService extends EventEmitter implements ClientOwner {
   private secret = '';
   private dataHost = '';
   private dataPort = 0;
+  private dataTls = false;
   private nodeUrl = '';
   private clientAddress = '';
   private closed = false;
@@ -155,6 +163,7 @@ export class DsService extends EventEmitter implements ClientOwner {
           const colon = a.dataAddress.lastIndexOf(':');
           this.dataHost = a.dataAddress.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
           this.dataPort = Number(a.dataAddress.slice(colon + 1));
+          this.dataTls = a.dataTls;
           resolve();
           this.emit('attached', this.nodeUrl);
           return;
@@ -231,13 +240,21 @@ export class DsService extends EventEmitter implements ClientOwner {
 
   private openStream(grant: StreamGrant, st: ClientState): DsStream {
     // highWaterMark is a Duplex option net.Socket honours (its typings omit it)
-    const socket = connect({
+    const options = {
       host: this.dataHost,
       port: this.dataPort,
       noDelay: true,
       allowHalfOpen: true,
       highWaterMark: STREAM_HIGH_WATER_MARK,
-    } as NetConnectOpts);
+    } as NetConnectOpts & { host: string; port: number };
+    const socket = this.dataTls
+      ? tlsConnect({
+          ...options,
+          // SNI carries host names only
+          servername: isIP(this.dataHost) ? undefined : this.dataHost,
+          ...this.options.dataTls,
+        })
+      : connect(options);
     socket.write(grant.token);
     const ds = new DsStream(
       grant.streamId,

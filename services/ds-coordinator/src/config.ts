@@ -72,4 +72,9 @@ export const dsSettings = {
     'client connections start with a PROXY protocol v1 line (behind a load balancer); the client is its source',
     false,
   ),
+  serviceTls: settings.bool(
+    'BACKPLANE_DS_SERVICE_TLS',
+    "the service listeners (the clients' addresses) speak TLS with BACKPLANE_TLS_CERT/KEY; the data listener does whenever those are set",
+    false,
+  ),
 };

@@ -16,6 +16,8 @@ export interface CoordinatorOptions {
   log: Logger;
   /** host:port nodes dial for data connections (filled in once listening). */
   dataAddress: () => string;
+  /** Whether the data listener speaks TLS. */
+  dataTls?: () => boolean;
   /** How the contact node places a client that is not bound (or whose node is gone). */
   defaultPolicy?: DefaultPolicy;
   /** How long a bound client's new connection waits for its node to come back before the default choice. */
@@ -122,6 +124,7 @@ export class Coordinator {
           session: session.secret,
           dataAddress: this.options.dataAddress(),
           serviceAddress: address,
+          dataTls: this.options.dataTls?.() ?? false,
         },
       },
     });

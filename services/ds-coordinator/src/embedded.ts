@@ -29,6 +29,8 @@ export interface DsCoordinatorOptions {
   pendingTimeoutMs?: number;
   maxConnectionsPerClient?: number;
   proxyProtocol?: boolean;
+  /** The service listeners speak TLS with the coordinator's certificate (the data listener does whenever it has one). */
+  serviceTls?: boolean;
   log?: Logger;
   tls?: TlsFiles;
   authToken?: string;
@@ -60,6 +62,7 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
       bindings,
       log,
       dataAddress: () => listeners?.dataAddress ?? '',
+      dataTls: () => listeners?.dataTls ?? false,
       defaultPolicy: options.defaultPolicy,
       bindingWaitMs: options.bindingWaitMs,
       pendingTimeoutMs: options.pendingTimeoutMs,
@@ -72,6 +75,8 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
       dataPort: options.dataPort ?? DEFAULT_PORT + 1,
       advertiseHost: options.advertiseHost,
       proxyProtocol: options.proxyProtocol ?? false,
+      tls: options.tls,
+      serviceTls: options.serviceTls,
       log,
     });
     for (const [name, address] of listeners.services) services.set(name, address);

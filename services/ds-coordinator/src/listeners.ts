@@ -1,5 +1,7 @@
-import { createServer, isIP, type Server, type Socket } from 'node:net';
-import type { Logger } from '@backplane/runtime';
+import { readFileSync } from 'node:fs';
+import { createServer, isIP, type Server, type ServerOpts, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import type { Logger, TlsFiles } from '@backplane/runtime';
 import type { Coordinator } from './coordinator';
 
 /**
@@ -79,7 +81,42 @@ export interface Listeners {
   /** name → host:port clients dial. */
   services: Map<string, string>;
   dataAddress: string;
+  /** Whether the data listener speaks TLS (nodes learn it when they attach). */
+  dataTls: boolean;
   close(): Promise<void>;
+}
+
+/** How long a TLS connection may take to finish its handshake. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** TLS server options from the coordinator's certificate, key and (for mutual TLS) CA. */
+function tlsOptions(tls: TlsFiles): TlsOptions {
+  if (!tls.cert || !tls.key) throw new Error('TLS needs both a certificate and a key');
+  const ca = tls.ca ? readFileSync(tls.ca) : undefined;
+  return {
+    cert: readFileSync(tls.cert),
+    key: readFileSync(tls.key),
+    ca,
+    requestCert: ca !== undefined,
+    rejectUnauthorized: ca !== undefined,
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+  };
+}
+
+/**
+ * A TCP listener, or with `tls` a TLS one; `onConnection` gets the (decrypted) socket once it is ready.
+ * A TLS socket cannot be paused before its handshake, so it starts flowing only when read.
+ */
+function relayServer(
+  options: ServerOpts,
+  tls: TlsOptions | undefined,
+  onConnection: (s: Socket) => void,
+): Server {
+  if (!tls) return createServer(options, onConnection);
+  const { pauseOnConnect: _paused, ...rest } = options;
+  const server = createTlsServer({ ...rest, ...tls }, onConnection);
+  server.on('tlsClientError', () => undefined); // a failed handshake only costs that connection
+  return server;
 }
 
 function listen(server: Server, host: string, port: number): Promise<number> {
@@ -110,9 +147,20 @@ export async function openListeners(
     /** The host nodes dial for data (default: the data listen host). */
     advertiseHost?: string;
     proxyProtocol: boolean;
+    /** The coordinator's certificate: set = the data listener speaks TLS. */
+    tls?: TlsFiles;
+    /** The service listeners (clients' addresses) speak TLS too. */
+    serviceTls?: boolean;
     log: Logger;
   },
 ): Promise<Listeners> {
+  const tls = options.tls?.cert || options.tls?.key ? tlsOptions(options.tls) : undefined;
+  if (options.serviceTls && !tls)
+    throw new Error("TLS on the service listeners needs the coordinator's certificate and key");
+  if (options.serviceTls && options.proxyProtocol)
+    throw new Error(
+      'the PROXY protocol and TLS on the service listeners cannot be combined: terminate TLS at the proxy',
+    );
   const servers: Server[] = [];
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
@@ -122,8 +170,9 @@ export async function openListeners(
   const services = new Map<string, string>();
   try {
     for (const [name, at] of options.services) {
-      const server = createServer(
+      const server = relayServer(
         { highWaterMark: RELAY_HIGH_WATER_MARK, allowHalfOpen: true, pauseOnConnect: true },
+        options.serviceTls ? tls : undefined,
         (socket) => {
           track(socket);
           socket.on('error', () => {});
@@ -148,8 +197,9 @@ export async function openListeners(
       const port = await listen(server, at.host, at.port);
       services.set(name, hostPort(options.advertiseHost ?? at.host, port));
     }
-    const data = createServer(
+    const data = relayServer(
       { highWaterMark: RELAY_HIGH_WATER_MARK, allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
+      tls,
       (socket) => {
         track(socket);
         socket.on('error', () => {});
@@ -168,6 +218,7 @@ export async function openListeners(
     return {
       services,
       dataAddress: hostPort(options.advertiseHost ?? options.dataHost, dataPort),
+      dataTls: tls !== undefined,
       close: async () => {
         const closed = Promise.all(
           servers.map(

@@ -18,6 +18,7 @@ runService(
       pendingTimeoutMs: config.pendingTimeoutMs,
       maxConnectionsPerClient: config.maxConnectionsPerClient,
       proxyProtocol: config.proxyProtocol,
+      serviceTls: config.serviceTls,
       log,
     });
     await registerService(running, {

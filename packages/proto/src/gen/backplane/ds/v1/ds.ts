@@ -131,6 +131,11 @@ export interface Attached {
   dataAddress: string;
   /** host:port the service's clients dial. */
   serviceAddress: string;
+  /**
+   * The data listener speaks TLS (with the coordinator's certificate): dial
+   * data_address with TLS, then write the token.
+   */
+  dataTls: boolean;
 }
 
 /** A grant to open one data connection: dial data_address, write token. */
@@ -821,7 +826,7 @@ export const AttachResponse: MessageFns<AttachResponse> = {
 };
 
 function createBaseAttached(): Attached {
-  return { nodeUrl: "", session: "", dataAddress: "", serviceAddress: "" };
+  return { nodeUrl: "", session: "", dataAddress: "", serviceAddress: "", dataTls: false };
 }
 
 export const Attached: MessageFns<Attached> = {
@@ -837,6 +842,9 @@ export const Attached: MessageFns<Attached> = {
     }
     if (message.serviceAddress !== "") {
       writer.uint32(34).string(message.serviceAddress);
+    }
+    if (message.dataTls !== false) {
+      writer.uint32(40).bool(message.dataTls);
     }
     return writer;
   },
@@ -886,6 +894,14 @@ export const Attached: MessageFns<Attached> = {
             message.serviceAddress = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.dataTls = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -916,6 +932,11 @@ export const Attached: MessageFns<Attached> = {
         : isSet(object.service_address)
         ? globalThis.String(object.service_address)
         : "",
+      dataTls: isSet(object.dataTls)
+        ? globalThis.Boolean(object.dataTls)
+        : isSet(object.data_tls)
+        ? globalThis.Boolean(object.data_tls)
+        : false,
     };
   },
 
@@ -933,6 +954,9 @@ export const Attached: MessageFns<Attached> = {
     if (message.serviceAddress !== "") {
       obj.serviceAddress = message.serviceAddress;
     }
+    if (message.dataTls !== false) {
+      obj.dataTls = message.dataTls;
+    }
     return obj;
   },
 
@@ -945,6 +969,7 @@ export const Attached: MessageFns<Attached> = {
     message.session = object.session ?? "";
     message.dataAddress = object.dataAddress ?? "";
     message.serviceAddress = object.serviceAddress ?? "";
+    message.dataTls = object.dataTls ?? false;
     return message;
   },
 };
