@@ -224,11 +224,14 @@ describe('TupleSpaceClient against a tuple-space server', () => {
     expect(await sp.count(template('counter', 'hits', Number))).toBe(1);
 
     // unknown commands, unknown plugins, removing the factory
-    await expect(sp.command('NOPE')).rejects.toMatchObject({ code: status.UNIMPLEMENTED });
+    await expect(sp.command('NOPE')).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      reason: 'UNKNOWN_COMMAND',
+    });
     await expect(sp.addHandler('X', 'no-such-plugin')).rejects.toMatchObject({ code: status.NOT_FOUND });
     await expect(sp.addFactory('../../etc/passwd')).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
     await sp.removeFactory(0);
-    await expect(sp.command('INCR', tuple('hits'))).rejects.toMatchObject({ code: status.UNIMPLEMENTED });
+    await expect(sp.command('INCR', tuple('hits'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
   });
 
   it('permissions: users, groups, ACLs; strangers cannot tell a space exists', async () => {

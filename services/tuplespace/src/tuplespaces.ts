@@ -7,7 +7,6 @@ import {
   type StoreOp,
   silentLogger,
 } from '@backplane/runtime';
-import { status } from '@grpc/grpc-js';
 import { type AclEntry, permissionsOf, Users, validateAcl } from './access';
 import { basicFactory } from './basic';
 import {
@@ -409,11 +408,12 @@ export class TupleSpaces {
       (found, f) => found ?? f.handles(inv.command, inv),
       undefined,
     );
+    // a command no factory handles is a bad parameter (the vocabulary's INVALID_ARGUMENT), not a missing
+    // gRPC method: the long fuzz run caught UNIMPLEMENTED here
     if (!handler)
-      throw new BackplaneError(
-        status.UNIMPLEMENTED,
-        'UNKNOWN_COMMAND',
-        `no factory of space ${space.meta.name} handles ${inv.command}`,
+      throw BackplaneError.badParameter(
+        `no factory of space ${space.meta.name} handles ${inv.command}: add a factory or handler that does`,
+        { reason: 'UNKNOWN_COMMAND' },
       );
     const needed = handler.attributes?.(inv.command, inv) ?? [BUILTIN_PERMISSIONS[inv.command] ?? 'WRITE'];
     const perms = permissionsOf(inv.principal, space.meta.acl);

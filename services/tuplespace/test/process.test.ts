@@ -233,7 +233,7 @@ describe('tuplespace process', () => {
       });
       await call(client.removeFactory, { space: 'plug', index: 1 });
       expect(await count()).toBe(0);
-      await expect(shout('gone')).rejects.toMatchObject({ code: 12 });
+      await expect(shout('gone')).rejects.toMatchObject({ code: 3 }); // INVALID_ARGUMENT UNKNOWN_COMMAND
     } finally {
       client.close();
       await server.proc.stop();

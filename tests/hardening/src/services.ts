@@ -11,6 +11,12 @@ export const SERVICE_NAMES: readonly ServiceName[] = [
   'ds-coordinator',
 ];
 
+/**
+ * How long a service process may live: the long runs take over 10 minutes per target (20 kills, then
+ * reading back 100,000+ writes), past spawnProcess's default bound, which killed services mid-check.
+ */
+const MAX_LIFETIME_MS = 3 * 3600_000;
+
 /** The tuple-space admin the runs create; the runs never log it. */
 export const TS_ADMIN = { user: 'admin', password: 'hardening-admin-password' };
 
@@ -34,7 +40,8 @@ const SPECS: Record<ServiceName, Spec> = {
     protoPackage: 'backplane.ibp.v1',
     env: async () => ({
       BACKPLANE_IBP_HOSTNAME: '127.0.0.1',
-      BACKPLANE_IBP_STABLE_SIZE_MB: '256',
+      // room for the long fault run's ~30,000 allocations of 1–60 KB (256 MB filled up after 9 of 20 kills)
+      BACKPLANE_IBP_STABLE_SIZE_MB: '2048',
       BACKPLANE_IBP_VOLATILE_SIZE_MB: '128',
     }),
   },
@@ -98,7 +105,12 @@ export class ServiceProcess {
       ...(await spec.env()),
       ...env,
     };
-    const bin = await startServiceBinary(spec.main, { dataDir, env: fullEnv, ready: spec.ready });
+    const bin = await startServiceBinary(spec.main, {
+      dataDir,
+      env: fullEnv,
+      ready: spec.ready,
+      maxLifetimeMs: MAX_LIFETIME_MS,
+    });
     return new ServiceProcess(name, dataDir, fullEnv, bin);
   }
 
@@ -177,6 +189,7 @@ export class ServiceProcess {
           port: this.current.port,
           env: this.env,
           ready: spec.ready,
+          maxLifetimeMs: MAX_LIFETIME_MS,
         });
         break;
       } catch (err) {

@@ -16,7 +16,14 @@ export interface ServiceBinary {
  */
 export async function startServiceBinary(
   main: string,
-  options: { dataDir: string; port?: number; env?: Record<string, string>; ready: RegExp },
+  options: {
+    dataDir: string;
+    port?: number;
+    env?: Record<string, string>;
+    ready: RegExp;
+    /** Killed after this long at the latest (default 10 minutes, spawnProcess's bound). */
+    maxLifetimeMs?: number;
+  },
 ): Promise<ServiceBinary> {
   const port = options.port ?? (await freePort());
   const proc = spawnProcess(process.execPath, [main], {
@@ -27,6 +34,7 @@ export async function startServiceBinary(
       BACKPLANE_LOG_LEVEL: 'info',
       ...options.env,
     },
+    maxLifetimeMs: options.maxLifetimeMs,
   });
   await proc.waitForOutput(options.ready);
   return { proc, port, address: `127.0.0.1:${port}` };

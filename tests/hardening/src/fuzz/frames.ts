@@ -21,7 +21,12 @@ function grpcFrame(payload: Buffer, opts: { compressed?: boolean; declaredLength
 }
 
 /** Raw bytes on a TCP connection; resolves when the server closes it or after the timeout. */
-function tcpAttack(port: number, attack: string, chunks: Buffer[], holdMs = 300): Promise<FrameOutcome> {
+export function tcpAttack(
+  port: number,
+  attack: string,
+  chunks: Buffer[],
+  holdMs = 300,
+): Promise<FrameOutcome> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     let note = 'held open';

@@ -2,6 +2,7 @@ import { healthCheck, statusName } from '@backplane/runtime';
 import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import { protoPackageOf, type ServiceProcess } from '../services';
 import { type Outcome, rawCall } from './calls';
+import { dsPortAttacks } from './ds-ports';
 import { prepareFixture } from './fixtures';
 import { frameAttacks } from './frames';
 import { MessageFuzzer } from './messages';
@@ -203,6 +204,12 @@ export async function fuzzService(
           input: -1,
         });
       }
+    }
+    if (target.name === 'ds-coordinator' && target.alive()) {
+      // the coordinator's raw TCP ports (data, service, PROXY v1), which the gRPC fuzzing never reaches
+      const raw = await dsPortAttacks(target, rng);
+      report.frameAttacks += raw.attacks;
+      report.findings.push(...raw.findings);
     }
     log(`${target.name}: ${report.frameAttacks} raw-frame attacks`);
   } finally {
