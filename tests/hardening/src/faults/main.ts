@@ -33,6 +33,8 @@ async function main(): Promise<void> {
     if (t === 'sharing-nats') reports.push(await faultSharingOnNats(options, log));
     else if (t === 'ds-coordinator') reports.push(await faultDs(options, log));
     else reports.push(await faultService(t as Exclude<ServiceName, 'ds-coordinator'>, options, log));
+    // each target's line as soon as it is done: a long run stopped half-way keeps what it measured
+    console.log(formatFaultTable(reports.slice(-1)).split('\n').slice(-1)[0]);
   }
   console.log(formatFaultTable(reports));
   for (const r of reports)
