@@ -4,12 +4,13 @@ import { codeOf } from '../codes';
 export type Phase = 'before' | 'during' | 'after';
 export const PHASES: readonly Phase[] = ['before', 'during', 'after'];
 
-const CALL_MS = 2000;
+/** The deadline of a put, get, compare-and-set or publish. */
+export const CALL_MS = 2000;
 /**
  * List's deadline. A List reads the stream's subject index under the prefix's last '.', which for keys
  * like these ('/'-separated) is the whole bucket: about 600 ms per page at 115,000 keys.
  */
-const LIST_MS = 5000;
+export const LIST_MS = 5000;
 const deadline = (ms = CALL_MS) => ({ deadline: new Date(Date.now() + ms) });
 
 /** Per phase: calls acknowledged, failures by status code, and the longest a failing call took. */
