@@ -94,6 +94,37 @@ describe('TupleDB', () => {
     expect(db.first(tpl(actual(s('other')), any), undefined, Date.now())?.id).toBe(14);
   });
 
+  it('answers a template whose only actuals are in later fields from a posting, not a scan', () => {
+    const db = new TupleDB();
+    for (let n = 0; n < 2000; n++)
+      db.insert({ id: db.nextId, tuple: t(s('w'), i(n % 7), i(n)), expiresAt: 0 });
+    const candidates = (template: Template) => [...db['candidates'](template)].length;
+    const key = tpl(actual(s('w')), actual(i(1234 % 7)), actual(i(1234)));
+    expect(db.first(key, undefined, Date.now())?.id).toBe(1235);
+    expect(candidates(key)).toBe(1); // the third field's posting
+    expect(candidates(tpl(any, actual(i(3)), any))).toBe(286); // the second field's
+    expect(candidates(tpl(actual(s('w')), any, any))).toBe(2000);
+    // a value not stored at that position finds nothing, without a scan
+    expect(candidates(tpl(any, actual(i(7)), any))).toBe(0);
+    db.remove(1235);
+    expect(db.first(key, undefined, Date.now())).toBeUndefined();
+    db.replace(1236, t(s('w'), i(0), i(1234)), 0);
+    expect(db.first(key, undefined, Date.now())).toBeUndefined(); // 1234 % 7 is 2, not 0
+    expect(db.first(tpl(any, actual(i(0)), actual(i(1234))), undefined, Date.now())?.id).toBe(1236);
+  });
+
+  it('leaves long values after the first field and fields past the eighth out of the index, still matching them', () => {
+    const db = new TupleDB();
+    const long = 'x'.repeat(1000);
+    const wide = (n: number) =>
+      t(s('a'), s(long), ...Array.from({ length: 8 }, (_, k) => i(k === 7 ? n : 0)));
+    for (let n = 0; n < 50; n++) db.insert({ id: db.nextId, tuple: wide(n), expiresAt: 0 });
+    const byLong = tpl(any, actual(s(long)), ...Array.from({ length: 8 }, () => any));
+    expect(db.count(byLong, undefined, Date.now())).toBe(50);
+    const byLast = tpl(any, any, ...Array.from({ length: 8 }, (_, k) => (k === 7 ? actual(i(42)) : any)));
+    expect(db.first(byLast, undefined, Date.now())?.id).toBe(43);
+  });
+
   it('hides expired tuples and those held by other transactions', () => {
     const db = new TupleDB();
     const now = Date.now();
