@@ -1,5 +1,5 @@
 import { overloadDs } from './ds';
-import { formatOverloadTable, type OverloadReport, overloadPassed, overloadService } from './run';
+import { formatOverloadTable, type OverloadReport, overloadProblems, overloadService } from './run';
 
 const SERVICES = ['name-server', 'ibp-depot', 'tuplespace', 'sharing', 'ds-coordinator'] as const;
 
@@ -17,7 +17,9 @@ async function main(): Promise<void> {
     console.log(`${s}: done`);
   }
   console.log(formatOverloadTable(reports));
-  const ok = reports.every(overloadPassed);
+  const problems = reports.flatMap((r) => overloadProblems(r));
+  for (const p of problems) console.log(p);
+  const ok = problems.length === 0;
   console.log(ok ? 'overload: every service shed load and recovered' : 'overload: FAILED');
   process.exit(ok ? 0 : 1);
 }
