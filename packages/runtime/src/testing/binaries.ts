@@ -36,7 +36,13 @@ export async function startServiceBinary(
     },
     maxLifetimeMs: options.maxLifetimeMs,
   });
-  await proc.waitForOutput(options.ready);
+  try {
+    await proc.waitForOutput(options.ready);
+  } catch (err) {
+    // not ready in time: do not leave it running (it could take the port from the next attempt)
+    await proc.kill();
+    throw err;
+  }
   return { proc, port, address: `127.0.0.1:${port}` };
 }
 

@@ -37,8 +37,17 @@ async function main(): Promise<void> {
     console.log(formatFaultTable(reports.slice(-1)).split('\n').slice(-1)[0]);
   }
   console.log(formatFaultTable(reports));
-  for (const r of reports)
+  for (const r of reports) {
     for (const m of r.missing.slice(0, 10)) console.log(`missing in ${r.target}: ${m}`);
+    if (r.exits > 0) console.log(`${r.target}: ${r.exits} unexpected process exit(s)`);
+    const u = r.readBackUnreachable;
+    if (u.calls > 0)
+      console.log(
+        `${r.target}: the service was unreachable during the read-back (${u.calls} calls retried, from ${u.firstAtMs} to ${u.lastAtMs} ms after it started; last error: ${u.lastError})`,
+      );
+    // the victim's last output, kept when something went wrong
+    if (r.output) console.log(`--- ${r.target}: last output\n${r.output}\n---`);
+  }
   const ok = reports.every(faultsPassed);
   console.log(ok ? 'faults: every acknowledged write found' : 'faults: LOST WRITES');
   process.exit(ok ? 0 : 1);

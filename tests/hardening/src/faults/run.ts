@@ -1,6 +1,7 @@
 import { type NatsCluster, startNatsCluster, tempDir } from '@backplane/runtime/testing';
 import { codeOf } from '../codes';
 import { type ServiceName, ServiceProcess } from '../services';
+import { ReadBack } from './readback';
 import { sharing, type Workload, workloadFor } from './workloads';
 
 export interface FaultOptions {
@@ -28,6 +29,8 @@ export interface FaultReport {
   /** Times the service exited by itself (a crash), and its last output when it did or writes were missing. */
   exits: number;
   output?: string;
+  /** Read-back calls that found the service unreachable and were retried (see ReadBack). */
+  readBackUnreachable: ReadBack['unreachable'];
 }
 
 /** A report with nothing counted yet. */
@@ -43,6 +46,7 @@ export function emptyFaultReport(target: string): FaultReport {
     maxRecoveryMs: 0,
     peakRssKb: 0,
     exits: 0,
+    readBackUnreachable: { calls: 0, firstAtMs: -1, lastAtMs: -1, lastError: '' },
   };
 }
 
@@ -112,11 +116,14 @@ export async function runFaults(
     await Promise.all(writers);
   }
   report.acknowledged = workload.acknowledged();
-  report.missing = await workload.verify();
+  const rb = new ReadBack();
+  report.missing = await workload.verify(rb);
+  report.readBackUnreachable = rb.unreachable;
   report.found = report.acknowledged - report.missing.length;
   report.peakRssKb = victim.peakRssKb();
   report.exits = victim.exits();
-  if (report.exits > 0 || report.missing.length > 0) report.output = victim.output().slice(-3000);
+  if (report.exits > 0 || report.missing.length > 0 || rb.unreachable.calls > 0)
+    report.output = victim.output().slice(-3000);
   await workload.close();
   await victim.stop();
   return report;

@@ -6,6 +6,7 @@ import { TupleSpaceClient, template, tuple } from '@backplane/tuplespace-client'
 import { codeOf } from '../codes';
 import type { ServiceName } from '../services';
 import { TS_ADMIN } from '../services';
+import type { ReadBack } from './readback';
 
 /**
  * A workload that writes through a service's client while the service is killed and restarted. It
@@ -15,8 +16,8 @@ export interface Workload {
   /** One write; records it if acknowledged, throws what the client threw otherwise. */
   step(i: number): Promise<void>;
   acknowledged(): number;
-  /** Acknowledged writes that are missing or wrong, as descriptions. */
-  verify(): Promise<string[]>;
+  /** Acknowledged writes that are missing or wrong, as descriptions; every read goes through `rb`. */
+  verify(rb: ReadBack): Promise<string[]>;
   /**
    * Starts a call that blocks (a waiting take, a FIFO read, a watch, a subscription) just before a kill;
    * resolves with how it ended or resumed, e.g. "UNAVAILABLE" or "resumed".
@@ -39,10 +40,10 @@ function nameServer(address: string): Workload {
       acked.set(name, 1 + (i % 60_000));
     },
     acknowledged: () => acked.size,
-    async verify() {
+    async verify(rb) {
       const missing: string[] = [];
       for (const [name, port] of acked) {
-        const r = await client.resolve(name, {}, deadline()).catch((e: unknown) => e);
+        const r = await rb.call(() => client.resolve(name, {}, deadline()));
         if (r instanceof Error) missing.push(`${name}: ${r.message}`);
         else if ((r as { binding?: { location?: { port?: number } } }).binding?.location?.port !== port)
           missing.push(`${name}: wrong port`);
@@ -75,10 +76,10 @@ function depot(address: string): Workload {
       acked.push({ cap: caps.readCap, hash: sha(data), size: data.length });
     },
     acknowledged: () => acked.length,
-    async verify() {
+    async verify(rb) {
       const missing: string[] = [];
       for (const [i, a] of acked.entries()) {
-        const got = await client.read(a.cap, deadline(10_000)).catch((e: unknown) => e);
+        const got = await rb.call(() => client.read(a.cap, deadline(10_000)));
         if (got instanceof Error) missing.push(`allocation ${i}: ${got.message}`);
         else if (sha(got as Buffer) !== a.hash)
           missing.push(`allocation ${i}: ${(got as Buffer).length} bytes differ`);
@@ -113,10 +114,10 @@ function tupleSpace(address: string): Workload {
       acked.push(i);
     },
     acknowledged: () => acked.length,
-    async verify() {
+    async verify(rb) {
       const missing: string[] = [];
       for (const i of acked) {
-        const n = await space.count(template(`w/${run}/${i}`, i), deadline()).catch((e: unknown) => e);
+        const n = await rb.call(() => space.count(template(`w/${run}/${i}`, i), deadline()));
         if (n !== 1) missing.push(`tuple ${i}: ${n instanceof Error ? n.message : `count ${n}`}`);
       }
       return missing;
@@ -150,10 +151,10 @@ export function sharing(url: string): Workload {
       acked.set(key, { value, revision });
     },
     acknowledged: () => acked.size,
-    async verify() {
+    async verify(rb) {
       const missing: string[] = [];
       for (const [key, want] of acked) {
-        const got = await props.get(key, deadline()).catch((e: unknown) => e);
+        const got = await rb.call(() => props.get(key, deadline()));
         if (got instanceof Error) missing.push(`${key}: ${got.message}`);
         else if (!got) missing.push(`${key}: gone`);
         else if ((got as { value: Buffer }).value.toString() !== want.value)
