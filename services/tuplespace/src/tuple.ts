@@ -256,11 +256,9 @@ export const INDEXED_POSITIONS = 8;
 /** Longer values (after the first field) are not indexed; a template with such a value scans. */
 export const MAX_INDEXED_VALUE_KEY = 256;
 
-/** The key of a positional field's value, or undefined when that field is not indexed. */
-function positionalKey(arity: number, position: number, v: Value | undefined): string | undefined {
-  if (position >= INDEXED_POSITIONS) return undefined;
-  const k = valueKey(v);
-  if (k === undefined) return undefined;
+/** The index key of a positional field whose value key is `k`, or undefined when it is not indexed. */
+function positionalKey(arity: number, position: number, k: string | undefined): string | undefined {
+  if (k === undefined || position >= INDEXED_POSITIONS) return undefined;
   if (position === 0) return `f${arity}:${k}`;
   return k.length <= MAX_INDEXED_VALUE_KEY ? `p${arity}:${position}:${k}` : undefined;
 }
@@ -277,13 +275,13 @@ export function indexKeysOf(template: Template): string[] {
   const arity = template.fields.length;
   template.fields.forEach((m, position) => {
     if (m.kind?.$case !== 'actual') return;
+    const vk = valueKey(m.kind.actual);
     if (named) {
-      const k = valueKey(m.kind.actual);
-      if (k !== undefined) keys.push(namedKey(m.name, k));
-    } else {
-      const k = positionalKey(arity, position, m.kind.actual);
-      if (k !== undefined) keys.push(k);
+      if (vk !== undefined) keys.push(namedKey(m.name, vk));
+      return;
     }
+    const k = positionalKey(arity, position, vk);
+    if (k !== undefined) keys.push(k);
   });
   return keys;
 }
@@ -294,12 +292,13 @@ export function indexKeysOfTuple(t: Tuple): string[] {
   const arity = t.fields.length;
   const seen = new Set<string>();
   t.fields.forEach((f, position) => {
-    const pk = positionalKey(arity, position, f.value);
+    // one value key per field, for its positional and its named posting
+    const vk = valueKey(f.value);
+    const pk = positionalKey(arity, position, vk);
     if (pk !== undefined) keys.push(pk);
     if (f.name === '' || seen.has(f.name)) return;
     seen.add(f.name);
-    const k = valueKey(f.value);
-    if (k !== undefined) keys.push(namedKey(f.name, k));
+    if (vk !== undefined) keys.push(namedKey(f.name, vk));
   });
   return keys;
 }
