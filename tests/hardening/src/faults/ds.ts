@@ -1,11 +1,11 @@
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DsAdmin } from '@backplane/ds-client';
 import { type SpawnedProcess, spawnProcess, tempDir, waitFor } from '@backplane/runtime/testing';
 import { ServiceProcess } from '../services';
 import { emptyFaultReport, type FaultOptions, type FaultReport } from './run';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // the compiled script, whether this runs from dist/ or (under jest) from src/
 const NODE_SCRIPT = join(__dirname, '..', '..', 'dist', 'faults', 'ds-echo-node.js');
 

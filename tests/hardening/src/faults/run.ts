@@ -1,7 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type NatsCluster, startNatsCluster, tempDir } from '@backplane/runtime/testing';
 import { codeOf } from '../codes';
 import { type ServiceName, ServiceProcess } from '../services';
-import { ReadBack } from './readback';
+import { noneUnreachable, ReadBack, type Unreachable } from './readback';
 import { sharing, type Workload, workloadFor } from './workloads';
 
 export interface FaultOptions {
@@ -30,7 +31,7 @@ export interface FaultReport {
   exits: number;
   output?: string;
   /** Read-back calls that found the service unreachable and were retried (see ReadBack). */
-  readBackUnreachable: ReadBack['unreachable'];
+  readBackUnreachable: Unreachable;
 }
 
 /** A report with nothing counted yet. */
@@ -46,11 +47,10 @@ export function emptyFaultReport(target: string): FaultReport {
     maxRecoveryMs: 0,
     peakRssKb: 0,
     exits: 0,
-    readBackUnreachable: { calls: 0, firstAtMs: -1, lastAtMs: -1, lastError: '' },
+    readBackUnreachable: noneUnreachable(),
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const between = ([a, b]: [number, number]) => a + Math.random() * (b - a);
 
 /** What the run kills: a service process, or one nats-server of three under a sharing node. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PartitionCluster } from './cluster';
 import { type CallTally, type Phase, RoundTraffic } from './traffic';
 
@@ -184,5 +185,3 @@ async function recovered(
   }
   return { ms: -1, waiting };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
