@@ -5,6 +5,7 @@ export * as ds from './ds';
 export * as echo from './echo';
 export * as ibp from './ibp';
 export * as naming from './naming';
+export * as pipeline from './pipeline';
 export * as tuplespace from './tuplespace';
 
 /**

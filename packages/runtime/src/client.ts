@@ -18,7 +18,7 @@ export interface CallOptions {
   metadata?: Metadata;
 }
 
-type UnaryMethod<Req, Res> = (
+export type UnaryMethod<Req, Res> = (
   request: Req,
   metadata: Metadata,
   options: Partial<GrpcCallOptions>,

@@ -28,6 +28,11 @@ export interface CallContext {
 /** The response side of a streaming call. `send` waits while the client's window is full. */
 export interface ResponseSink<Res> {
   send(message: Res): Promise<void>;
+  /**
+   * Sends even after the server started shutting down (send refuses then), as long as the client is
+   * there: for answers to work that was already in progress.
+   */
+  sendWhileStopping(message: Res): Promise<void>;
 }
 
 type Req<M> = M extends { requestDeserialize(value: Buffer): infer R } ? R : never;
@@ -228,22 +233,42 @@ function sinkFor<T>(
   call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>,
   signal: AbortSignal,
 ) {
+  /** Writes, then waits for the client's window while `stop` has not fired. */
+  const write = (
+    message: T,
+    stop: { aborted: boolean; reason: unknown },
+    on: (f: () => void) => () => void,
+  ) => {
+    if (call.write(message)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const off = on(() => {
+        call.off('drain', onDrain);
+        reject(stop.reason);
+      });
+      const onDrain = () => {
+        off();
+        resolve();
+      };
+      call.once('drain', onDrain);
+    });
+  };
+  const onAbort = (f: () => void) => {
+    signal.addEventListener('abort', f, { once: true });
+    return () => signal.removeEventListener('abort', f);
+  };
+  const gone = { aborted: false, reason: BackplaneError.of('CANCELLED', 'the client cancelled the call') };
+  const onGone = (f: () => void) => {
+    call.once('cancelled', f);
+    return () => call.off('cancelled', f);
+  };
   return {
     send(message: T): Promise<void> {
       if (signal.aborted) return Promise.reject(signal.reason);
-      if (call.write(message)) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          call.off('drain', onDrain);
-          reject(signal.reason);
-        };
-        call.once('drain', onDrain);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
+      return write(message, signal, onAbort);
+    },
+    sendWhileStopping(message: T): Promise<void> {
+      if (call.cancelled || call.destroyed || call.writableEnded) return Promise.reject(gone.reason);
+      return write(message, gone, onGone);
     },
   } satisfies ResponseSink<T>;
 }

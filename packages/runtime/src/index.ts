@@ -1,7 +1,7 @@
 export { AsyncLock, Condition } from './async-lock';
 export { AsyncQueue } from './async-queue';
 export { bearerTokenAuth, secretKey, secretsEqual } from './auth';
-export type { CallOptions } from './client';
+export type { CallOptions, UnaryMethod } from './client';
 export { bearerMetadata, RECONNECT_OPTIONS, serverStream, unary } from './client';
 export type { CommonConfig, ConfigOf, ConfigSpec, Setting } from './config';
 export {
@@ -43,6 +43,8 @@ export type { MainOptions } from './main';
 export { runMain, runService } from './main';
 export type { PeerAccess } from './peer';
 export { PLAIN_PEER, peerAccess } from './peer';
+export type { CallPipelineOptions, PipelinedMethod } from './pipeline-client';
+export { CallPipeline } from './pipeline-client';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export {

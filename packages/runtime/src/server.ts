@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
 import { dirname, join } from 'node:path';
 import { descriptorSetPath } from '@backplane/proto';
+import { PipelineServiceService } from '@backplane/proto/pipeline';
 import { type ChannelOptions, Server, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { HealthImplementation } from 'grpc-health-check';
@@ -15,6 +16,7 @@ import {
   wrapHandlers,
 } from './handlers';
 import { flushLogger, type Logger, silentLogger } from './logger';
+import { pipelineHandler, type UnaryTarget } from './pipeline-server';
 import { addReflection, reflectionIndex } from './reflection';
 import { serverCredentials, type TlsFiles } from './tls';
 
@@ -62,6 +64,11 @@ export interface StartServiceOptions {
    * 1 MiB upload chunk wait for many window updates; bulk services raise it (the IBP depot: 16 MiB).
    */
   flowControlWindow?: number;
+  /**
+   * Serve backplane.pipeline.v1.PipelineService (default true): clients may send many unary calls as
+   * messages of one stream, each run exactly as the plain unary call.
+   */
+  pipeline?: boolean;
 }
 
 export interface RunningService {
@@ -93,6 +100,7 @@ export function serviceNameOf(definition: ServiceDefinition): string {
 }
 
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
+const PIPELINE_SERVICE = 'backplane.pipeline.v1.PipelineService';
 
 /** Documented defaults (README "Limits"): high enough for every benchmark, low enough to bound memory. */
 export const DEFAULT_CALL_LIMITS: CallLimits = { maxCalls: 50_000, maxCallsPerClient: 10_000 };
@@ -146,17 +154,24 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const serviceNames = options.services.map((s) => serviceNameOf(s.definition));
   const limits = options.limits ?? DEFAULT_CALL_LIMITS;
   const perClient = new Map<string, number>();
+  const wrapOptions = { log, shutdownSignal: shutdown.signal, authenticate, inFlight, limits, perClient };
+  // every unary method, for the pipeline: a pipelined call runs the same wrapped handler
+  const unaryTargets = new Map<string, UnaryTarget>();
   for (const s of options.services) {
+    const tolerant = tolerantDefinition(s.definition);
+    const impl = wrapHandlers(s.definition, s.handlers, wrapOptions);
+    server.addService(tolerant, impl);
+    for (const [key, method] of Object.entries(tolerant)) {
+      if (method.requestStream || method.responseStream) continue;
+      unaryTargets.set(method.path, { method, handler: impl[key] as UnaryTarget['handler'] });
+    }
+  }
+  const pipeline = options.pipeline !== false;
+  if (pipeline) {
+    const definition = PipelineServiceService as unknown as ServiceDefinition;
     server.addService(
-      tolerantDefinition(s.definition),
-      wrapHandlers(s.definition, s.handlers, {
-        log,
-        shutdownSignal: shutdown.signal,
-        authenticate,
-        inFlight,
-        limits,
-        perClient,
-      }),
+      tolerantDefinition(definition),
+      wrapHandlers(definition, { calls: pipelineHandler(unaryTargets) } as never, wrapOptions),
     );
   }
   const health = new HealthImplementation({
@@ -164,7 +179,11 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     ...Object.fromEntries(serviceNames.map((n) => [n, 'SERVING'])),
   });
   health.addToServer(server);
-  addReflection(server, reflectionFiles(), [...serviceNames, HEALTH_SERVICE]);
+  addReflection(server, reflectionFiles(), [
+    ...serviceNames,
+    ...(pipeline ? [PIPELINE_SERVICE] : []),
+    HEALTH_SERVICE,
+  ]);
 
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await bind(server, `${bindHost}:${options.port ?? 0}`, serverCredentials(options.tls));

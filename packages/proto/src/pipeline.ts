@@ -1,0 +1,1 @@
+export * from './gen/backplane/pipeline/v1/pipeline';

@@ -1,0 +1,201 @@
+import { EventEmitter } from 'node:events';
+import type { CallsRequest, CallsResponse } from '@backplane/proto/pipeline';
+import {
+  type handleUnaryCall,
+  type Metadata,
+  type MethodDefinition,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
+import { BackplaneError } from './errors';
+import type { BidiStreamHandler } from './handlers';
+
+/** A unary method as served (wrapHandlers' grpc-js handler) and its definition (request decoder). */
+export interface UnaryTarget {
+  handler: handleUnaryCall<unknown, unknown>;
+  method: MethodDefinition<unknown, unknown>;
+}
+
+/** Answers not yet handed to HTTP/2 beyond which a stream stops taking calls (a client that does not read). */
+const MAX_UNSENT = 256;
+
+/**
+ * The call object a pipelined call hands to the served unary handler: what wrapHandlers reads of a grpc-js
+ * call (request, metadata, peer, deadline, cancellation), so the call goes through the same checks,
+ * limits and logging as the plain unary RPC.
+ */
+class PipelinedCall extends EventEmitter {
+  cancelled = false;
+  constructor(
+    readonly request: unknown,
+    readonly metadata: Metadata,
+    private readonly peer: string,
+    private readonly deadline: number,
+  ) {
+    super();
+  }
+  getPeer(): string {
+    return this.peer;
+  }
+  getDeadline(): number {
+    return this.deadline;
+  }
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled');
+  }
+}
+
+function failure(id: number, code: status, message: string, metadata: Metadata | undefined): CallsResponse {
+  const md: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata?.getMap() ?? {})) {
+    md[k] = typeof v === 'string' ? v : v.toString('base64');
+  }
+  return { id, code, message, metadata: md, response: Buffer.alloc(0) };
+}
+
+/** The stream's metadata, plus the call's own entries. */
+function callMetadata(stream: Metadata, extra: Record<string, string>): Metadata {
+  const keys = Object.keys(extra);
+  if (keys.length === 0) return stream;
+  const md = stream.clone();
+  for (const k of keys) {
+    if (k.endsWith('-bin')) md.set(k, Buffer.from(extra[k] as string, 'base64'));
+    else md.set(k, extra[k] as string);
+  }
+  return md;
+}
+
+/**
+ * The handler of backplane.pipeline.v1.PipelineService/Calls: runs each call on the stream through the
+ * served unary handler of its method, answers in the order the calls finish, cancels the calls in progress
+ * when the stream goes away, and stops reading calls while the client does not read answers.
+ */
+export function pipelineHandler(
+  targets: Map<string, UnaryTarget>,
+): BidiStreamHandler<CallsRequest, CallsResponse> {
+  return async (requests, sink, ctx) => {
+    const calls = new Map<number, PipelinedCall>();
+    let allAnswered: (() => void) | undefined;
+    let unsent = 0;
+    let lastSend: Promise<void> = Promise.resolve();
+    const answer = (r: CallsResponse) => {
+      unsent++;
+      lastSend = sink.sendWhileStopping(r).then(
+        () => {
+          unsent--;
+        },
+        () => {
+          unsent--;
+        },
+      );
+    };
+    // the stream ends: a client that went away (or its deadline) cancels the calls in progress; on a
+    // server shutdown they finish (they see the shutdown themselves) and are answered before the stream ends
+    const signal = ctx.signal;
+    const stopped = new Promise<never>((_, reject) => {
+      const onAbort = () => {
+        if (BackplaneError.from(signal.reason).code !== status.UNAVAILABLE) {
+          for (const c of calls.values()) c.cancel();
+        }
+        reject(signal.reason);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    stopped.catch(() => undefined);
+    const it = requests[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await Promise.race([it.next(), stopped]).catch(() => undefined);
+      if (!next || next.done) break;
+      const req = next.value;
+      const id = req.id;
+      if (req.cancel) {
+        calls.get(id)?.cancel();
+        continue;
+      }
+      if (calls.has(id)) {
+        answer(
+          failure(
+            id,
+            status.INVALID_ARGUMENT,
+            `call id ${id} is already in progress on this stream`,
+            undefined,
+          ),
+        );
+        continue;
+      }
+      const target = targets.get(req.method);
+      if (!target) {
+        answer(
+          failure(
+            id,
+            status.UNIMPLEMENTED,
+            `${req.method || '(no method)'} is not a unary method of this server`,
+            undefined,
+          ),
+        );
+        continue;
+      }
+      let metadata: Metadata;
+      try {
+        metadata = callMetadata(ctx.metadata, req.metadata);
+      } catch (err) {
+        answer(
+          failure(id, status.INVALID_ARGUMENT, `bad call metadata: ${(err as Error).message}`, undefined),
+        );
+        continue;
+      }
+      const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : Number.POSITIVE_INFINITY;
+      const call = new PipelinedCall(
+        target.method.requestDeserialize(Buffer.from(req.request)),
+        metadata,
+        ctx.peer,
+        deadline,
+      );
+      calls.set(id, call);
+      target.handler(call as never, (err: Partial<ServiceError> | null, value?: unknown) => {
+        calls.delete(id);
+        if (err)
+          answer(failure(id, err.code ?? status.UNKNOWN, err.details ?? err.message ?? '', err.metadata));
+        else {
+          try {
+            answer({
+              id,
+              code: status.OK,
+              message: '',
+              metadata: {},
+              response: target.method.responseSerialize(value),
+            });
+          } catch (e) {
+            answer(
+              failure(
+                id,
+                status.INTERNAL,
+                `the answer could not be encoded: ${(e as Error).message}`,
+                undefined,
+              ),
+            );
+          }
+        }
+        if (calls.size === 0) allAnswered?.();
+      });
+      // a client that does not read its answers gets no more calls run until it does
+      if (unsent > MAX_UNSENT) await Promise.race([lastSend, stopped]).catch(() => undefined);
+    }
+    // no more calls (the client ended its side, or the stream stops): the calls in progress finish first
+    while (calls.size > 0) {
+      await new Promise<void>((resolve) => {
+        allAnswered = resolve;
+      });
+    }
+    await lastSend;
+    // a shutdown ends the stream as a finished one: every call on it was answered. (A stream that fails
+    // while a read is pending is destroyed by Node before grpc-js sends its status, and the client would
+    // wait for it until the server's forced shutdown.)
+    if (signal.aborted && BackplaneError.from(signal.reason).code !== status.UNAVAILABLE) {
+      throw BackplaneError.from(signal.reason);
+    }
+  };
+}

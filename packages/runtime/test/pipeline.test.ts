@@ -1,0 +1,263 @@
+import { EchoServiceClient, EchoServiceService } from '@backplane/proto/echo';
+import { CallsRequest, type CallsResponse, PipelineServiceClient } from '@backplane/proto/pipeline';
+import { credentials, type Metadata, status } from '@grpc/grpc-js';
+import { BackplaneError, bearerMetadata, CallPipeline, type RunningService, service, unary } from '../src';
+import { startTestService } from '../src/testing';
+
+const echoMethod = EchoServiceService.echo;
+
+/** An echo service whose payload says what to do: fail, sleep, or wait for cancellation. */
+function echoService(seen: { aborted: string[] }) {
+  return service(EchoServiceService, {
+    echo: async (req, ctx) => {
+      const text = req.payload.toString();
+      if (text === 'throw') throw new Error('handler bug');
+      if (text === 'not-found') throw BackplaneError.notFound('no such thing', { reason: 'NO_THING' });
+      if (text.startsWith('sleep:')) await new Promise((r) => setTimeout(r, Number(text.slice(6))));
+      if (text.startsWith('wait:')) {
+        const signal = ctx.signal;
+        await new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+        seen.aborted.push(text.slice(5));
+        throw BackplaneError.from(signal.reason);
+      }
+      return { payload: req.payload };
+    },
+  });
+}
+
+const until = async (check: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('the call pipeline', () => {
+  const seen = { aborted: [] as string[] };
+  let running: RunningService;
+  let client: EchoServiceClient;
+  let pipe: CallPipeline;
+  const echo = (text: string, opts = {}) =>
+    pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from(text) }, opts);
+
+  beforeAll(async () => {
+    running = await startTestService({ name: 'echo', services: [echoService(seen)] });
+    client = new EchoServiceClient(running.address, credentials.createInsecure());
+    pipe = new CallPipeline(client);
+  });
+  afterAll(async () => {
+    pipe.close();
+    client.close();
+    await running.close();
+  });
+
+  it('answers many concurrent calls, each with its own answer', async () => {
+    const texts = Array.from({ length: 2000 }, (_, i) => `m${i}`);
+    const answers = await Promise.all(texts.map((t) => echo(t)));
+    expect(answers.map((a) => a.payload.toString())).toEqual(texts);
+  });
+
+  it('fails a call with the status and reason the unary call has, and goes on', async () => {
+    const viaPipe = await echo('not-found').catch((e: BackplaneError) => e);
+    const viaUnary = await unary(client.echo.bind(client), { payload: Buffer.from('not-found') }).catch(
+      (e: BackplaneError) => e,
+    );
+    expect(viaPipe).toBeInstanceOf(BackplaneError);
+    expect(viaPipe).toMatchObject({ code: status.NOT_FOUND, reason: 'NO_THING', message: 'no such thing' });
+    expect(viaPipe).toMatchObject({
+      code: (viaUnary as BackplaneError).code,
+      reason: (viaUnary as BackplaneError).reason,
+    });
+    await expect(echo('throw')).rejects.toMatchObject({ code: status.INTERNAL });
+    expect((await echo('after')).payload.toString()).toBe('after');
+  });
+
+  it('honours the deadline: the caller gets DEADLINE_EXCEEDED and the server cancels the call', async () => {
+    const t0 = Date.now();
+    await expect(echo('wait:deadline', { timeoutMs: 100 })).rejects.toMatchObject({
+      code: status.DEADLINE_EXCEEDED,
+    });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await until(() => seen.aborted.includes('deadline'));
+    await expect(echo('x', { deadline: new Date(Date.now() - 1) })).rejects.toMatchObject({
+      code: status.DEADLINE_EXCEEDED,
+    });
+  });
+
+  it('cancels a call when its signal aborts, on both sides', async () => {
+    const ac = new AbortController();
+    const call = echo('wait:signal', { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await expect(call).rejects.toMatchObject({ code: status.CANCELLED });
+    await until(() => seen.aborted.includes('signal'));
+    expect((await echo('still')).payload.toString()).toBe('still');
+  });
+
+  it('counts pipelined calls in progress and lets the server drain nothing left behind', async () => {
+    await until(() => running.inFlight() === 0);
+  });
+});
+
+describe('the Calls stream on the wire', () => {
+  let running: RunningService;
+  let rpc: PipelineServiceClient;
+  beforeAll(async () => {
+    running = await startTestService({ name: 'echo', services: [echoService({ aborted: [] })] });
+    rpc = new PipelineServiceClient(running.address, credentials.createInsecure());
+  });
+  afterAll(async () => {
+    rpc.close();
+    await running.close();
+  });
+
+  it('answers an unknown method UNIMPLEMENTED and a malformed request INVALID_ARGUMENT, and keeps the stream', async () => {
+    const stream = rpc.calls();
+    const answers: CallsResponse[] = [];
+    stream.on('data', (r: CallsResponse) => answers.push(r));
+    const ended = new Promise((r) => stream.on('status', r));
+    const base = CallsRequest.fromPartial({});
+    stream.write({ ...base, id: 1, method: '/no.such.Service/Call' });
+    stream.write({ ...base, id: 2, method: echoMethod.path, request: Buffer.from([0xff, 0xff, 0xff]) });
+    stream.write({
+      ...base,
+      id: 3,
+      method: echoMethod.path,
+      request: echoMethod.requestSerialize({ payload: Buffer.from('ok') }),
+    });
+    stream.write({ ...base, id: 4, method: EchoServiceService.echo.path, metadata: { 'Bad Key!': 'x' } });
+    stream.end();
+    expect(await ended).toMatchObject({ code: status.OK });
+    const byId = new Map(answers.map((a) => [a.id, a]));
+    expect(byId.get(1)).toMatchObject({ code: status.UNIMPLEMENTED });
+    expect(byId.get(2)).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(byId.get(3)).toMatchObject({ code: status.OK });
+    expect(echoMethod.responseDeserialize(byId.get(3)?.response as Buffer).payload.toString()).toBe('ok');
+    expect(byId.get(4)).toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
+
+  it('finishes the calls in progress when the client ends its side', async () => {
+    const stream = rpc.calls();
+    const answers: CallsResponse[] = [];
+    stream.on('data', (r: CallsResponse) => answers.push(r));
+    const ended = new Promise((r) => stream.on('status', r));
+    stream.write(
+      CallsRequest.fromPartial({
+        id: 7,
+        method: echoMethod.path,
+        request: echoMethod.requestSerialize({ payload: Buffer.from('sleep:100') }),
+      }),
+    );
+    stream.end();
+    await ended;
+    expect(answers.map((a) => [a.id, a.code])).toEqual([[7, status.OK]]);
+  });
+});
+
+describe('the call pipeline with authentication, limits and old servers', () => {
+  it('runs each call through the server authentication with the metadata it was given', async () => {
+    const running = await startTestService({
+      name: 'echo',
+      services: [echoService({ aborted: [] })],
+      authToken: 'sesame-sesame-sesame',
+    });
+    const client = new EchoServiceClient(running.address, credentials.createInsecure());
+    const pipe = new CallPipeline(client);
+    try {
+      const call = (md?: Metadata) =>
+        pipe.unary(
+          echoMethod,
+          client.echo.bind(client),
+          { payload: Buffer.from('hi') },
+          md ? { metadata: md } : {},
+        );
+      expect((await call(bearerMetadata('sesame-sesame-sesame'))).payload.toString()).toBe('hi');
+      await expect(call(bearerMetadata('wrong'))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+      await expect(call()).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+      expect((await call(bearerMetadata('sesame-sesame-sesame'))).payload.toString()).toBe('hi');
+    } finally {
+      pipe.close();
+      client.close();
+      await running.close();
+    }
+  });
+
+  it('refuses calls beyond the per-client limit with RESOURCE_EXHAUSTED, as unary calls are', async () => {
+    const running = await startTestService({
+      name: 'echo',
+      services: [echoService({ aborted: [] })],
+      limits: { maxCalls: 1000, maxCallsPerClient: 5 },
+    });
+    const client = new EchoServiceClient(running.address, credentials.createInsecure());
+    const pipe = new CallPipeline(client);
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, () =>
+          pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('sleep:200') }),
+        ),
+      );
+      const refused = results.filter((r) => r.status === 'rejected');
+      expect(refused.length).toBeGreaterThan(0);
+      for (const r of refused)
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+      expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0);
+    } finally {
+      pipe.close();
+      client.close();
+      await running.close();
+    }
+  });
+
+  it('falls back to plain unary calls against a server without the pipeline', async () => {
+    const running = await startTestService({
+      name: 'echo',
+      services: [echoService({ aborted: [] })],
+      pipeline: false,
+    });
+    const client = new EchoServiceClient(running.address, credentials.createInsecure());
+    const pipe = new CallPipeline(client);
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from(`p${i}`) }),
+        ),
+      );
+      expect(answers.map((a) => a.payload.toString())).toEqual(Array.from({ length: 20 }, (_, i) => `p${i}`));
+      expect(
+        (
+          await pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('again') })
+        ).payload.toString(),
+      ).toBe('again');
+    } finally {
+      pipe.close();
+      client.close();
+      await running.close();
+    }
+  });
+
+  it('answers the calls in progress before the stream ends when the server shuts down', async () => {
+    const running = await startTestService({ name: 'echo', services: [echoService({ aborted: [] })] });
+    const client = new EchoServiceClient(running.address, credentials.createInsecure());
+    const pipe = new CallPipeline(client);
+    try {
+      const slow = pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('sleep:200') });
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      const closing = running.close();
+      expect((await slow).payload.toString()).toBe('sleep:200');
+      await closing;
+      // the server did not wait for the stream until its forced shutdown (2 s in tests)
+      expect(Date.now() - t0).toBeLessThan(1500);
+      await expect(
+        pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('x') }, { timeoutMs: 2000 }),
+      ).rejects.toMatchObject({
+        code: status.UNAVAILABLE,
+      });
+    } finally {
+      pipe.close();
+      client.close();
+    }
+  });
+});
