@@ -45,6 +45,8 @@ export async function benchTupleSpace(): Promise<void> {
   const echoClient = new EchoServiceClient(`127.0.0.1:${echoPort}`, credentials.createInsecure());
   const ts = new TupleSpaceClient(address, { user: 'admin', password: PASSWORD });
   const other = new TupleSpaceClient(address, { user: 'admin', password: PASSWORD });
+  // the same client with one HTTP/2 stream per call, for comparison (the default sends calls over a pipeline)
+  const plain = new TupleSpaceClient(address, { user: 'admin', password: PASSWORD, pipeline: false });
   const payload = Buffer.alloc(64, 1);
   try {
     const pairs = await ts.createSpace('pairs');
@@ -69,8 +71,18 @@ export async function benchTupleSpace(): Promise<void> {
       });
     }
     const pairRatio = median(rounds.map((x) => x.pairs.opsPerSec / x.echo.opsPerSec));
+    const plainPairs = plain.space('pairs');
+    const unpipelined = await measure(
+      'write + take, pipeline off',
+      async (i) => {
+        await plainPairs.write(tuple(`p${i}`, i, payload));
+        if (!(await plainPairs.take(template(`p${i}`, Number, Buffer))))
+          throw new Error('take found nothing');
+      },
+      opts,
+    );
     printMeasurements(
-      [...rounds.map((x) => x.echo), ...rounds.map((x) => x.pairs)],
+      [...rounds.map((x) => x.echo), ...rounds.map((x) => x.pairs), unpipelined],
       rounds[0]?.echo as Measurement,
     );
 
@@ -128,6 +140,7 @@ export async function benchTupleSpace(): Promise<void> {
     const path = writeResults('tuplespace.json', {
       ratios: { writeTakeVsEcho: pairRatio, bigVsSmallTake: bigRatio },
       rounds,
+      pipelineOff: unpipelined,
       wakeup: { p50Ms: wakeP50, p99Ms: wakeP99, samples: latencies.length },
       index: { small, big, tuples: BIG, rssMb: rss },
     });
@@ -135,6 +148,7 @@ export async function benchTupleSpace(): Promise<void> {
   } finally {
     ts.close();
     other.close();
+    plain.close();
     echoClient.close();
     await stopChild(echo);
     await stopChild(server);

@@ -3,8 +3,18 @@ import {
   Permission,
   type TupleRecord,
   TupleSpaceServiceClient,
+  TupleSpaceServiceService,
 } from '@backplane/proto/tuplespace';
-import { BackplaneError, type CallOptions, RECONNECT_OPTIONS, serverStream, unary } from '@backplane/runtime';
+import {
+  BackplaneError,
+  type CallOptions,
+  CallPipeline,
+  type PipelinedMethod,
+  RECONNECT_OPTIONS,
+  serverStream,
+  type UnaryMethod,
+  unary,
+} from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import type { Template, Tuple } from './tuples';
 
@@ -75,15 +85,27 @@ export class Transaction {
 export class TupleSpaceClient {
   readonly raw: TupleSpaceServiceClient;
   private readonly auth: Metadata | undefined;
+  private readonly pipeline: CallPipeline | undefined;
 
   constructor(
     address: string = process.env.BACKPLANE_TS_ADDRESS ?? DEFAULT_ADDRESS,
-    options: { user?: string; password?: string; credentials?: ChannelCredentials } = {},
+    options: {
+      user?: string;
+      password?: string;
+      credentials?: ChannelCredentials;
+      /**
+       * Send the data calls (write, take, read, waits, …) as messages of one stream instead of one HTTP/2
+       * stream each (default true): several times the calls per second when many are in flight. Each call
+       * keeps its own deadline, cancellation and status.
+       */
+      pipeline?: boolean;
+    } = {},
   ) {
     this.raw = new TupleSpaceServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
       ...RECONNECT_OPTIONS,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     });
+    this.pipeline = options.pipeline === false ? undefined : new CallPipeline(this.raw);
     if (options.user !== undefined) {
       this.auth = new Metadata();
       this.auth.set(
@@ -100,6 +122,17 @@ export class TupleSpaceClient {
     const m = o.metadata.clone();
     m.merge(this.auth);
     return { ...o, metadata: m };
+  }
+
+  /** A unary call with the credentials, through the call pipeline unless it is off. */
+  call<Req, Res>(
+    method: PipelinedMethod<Req, Res>,
+    plain: UnaryMethod<Req, Res>,
+    request: Req,
+    o?: CallOptions,
+  ): Promise<Res> {
+    const opts = this.opts(o);
+    return this.pipeline ? this.pipeline.unary(method, plain, request, opts) : unary(plain, request, opts);
   }
 
   space(name: string): Space {
@@ -181,6 +214,7 @@ export class TupleSpaceClient {
   }
 
   close(): void {
+    this.pipeline?.close();
     this.raw.close();
   }
 }
@@ -209,60 +243,66 @@ export class Space {
 
   /** WRITE: returns the tuple's id. */
   async write(tuple: Tuple, o: Options & { ttlMs?: number } = {}): Promise<number> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.write,
       this.raw.write.bind(this.raw),
       { space: this.name, tuple, ttlMs: o.ttlMs ?? 0, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.id;
   }
 
   /** MULTI_WRITE: all or none; returns the ids. */
   async multiWrite(tuples: Tuple[], o: Options & { ttlMs?: number } = {}): Promise<number[]> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.multiWrite,
       this.raw.multiWrite.bind(this.raw),
       { space: this.name, tuples, ttlMs: o.ttlMs ?? 0, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.ids;
   }
 
   /** READ: the oldest match, or undefined. */
   async read(template: Template, o?: Options): Promise<TupleRecord | undefined> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.read,
       this.raw.read.bind(this.raw),
       { space: this.name, template, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.found ? r.record : undefined;
   }
 
   /** TAKE: removes and returns the oldest match, or undefined. */
   async take(template: Template, o?: Options): Promise<TupleRecord | undefined> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.take,
       this.raw.take.bind(this.raw),
       { space: this.name, template, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.found ? r.record : undefined;
   }
 
   /** WAIT_TO_READ: waits for a match (use timeoutMs or signal to bound the wait). */
   async waitToRead(template: Template, o?: Options): Promise<TupleRecord> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.waitToRead,
       this.raw.waitToRead.bind(this.raw),
       { space: this.name, template, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.record as TupleRecord;
   }
 
   /** WAIT_TO_TAKE: waits for a match and takes it. A cancelled wait takes nothing. */
   async waitToTake(template: Template, o?: Options): Promise<TupleRecord> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.waitToTake,
       this.raw.waitToTake.bind(this.raw),
       { space: this.name, template, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.record as TupleRecord;
   }
@@ -292,10 +332,11 @@ export class Space {
 
   async count(template: Template, o?: Options): Promise<number> {
     return (
-      await unary(
+      await this.client.call(
+        TupleSpaceServiceService.count,
         this.raw.count.bind(this.raw),
         { space: this.name, template, txnId: txnId(o) },
-        this.client.opts(o),
+        o,
       )
     ).count;
   }
@@ -303,29 +344,32 @@ export class Space {
   /** DELETE: removes every match; returns how many. */
   async delete(template: Template, o?: Options): Promise<number> {
     return (
-      await unary(
+      await this.client.call(
+        TupleSpaceServiceService.delete,
         this.raw.delete.bind(this.raw),
         { space: this.name, template, txnId: txnId(o) },
-        this.client.opts(o),
+        o,
       )
     ).deleted;
   }
 
   /** UPDATE: replaces tuple `id`; ttlMs 0 keeps its expiry, -1 clears it. */
   async update(id: number, tuple: Tuple, o: Options & { ttlMs?: number } = {}): Promise<TupleRecord> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.update,
       this.raw.update.bind(this.raw),
       { space: this.name, id, tuple, ttlMs: o.ttlMs ?? 0, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.record as TupleRecord;
   }
 
   async readById(id: number, o?: Options): Promise<TupleRecord | undefined> {
-    const r = await unary(
+    const r = await this.client.call(
+      TupleSpaceServiceService.readById,
       this.raw.readById.bind(this.raw),
       { space: this.name, id, txnId: txnId(o) },
-      this.client.opts(o),
+      o,
     );
     return r.found ? r.record : undefined;
   }
@@ -357,7 +401,8 @@ export class Space {
     arg?: Tuple,
     o: Options & { template?: Template; id?: number; ttlMs?: number; limit?: number; tuples?: Tuple[] } = {},
   ): Promise<{ result?: Tuple; records: TupleRecord[]; count: number; ids: number[] }> {
-    return unary(
+    return this.client.call(
+      TupleSpaceServiceService.command,
       this.raw.command.bind(this.raw),
       {
         space: this.name,
@@ -370,7 +415,7 @@ export class Space {
         tuples: o.tuples ?? [],
         txnId: txnId(o),
       },
-      this.client.opts(o),
+      o,
     );
   }
 
