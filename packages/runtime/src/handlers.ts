@@ -233,42 +233,46 @@ function sinkFor<T>(
   call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>,
   signal: AbortSignal,
 ) {
-  /** Writes, then waits for the client's window while `stop` has not fired. */
-  const write = (
-    message: T,
-    stop: { aborted: boolean; reason: unknown },
-    on: (f: () => void) => () => void,
-  ) => {
-    if (call.write(message)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const off = on(() => {
+  // answers sent while stopping share one wait for the window (a pipeline has many at once)
+  const gone = BackplaneError.of('CANCELLED', 'the client cancelled the call');
+  let drained: Promise<void> | undefined;
+  const waitDrain = () => {
+    drained ??= new Promise<void>((resolve, reject) => {
+      const done = (err?: unknown) => {
         call.off('drain', onDrain);
-        reject(stop.reason);
-      });
-      const onDrain = () => {
-        off();
-        resolve();
+        call.off('cancelled', onGone);
+        drained = undefined;
+        if (err) reject(err);
+        else resolve();
       };
+      const onDrain = () => done();
+      const onGone = () => done(gone);
       call.once('drain', onDrain);
+      call.once('cancelled', onGone);
     });
-  };
-  const onAbort = (f: () => void) => {
-    signal.addEventListener('abort', f, { once: true });
-    return () => signal.removeEventListener('abort', f);
-  };
-  const gone = { aborted: false, reason: BackplaneError.of('CANCELLED', 'the client cancelled the call') };
-  const onGone = (f: () => void) => {
-    call.once('cancelled', f);
-    return () => call.off('cancelled', f);
+    return drained;
   };
   return {
     send(message: T): Promise<void> {
       if (signal.aborted) return Promise.reject(signal.reason);
-      return write(message, signal, onAbort);
+      if (call.write(message)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          call.off('drain', onDrain);
+          reject(signal.reason);
+        };
+        call.once('drain', onDrain);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
     },
     sendWhileStopping(message: T): Promise<void> {
-      if (call.cancelled || call.destroyed || call.writableEnded) return Promise.reject(gone.reason);
-      return write(message, gone, onGone);
+      if (call.cancelled || call.destroyed || call.writableEnded) return Promise.reject(gone);
+      if (call.write(message) && !drained) return Promise.resolve();
+      return waitDrain();
     },
   } satisfies ResponseSink<T>;
 }

@@ -1,6 +1,14 @@
 import { setMaxListeners } from 'node:events';
 import { NodesRequest, SharingServiceClient } from '@backplane/proto/sharing';
-import { BackplaneError, type CallOptions, RECONNECT_OPTIONS, unary } from '@backplane/runtime';
+import {
+  BackplaneError,
+  type CallOptions,
+  CallPipeline,
+  type PipelinedMethod,
+  RECONNECT_OPTIONS,
+  type UnaryMethod,
+  unary,
+} from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, status } from '@grpc/grpc-js';
 
 export const DEFAULT_PORT = 8400;
@@ -9,6 +17,12 @@ export interface ConnectionOptions {
   credentials?: ChannelCredentials;
   /** Sent on every call (e.g. a bearer token). */
   metadata?: CallOptions['metadata'];
+  /**
+   * Send get, put, remove, compare-and-set, list and publish as messages of one stream to the node
+   * (default true) instead of one HTTP/2 stream each: several times the calls per second when many are
+   * in flight. Each call keeps its own deadline, cancellation, status and failover.
+   */
+  pipeline?: boolean;
 }
 
 /** The first wait before a long call (watch, subscription) tries again after no node answered. */
@@ -59,6 +73,8 @@ export class SharingConnection {
   private nodes: string[];
   private index = 0;
   private client: SharingServiceClient;
+  /** The call pipeline to the node in use (none when the option is off). */
+  private pipeline: CallPipeline | undefined;
   private readonly credentials: ChannelCredentials;
   private closed = false;
   private readonly closing = new AbortController();
@@ -74,7 +90,27 @@ export class SharingConnection {
   }
 
   private open(address: string): SharingServiceClient {
-    return new SharingServiceClient(address, this.credentials, RECONNECT_OPTIONS);
+    const client = new SharingServiceClient(address, this.credentials, RECONNECT_OPTIONS);
+    this.pipeline = this.options.pipeline === false ? undefined : new CallPipeline(client);
+    return client;
+  }
+
+  /**
+   * A unary call to the node in use (through its call pipeline unless that is off), with failover:
+   * `pick` names the same method on the grpc-js client.
+   */
+  unary<Req, Res>(
+    method: PipelinedMethod<Req, Res>,
+    pick: (stub: SharingServiceClient) => UnaryMethod<Req, Res>,
+    request: Req,
+    opts?: CallOptions,
+  ): Promise<Res> {
+    return this.withFailover((stub) => {
+      const plain = pick(stub).bind(stub);
+      const o = this.callOptions(opts);
+      const pipeline = stub === this.client ? this.pipeline : undefined;
+      return pipeline ? pipeline.unary(method, plain, request, o) : unary(plain, request, o);
+    });
   }
 
   /** The node in use. */
@@ -115,6 +151,7 @@ export class SharingConnection {
   /** Moves to the next node after `failed` (unless someone moved already). */
   failover(failed: SharingServiceClient): void {
     if (failed !== this.client || this.nodes.length < 2) return;
+    this.pipeline?.close();
     this.client.close();
     this.index = (this.index + 1) % this.nodes.length;
     this.client = this.open(this.address);
@@ -151,6 +188,7 @@ export class SharingConnection {
   close(): void {
     this.closed = true;
     this.closing.abort();
+    this.pipeline?.close();
     this.client.close();
   }
 }

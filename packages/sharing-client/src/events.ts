@@ -1,4 +1,9 @@
-import { type PublishRequest, SubscribeRequest, UnsubscribeRequest } from '@backplane/proto/sharing';
+import {
+  type PublishRequest,
+  SharingServiceService,
+  SubscribeRequest,
+  UnsubscribeRequest,
+} from '@backplane/proto/sharing';
 import { type CallOptions, serverStream, unary } from '@backplane/runtime';
 import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
@@ -130,9 +135,7 @@ export class SharedEvents {
           ? { $case: 'text', text: event }
           : { $case: 'data', data: Buffer.from(event) },
     };
-    await this.connection.withFailover((stub) =>
-      unary(stub.publish.bind(stub), req, this.connection.callOptions(opts)),
-    );
+    await this.connection.unary(SharingServiceService.publish, (s) => s.publish, req, opts);
   }
 
   /**

@@ -6,10 +6,18 @@ import {
   type Entry as PbEntry,
   PutRequest,
   RemoveRequest,
+  SharingServiceService,
   WatchRequest,
   WatchResponse_Kind,
 } from '@backplane/proto/sharing';
-import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
+import {
+  BackplaneError,
+  type CallOptions,
+  type PipelinedMethod,
+  serverStream,
+  type UnaryMethod,
+  unary,
+} from '@backplane/runtime';
 import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
 export type Value = string | Uint8Array;
@@ -128,18 +136,18 @@ export class SharedProperties {
   constructor(readonly connection: SharingConnection) {}
 
   private call<Req, Res>(
-    pick: (stub: SharingConnection['stub']) => Parameters<typeof unary<Req, Res>>[0],
+    method: PipelinedMethod<Req, Res>,
+    pick: (stub: SharingConnection['stub']) => UnaryMethod<Req, Res>,
     req: Req,
     opts?: CallOptions,
   ): Promise<Res> {
-    return this.connection.withFailover((stub) =>
-      unary(pick(stub).bind(stub) as never, req, this.connection.callOptions(opts)),
-    ) as Promise<Res>;
+    return this.connection.unary(method, pick, req, opts);
   }
 
   /** Sets a key; resolves with its new revision. */
   async put(key: string, value: Value, opts: CallOptions & { ttlMs?: number } = {}): Promise<number> {
     const res = await this.call(
+      SharingServiceService.put,
       (s) => s.put,
       PutRequest.fromPartial({ key, value: bytes(value), ttlMs: opts.ttlMs ?? 0 }),
       opts,
@@ -148,7 +156,12 @@ export class SharedProperties {
   }
 
   async get(key: string, opts?: CallOptions): Promise<Property | undefined> {
-    const res = (await this.call((s) => s.get, GetRequest.fromPartial({ key }), opts)) as {
+    const res = (await this.call(
+      SharingServiceService.get,
+      (s) => s.get,
+      GetRequest.fromPartial({ key }),
+      opts,
+    )) as {
       found: boolean;
       entry?: PbEntry;
     };
@@ -158,6 +171,7 @@ export class SharedProperties {
   /** Removes a key (only at `expectedRevision` when given); false when it did not exist. */
   async remove(key: string, opts: CallOptions & { expectedRevision?: number } = {}): Promise<boolean> {
     const res = (await this.call(
+      SharingServiceService.remove,
       (s) => s.remove,
       RemoveRequest.fromPartial({ key, expectedRevision: opts.expectedRevision ?? 0 }),
       opts,
@@ -173,6 +187,7 @@ export class SharedProperties {
     opts: CallOptions & { ttlMs?: number } = {},
   ): Promise<number> {
     const res = (await this.call(
+      SharingServiceService.compareAndSet,
       (s) => s.compareAndSet,
       CompareAndSetRequest.fromPartial({
         key,
@@ -193,6 +208,7 @@ export class SharedProperties {
     let pageToken = '';
     do {
       const res = (await this.call(
+        SharingServiceService.list,
         (s) => s.list,
         ListRequest.fromPartial({
           prefix,
