@@ -9,6 +9,7 @@ import {
   CapType,
   type DepotServiceClient,
   FastDepotServiceClient,
+  FastDepotServiceService,
   ManageCommand,
   type ManageResponse,
   Reliability,
@@ -17,9 +18,12 @@ import {
 import {
   BackplaneError,
   type CallOptions,
+  CallPipeline,
   crc32Combine,
+  type PipelinedMethod,
   RECONNECT_OPTIONS,
   serverStream,
+  type UnaryMethod,
   unary,
 } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
@@ -79,6 +83,8 @@ export class IbpClient {
   private readonly token: string | undefined;
   private readonly tokenDepots: Set<string>;
   private readonly addresses = new WeakMap<DepotServiceClient, string>();
+  private readonly pipelines = new WeakMap<DepotServiceClient, CallPipeline>();
+  private readonly pipelined: boolean;
   /** The depot used by allocate() and status() when none is given. */
   readonly depot: string;
 
@@ -89,8 +95,15 @@ export class IbpClient {
       token?: string;
       /** Other depots (host:port) that may receive the token. */
       tokenDepots?: string[];
+      /**
+       * Send small calls (allocate, small stores and reads, manage) as messages of one stream per depot
+       * (default true) instead of one HTTP/2 stream each: several times the calls per second when many are
+       * in flight. Each call keeps its own deadline, cancellation and status.
+       */
+      pipeline?: boolean;
     } = {},
   ) {
+    this.pipelined = options.pipeline !== false;
     this.depot = options.depot ?? process.env.BACKPLANE_IBP_DEPOT ?? DEFAULT_DEPOT;
     this.credentials = options.credentials ?? grpcCredentials.createInsecure();
     this.token = options.token;
@@ -108,6 +121,7 @@ export class IbpClient {
       });
       this.clients.set(address, c);
       this.addresses.set(c, address);
+      if (this.pipelined) this.pipelines.set(c, new CallPipeline(c));
     }
     return c;
   }
@@ -122,6 +136,19 @@ export class IbpClient {
     const metadata = o.metadata?.clone() ?? new Metadata();
     metadata.set('authorization', `Bearer ${this.token}`);
     return { ...o, metadata };
+  }
+
+  /** A unary call to the depot of `c`, through its call pipeline unless that is off. */
+  private call<Req, Res>(
+    c: DepotServiceClient,
+    method: PipelinedMethod<Req, Res>,
+    plain: UnaryMethod<Req, Res>,
+    request: Req,
+    o?: CallOptions,
+  ): Promise<Res> {
+    const opts = this.opts(c, o);
+    const pipeline = this.pipelines.get(c);
+    return pipeline ? pipeline.unary(method, plain, request, opts) : unary(plain, request, opts);
   }
 
   /** IBP_allocate on `depot` (default: this client's depot). */
@@ -141,7 +168,9 @@ export class IbpClient {
     const c = this.client(depot);
     const data = options.data;
     const crc = data ? crc32(data) : undefined;
-    const res = await unary(
+    const res = await this.call(
+      c,
+      FastDepotServiceService.allocate,
       c.allocate.bind(c),
       {
         size,
@@ -156,7 +185,7 @@ export class IbpClient {
           type: TYPES[options.type ?? 'BYTE_ARRAY'],
         },
       },
-      this.opts(c, call),
+      call,
     );
     if (!res.caps) throw BackplaneError.unavailable('the depot sent no capabilities');
     if (data && res.stored?.crc32 !== crc) {
@@ -172,7 +201,13 @@ export class IbpClient {
   private async storeSmall(writeCap: string, data: Buffer, options: TransferOptions) {
     const c = this.client(depotOf(writeCap));
     const crc = crc32(data);
-    const res = await unary(c.storeSmall.bind(c), { writeCap, data, crc32: crc }, this.opts(c, options));
+    const res = await this.call(
+      c,
+      FastDepotServiceService.storeSmall,
+      c.storeSmall.bind(c),
+      { writeCap, data, crc32: crc },
+      options,
+    );
     if (res.crc32 !== crc) {
       throw BackplaneError.of(
         'DATA_LOSS',
@@ -190,10 +225,12 @@ export class IbpClient {
   ): Promise<Buffer | undefined> {
     const c = this.client(depotOf(readCap));
     try {
-      const r = await unary(
+      const r = await this.call(
+        c,
+        FastDepotServiceService.readSmall,
         c.readSmall.bind(c),
         { readCap, offset: options.offset ?? 0, size: options.size ?? -1 },
-        this.opts(c, options),
+        options,
       );
       if (crc32(r.data) !== r.crc32) {
         throw BackplaneError.of('DATA_LOSS', 'the bytes read from the depot do not match their CRC-32');
@@ -425,7 +462,9 @@ export class IbpClient {
   ): Promise<ManageResponse> {
     const c = this.client(depotOf(manageCap));
     const change = command === 'CHNG';
-    return unary(
+    return this.call(
+      c,
+      FastDepotServiceService.manage,
       c.manage.bind(c),
       {
         manageCap,
@@ -445,7 +484,7 @@ export class IbpClient {
           : undefined,
         size: options.size ?? 0,
       },
-      this.opts(c, call),
+      call,
     );
   }
 
@@ -483,7 +522,10 @@ export class IbpClient {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
+    for (const c of this.clients.values()) {
+      this.pipelines.get(c)?.close();
+      c.close();
+    }
     this.clients.clear();
   }
 }
