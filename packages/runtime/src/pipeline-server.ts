@@ -55,6 +55,12 @@ function failure(id: number, code: status, message: string, metadata: Metadata |
   return { id, code, message, metadata: md, response: Buffer.alloc(0) };
 }
 
+/** An answer the pipeline itself gives (bad id, unknown method…), with its reason as a handler's error has. */
+function refusal(id: number, err: BackplaneError): CallsResponse {
+  const e = err.toServiceError();
+  return failure(id, e.code, e.details, e.metadata);
+}
+
 /** The stream's metadata, plus the call's own entries. */
 function callMetadata(stream: Metadata, extra: Record<string, string>): Metadata {
   const keys = Object.keys(extra);
@@ -117,23 +123,20 @@ export function pipelineHandler(
       }
       if (calls.has(id)) {
         answer(
-          failure(
-            id,
-            status.INVALID_ARGUMENT,
-            `call id ${id} is already in progress on this stream`,
-            undefined,
-          ),
+          refusal(id, BackplaneError.badParameter(`call id ${id} is already in progress on this stream`)),
         );
         continue;
       }
       const target = targets.get(req.method);
       if (!target) {
         answer(
-          failure(
+          refusal(
             id,
-            status.UNIMPLEMENTED,
-            `${req.method || '(no method)'} is not a unary method of this server`,
-            undefined,
+            new BackplaneError(
+              status.UNIMPLEMENTED,
+              'UNIMPLEMENTED',
+              `${req.method || '(no method)'} is not a unary method of this server`,
+            ),
           ),
         );
         continue;
@@ -142,9 +145,7 @@ export function pipelineHandler(
       try {
         metadata = callMetadata(ctx.metadata, req.metadata);
       } catch (err) {
-        answer(
-          failure(id, status.INVALID_ARGUMENT, `bad call metadata: ${(err as Error).message}`, undefined),
-        );
+        answer(refusal(id, BackplaneError.badParameter(`bad call metadata: ${(err as Error).message}`)));
         continue;
       }
       const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : Number.POSITIVE_INFINITY;
@@ -170,11 +171,9 @@ export function pipelineHandler(
             });
           } catch (e) {
             answer(
-              failure(
+              refusal(
                 id,
-                status.INTERNAL,
-                `the answer could not be encoded: ${(e as Error).message}`,
-                undefined,
+                BackplaneError.of('INTERNAL', `the answer could not be encoded: ${(e as Error).message}`),
               ),
             );
           }

@@ -171,7 +171,11 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     const definition = PipelineServiceService as unknown as ServiceDefinition;
     server.addService(
       tolerantDefinition(definition),
-      wrapHandlers(definition, { calls: pipelineHandler(unaryTargets) } as never, wrapOptions),
+      // the stream itself is not held to the call limits: every call it carries is
+      wrapHandlers(definition, { calls: pipelineHandler(unaryTargets) } as never, {
+        ...wrapOptions,
+        limits: undefined,
+      }),
     );
   }
   const health = new HealthImplementation({

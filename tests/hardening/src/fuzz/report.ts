@@ -26,6 +26,7 @@ export function formatFuzzTable(reports: ServiceFuzzReport[]): string {
     [
       r.service,
       String(r.inputs),
+      String(r.pipelined),
       String(r.frameAttacks),
       String(r.rapidResetCloses),
       String(Object.keys(r.perMethod).length),
@@ -43,8 +44,8 @@ export function formatFuzzTable(reports: ServiceFuzzReport[]): string {
         .join(', ')}`,
   );
   return [
-    '| service | inputs | raw-frame attacks | rapid-reset closes | methods | findings | exits | RSS before → half-way → after | stored data |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| service | inputs | of them pipelined | raw-frame attacks | rapid-reset closes | methods | findings | exits | RSS before → half-way → after | stored data |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r} |`),
     '',
     ...codes,

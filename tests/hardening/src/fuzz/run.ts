@@ -6,6 +6,7 @@ import { dsPortAttacks } from './ds-ports';
 import { prepareFixture } from './fixtures';
 import { frameAttacks } from './frames';
 import { MessageFuzzer } from './messages';
+import { pipelinedCall } from './pipelined';
 import { Random } from './random';
 import { type FuzzMethod, methodsOf } from './schema';
 
@@ -53,6 +54,8 @@ export interface ServiceFuzzReport {
   service: string;
   inputs: number;
   frameAttacks: number;
+  /** Inputs (counted in `inputs` too) sent through the server's call pipeline instead of their own call. */
+  pipelined: number;
   /** Times the server closed the resetting connection for too many stream resets (its DoS protection). */
   rapidResetCloses: number;
   /** Inputs per method. */
@@ -118,6 +121,7 @@ export async function fuzzService(
     service: target.name,
     inputs: 0,
     frameAttacks: 0,
+    pipelined: 0,
     rapidResetCloses: 0,
     perMethod: Object.fromEntries(methods.map((m) => [m.name, 0])),
     codes: {},
@@ -149,13 +153,19 @@ export async function fuzzService(
         const method = methods[index % methods.length] as FuzzMethod;
         const plan = planFor(rng, fuzzer, method);
         const resets = plan.deadlineMs < 10 || plan.cancelAfterMs !== undefined;
-        const o = await rawCall(resets ? resetting : client, method, plan);
+        // a quarter of the unary calls go through the server's call pipeline instead, hostile extras included
+        const pipelined = method.kind === 'unary' && rng.chance(0.25);
+        if (pipelined && rng.chance(0.1)) plan.cancelAfterMs = rng.int(200);
+        const o = pipelined
+          ? await pipelinedCall(resets ? resetting : client, method, plan, rng)
+          : await rawCall(resets ? resetting : client, method, plan);
         report.inputs += 1;
         if (resets && /Session closed with error code 2/.test(o.details)) {
           report.rapidResetCloses += 1;
           continue;
         }
         report.perMethod[method.name] = (report.perMethod[method.name] ?? 0) + 1;
+        if (pipelined) report.pipelined += 1;
         report.codes[statusName(o.code)] = (report.codes[statusName(o.code)] ?? 0) + 1;
         const bad = target.alive() ? judge(o) : undefined;
         if (bad && report.findings.length < 200) {
