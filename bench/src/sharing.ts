@@ -8,11 +8,12 @@ import { SharedEvents, SharedProperties, SharingConnection } from '@backplane/sh
 import { credentials } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { fmt, type Measurement, measure, pct, printMeasurements, writeResults } from './harness';
+import { fmt, type Measurement, measure, median, pct, printMeasurements, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
 
 const DURATION = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const EVENTS = Number(process.env.BENCH_SHARING_EVENTS ?? 2000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const serverMain = require.resolve('@backplane/sharing/dist/main.js');
 const KEYS = 1000;
 const value = Buffer.alloc(100, 7);
@@ -97,15 +98,38 @@ export async function benchSharing(): Promise<void> {
     // NATS: the service vs raw @nats-io/kv doing the same
     const kv = await new Kvm(nc).create('bench-raw', { history: 16 });
     for (let k = 0; k < KEYS; k++) await kv.put(`bench.k${k}`, value);
-    const rawGet = await measure('raw @nats-io/kv get', (i) => kv.get(`bench.k${i % KEYS}`), opts);
-    const rawPut = await measure('raw @nats-io/kv put', (i) => kv.put(`bench.k${i % KEYS}`, value), opts);
+    // the node connects with noAsyncTraces (nats.js then builds no Error per request): the raw client with
+    // the same option, for reference (the target is against the client's defaults)
+    const ncLean = await connect({ servers: nats.url, noAsyncTraces: true });
+    const kvLean = await new Kvm(ncLean).open('bench-raw');
     const cn = new SharingConnection(onNats.address);
     conns.push(cn);
     const pn = new SharedProperties(cn);
     for (let k = 0; k < KEYS; k++) await pn.put(`bench.k${k}`, value);
-    results.natsGet = await measure('sharing (NATS) get', (i) => pn.get(`bench.k${i % KEYS}`), opts);
-    results.natsPut = await measure('sharing (NATS) put', (i) => pn.put(`bench.k${i % KEYS}`, value), opts);
-    printMeasurements([rawGet, results.natsGet, rawPut, results.natsPut], rawGet);
+    // interleaved rounds; ratios are medians of the rounds' ratios
+    const natsRounds: Array<Record<'rawGet' | 'natsGet' | 'rawPut' | 'natsPut' | 'leanGet', Measurement>> =
+      [];
+    for (let r = 0; r < ROUNDS; r++) {
+      natsRounds.push({
+        rawGet: await measure('raw @nats-io/kv get', (i) => kv.get(`bench.k${i % KEYS}`), opts),
+        natsGet: await measure('sharing (NATS) get', (i) => pn.get(`bench.k${i % KEYS}`), opts),
+        leanGet: await measure('raw get, noAsyncTraces', (i) => kvLean.get(`bench.k${i % KEYS}`), opts),
+        rawPut: await measure('raw @nats-io/kv put', (i) => kv.put(`bench.k${i % KEYS}`, value), opts),
+        natsPut: await measure('sharing (NATS) put', (i) => pn.put(`bench.k${i % KEYS}`, value), opts),
+      });
+    }
+    const natsRatio = (a: 'natsGet' | 'natsPut' | 'leanGet', b: 'rawGet' | 'rawPut') =>
+      median(natsRounds.map((x) => x[a].opsPerSec / x[b].opsPerSec));
+    const mid = natsRounds[Math.floor(natsRounds.length / 2)] as (typeof natsRounds)[number];
+    const rawGet = mid.rawGet;
+    const rawPut = mid.rawPut;
+    results.natsGet = mid.natsGet;
+    results.natsPut = mid.natsPut;
+    printMeasurements(
+      natsRounds.flatMap((x) => [x.rawGet, x.natsGet, x.leanGet, x.rawPut, x.natsPut]),
+      natsRounds[0]?.rawGet as Measurement,
+    );
+    await ncLean.close();
     // events
     const en = new SharedEvents(cn);
     const viaService = await eventFigures(
@@ -129,8 +153,9 @@ export async function benchSharing(): Promise<void> {
     const ratios = {
       embeddedGetVsEcho: results.embeddedGet.opsPerSec / echoM.opsPerSec,
       embeddedPutVsEcho: results.embeddedPut.opsPerSec / echoM.opsPerSec,
-      natsGetVsRawKv: results.natsGet.opsPerSec / rawGet.opsPerSec,
-      natsPutVsRawKv: results.natsPut.opsPerSec / rawPut.opsPerSec,
+      natsGetVsRawKv: natsRatio('natsGet', 'rawGet'),
+      natsPutVsRawKv: natsRatio('natsPut', 'rawPut'),
+      rawLeanGetVsRawKv: natsRatio('leanGet', 'rawGet'),
       eventsPerSecVsRawNats: viaService.eventsPerSec / rawEvents.eventsPerSec,
     };
     const ok = (r: number, t: number) => `${fmt(r, 2)}× (target ≥ ${t}×) ${r >= t ? 'OK' : 'BELOW TARGET'}`;
@@ -138,13 +163,13 @@ export async function benchSharing(): Promise<void> {
       `embedded get: ${ok(ratios.embeddedGetVsEcho, 0.6)} echo; put: ${ok(ratios.embeddedPutVsEcho, 0.6)} echo`,
     );
     console.log(
-      `NATS get: ${ok(ratios.natsGetVsRawKv, 0.5)} raw KV; put: ${ok(ratios.natsPutVsRawKv, 0.5)} raw KV`,
+      `NATS get (median of ${ROUNDS} rounds): ${ok(ratios.natsGetVsRawKv, 0.5)} raw KV; put: ${ok(ratios.natsPutVsRawKv, 0.5)} raw KV; (raw get with noAsyncTraces: ${fmt(ratios.rawLeanGetVsRawKv, 2)}× raw KV)`,
     );
     console.log(
       `events (NATS): publish→deliver p50 ${fmt(viaService.p50Ms, 2)} ms, p99 ${fmt(viaService.p99Ms, 2)} ms (raw NATS ${fmt(rawEvents.p50Ms, 2)} / ${fmt(rawEvents.p99Ms, 2)} ms); ${fmt(viaService.eventsPerSec)} events/s = ${fmt(ratios.eventsPerSecVsRawNats, 2)}× raw NATS (flushed publishes, 64 in flight)`,
     );
     console.log(
-      `results: ${writeResults('sharing.json', { ratios, results, echo: echoM, rawGet, rawPut, events: { viaService, rawEvents } })}`,
+      `results: ${writeResults('sharing.json', { ratios, results, echo: echoM, rawGet, rawPut, natsRounds, events: { viaService, rawEvents } })}`,
     );
   } finally {
     for (const c of conns) c.close();

@@ -9,10 +9,10 @@ import {
   type JsMsg,
   jetstream,
   jetstreamManager,
-  type StoredMsg,
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { headers, type MsgHdrs, type NatsConnection, nanos } from '@nats-io/transport-node';
+import { DirectGetter } from './direct-get';
 import {
   type Change,
   type CommitResult,
@@ -58,6 +58,7 @@ type Msg = { subject: string; seq: number; headers?: MsgHdrs; data: Uint8Array }
 export class NatsProperties implements PropertiesEngine {
   readonly kind = 'nats' as const;
   private readonly js: JetStreamClient;
+  private readonly direct: DirectGetter;
   private readonly log: Logger;
   private readonly stream: string;
   private readonly prefix: string;
@@ -72,6 +73,7 @@ export class NatsProperties implements PropertiesEngine {
     private readonly jsm: JetStreamManager,
   ) {
     this.js = jetstream(options.nc);
+    this.direct = new DirectGetter(options.nc);
     this.log = options.log ?? silentLogger();
     this.stream = `KV_${options.bucket}`;
     this.prefix = `$KV.${options.bucket}.`;
@@ -116,20 +118,19 @@ export class NatsProperties implements PropertiesEngine {
     return { key: m.subject.slice(this.prefix.length), value: m.data, revision: m.seq, expiresAt };
   }
 
-  private async last(key: string): Promise<StoredMsg | null> {
+  private async last(key: string): Promise<Msg | null> {
     try {
-      // direct get, as NATS KV's own get (served by any replica: on R3 a read can trail a write on
+      // a direct get, as NATS KV's own get (served by any replica: on R3 a read can trail a write on
       // another node by the replication delay, exactly as with the raw KV client)
-      return await this.jsm.direct.getMessage(this.stream, { last_by_subj: this.prefix + key });
+      return await this.direct.last(this.stream, this.prefix + key);
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
       throw unavailable(err);
     }
   }
 
   async get(key: string): Promise<Entry | undefined> {
     const m = await this.last(key);
-    return m ? this.toEntry(stored(m)) : undefined;
+    return m ? this.toEntry(m) : undefined;
   }
 
   /** Publishes a value or a delete marker, optionally only if the key's last message is at `expect`. */
@@ -169,7 +170,7 @@ export class NatsProperties implements PropertiesEngine {
         if (expected > 0) return await this.publish(key, value, h, expected);
         // "absent": no message at all, or a delete marker / an expired value (at its revision)
         const last = await this.last(key);
-        const absentAt = !last ? 0 : this.toEntry(stored(last)) ? -1 : last.seq;
+        const absentAt = !last ? 0 : this.toEntry(last) ? -1 : last.seq;
         if (absentAt < 0) throw new RevisionMoved();
         return await this.publish(key, value, h, absentAt);
       } catch (err) {
@@ -248,7 +249,7 @@ export class NatsProperties implements PropertiesEngine {
       const batch = keys.slice(next, next + limit + 1 - entries.length);
       next += batch.length;
       for (const m of await Promise.all(batch.map((k) => this.last(k)))) {
-        const e = m ? this.toEntry(stored(m), now) : undefined;
+        const e = m ? this.toEntry(m, now) : undefined;
         if (e) entries.push(e);
       }
     }
@@ -391,6 +392,7 @@ export class NatsProperties implements PropertiesEngine {
   async close(): Promise<void> {
     clearInterval(this.reaper);
     this.stopReaperWatch?.();
+    this.direct.close();
   }
 }
 
@@ -401,9 +403,6 @@ export function safeConditionalWrites(version: string): boolean {
   const [major = 0, minor = 0, patch = 0] = version.split(/[.-]/).map(Number);
   return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
 }
-
-/** StoredMsg's fields are getters: copy them. */
-const stored = (m: StoredMsg): Msg => ({ subject: m.subject, seq: m.seq, headers: m.header, data: m.data });
 
 function unavailable(err: unknown): BackplaneError {
   if (err instanceof BackplaneError) return err;

@@ -1,0 +1,53 @@
+import { type NatsServer, startNats } from '@backplane/runtime/testing';
+import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { DirectGetter } from '../src/direct-get';
+
+describe('DirectGetter', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+  });
+  afterAll(async () => {
+    await nc.close();
+    await nats.stop();
+  });
+
+  it("gets a subject's last message with its sequence and headers, and null when there is none", async () => {
+    const kv = await new Kvm(nc).create('dg', { history: 4 });
+    await kv.put('a', 'one');
+    const rev = await kv.put('a', 'two');
+    const getter = new DirectGetter(nc);
+    try {
+      const m = await getter.last('KV_dg', '$KV.dg.a');
+      expect(m).toMatchObject({ subject: '$KV.dg.a', seq: rev });
+      expect(Buffer.from(m?.data ?? []).toString()).toBe('two');
+      expect(m?.headers?.get('Nats-Stream')).toBe('KV_dg');
+      expect(await getter.last('KV_dg', '$KV.dg.missing')).toBeNull();
+      // many at once, each with its own answer
+      const all = await Promise.all(
+        Array.from({ length: 500 }, (_, i) => getter.last('KV_dg', i % 2 ? '$KV.dg.a' : '$KV.dg.b')),
+      );
+      expect(all.filter((x) => x?.seq === rev)).toHaveLength(250);
+      expect(all.filter((x) => x === null)).toHaveLength(250);
+    } finally {
+      getter.close();
+    }
+  });
+
+  it('fails at once when nobody answers, after its timeout when JetStream is silent, and when closed', async () => {
+    const nobody = new DirectGetter(nc, 2000, 'nobody.api');
+    await expect(nobody.last('KV_dg', '$KV.dg.a')).rejects.toThrow(/503/);
+    nobody.close();
+    // JetStream takes every $JS.API subject but does not answer a direct get of a stream it does not have
+    const getter = new DirectGetter(nc, 300);
+    const t0 = Date.now();
+    await expect(getter.last('KV_nothing_here', '$KV.nothing_here.a')).rejects.toThrow(/timed out/);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    const pending = getter.last('KV_nothing_here', '$KV.nothing_here.b');
+    getter.close();
+    await expect(pending).rejects.toThrow(/closed/);
+  });
+});
