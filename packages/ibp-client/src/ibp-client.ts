@@ -21,6 +21,7 @@ import {
   CallPipeline,
   crc32Combine,
   type PipelinedMethod,
+  pipelinedUnary,
   RECONNECT_OPTIONS,
   serverStream,
   type UnaryMethod,
@@ -146,9 +147,7 @@ export class IbpClient {
     request: Req,
     o?: CallOptions,
   ): Promise<Res> {
-    const opts = this.opts(c, o);
-    const pipeline = this.pipelines.get(c);
-    return pipeline ? pipeline.unary(method, plain, request, opts) : unary(plain, request, opts);
+    return pipelinedUnary(this.pipelines.get(c), method, plain, request, this.opts(c, o));
   }
 
   /** IBP_allocate on `depot` (default: this client's depot). */

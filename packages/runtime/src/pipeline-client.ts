@@ -248,3 +248,14 @@ export class CallPipeline {
     return stream;
   }
 }
+
+/** A unary call through `pipeline`, or as a plain unary call when there is none (the client turned it off). */
+export function pipelinedUnary<Req, Res>(
+  pipeline: CallPipeline | undefined,
+  method: PipelinedMethod<Req, Res>,
+  plain: UnaryMethod<Req, Res>,
+  request: Req,
+  opts?: CallOptions,
+): Promise<Res> {
+  return pipeline ? pipeline.unary(method, plain, request, opts) : unary(plain, request, opts);
+}

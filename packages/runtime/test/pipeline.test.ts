@@ -1,7 +1,15 @@
 import { EchoServiceClient, EchoServiceService } from '@backplane/proto/echo';
 import { CallsRequest, type CallsResponse, PipelineServiceClient } from '@backplane/proto/pipeline';
 import { credentials, type Metadata, status } from '@grpc/grpc-js';
-import { BackplaneError, bearerMetadata, CallPipeline, type RunningService, service, unary } from '../src';
+import {
+  BackplaneError,
+  bearerMetadata,
+  type CallOptions,
+  CallPipeline,
+  type RunningService,
+  service,
+  unary,
+} from '../src';
 import { startTestService } from '../src/testing';
 
 const echoMethod = EchoServiceService.echo;
@@ -156,94 +164,64 @@ describe('the Calls stream on the wire', () => {
   });
 });
 
+/** Runs `fn` with an echo server started with `options`, a client and its pipeline; `send` echoes a text. */
+async function withPipe(
+  options: Partial<Parameters<typeof startTestService>[0]>,
+  fn: (t: {
+    running: RunningService;
+    send: (text: string, opts?: CallOptions) => Promise<{ payload: Buffer }>;
+  }) => Promise<void>,
+): Promise<void> {
+  const running = await startTestService({
+    name: 'echo',
+    services: [echoService({ aborted: [] })],
+    ...options,
+  });
+  const client = new EchoServiceClient(running.address, credentials.createInsecure());
+  const pipe = new CallPipeline(client);
+  const send = (text: string, opts?: CallOptions) =>
+    pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from(text) }, opts);
+  try {
+    await fn({ running, send });
+  } finally {
+    pipe.close();
+    client.close();
+    await running.close();
+  }
+}
+
 describe('the call pipeline with authentication, limits and old servers', () => {
-  it('runs each call through the server authentication with the metadata it was given', async () => {
-    const running = await startTestService({
-      name: 'echo',
-      services: [echoService({ aborted: [] })],
-      authToken: 'sesame-sesame-sesame',
-    });
-    const client = new EchoServiceClient(running.address, credentials.createInsecure());
-    const pipe = new CallPipeline(client);
-    try {
-      const call = (md?: Metadata) =>
-        pipe.unary(
-          echoMethod,
-          client.echo.bind(client),
-          { payload: Buffer.from('hi') },
-          md ? { metadata: md } : {},
-        );
+  it('runs each call through the server authentication with the metadata it was given', () =>
+    withPipe({ authToken: 'sesame-sesame-sesame' }, async ({ send }) => {
+      const call = (md?: Metadata) => send('hi', md ? { metadata: md } : {});
       expect((await call(bearerMetadata('sesame-sesame-sesame'))).payload.toString()).toBe('hi');
       await expect(call(bearerMetadata('wrong'))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
       await expect(call()).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
       expect((await call(bearerMetadata('sesame-sesame-sesame'))).payload.toString()).toBe('hi');
-    } finally {
-      pipe.close();
-      client.close();
-      await running.close();
-    }
-  });
+    }));
 
-  it('refuses calls beyond the per-client limit with RESOURCE_EXHAUSTED, as unary calls are', async () => {
-    const running = await startTestService({
-      name: 'echo',
-      services: [echoService({ aborted: [] })],
-      limits: { maxCalls: 1000, maxCallsPerClient: 5 },
-    });
-    const client = new EchoServiceClient(running.address, credentials.createInsecure());
-    const pipe = new CallPipeline(client);
-    try {
-      const results = await Promise.allSettled(
-        Array.from({ length: 10 }, () =>
-          pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('sleep:200') }),
-        ),
-      );
+  it('refuses calls beyond the per-client limit with RESOURCE_EXHAUSTED, as unary calls are', () =>
+    withPipe({ limits: { maxCalls: 1000, maxCallsPerClient: 5 } }, async ({ send }) => {
+      const results = await Promise.allSettled(Array.from({ length: 10 }, () => send('sleep:200')));
       const refused = results.filter((r) => r.status === 'rejected');
       expect(refused).toHaveLength(5);
       for (const r of refused)
         expect((r as PromiseRejectedResult).reason).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
       // the stream that carries them takes no slot of its own
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
-    } finally {
-      pipe.close();
-      client.close();
-      await running.close();
-    }
-  });
+    }));
 
-  it('falls back to plain unary calls against a server without the pipeline', async () => {
-    const running = await startTestService({
-      name: 'echo',
-      services: [echoService({ aborted: [] })],
-      pipeline: false,
-    });
-    const client = new EchoServiceClient(running.address, credentials.createInsecure());
-    const pipe = new CallPipeline(client);
-    try {
-      const answers = await Promise.all(
-        Array.from({ length: 20 }, (_, i) =>
-          pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from(`p${i}`) }),
-        ),
-      );
-      expect(answers.map((a) => a.payload.toString())).toEqual(Array.from({ length: 20 }, (_, i) => `p${i}`));
-      expect(
-        (
-          await pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('again') })
-        ).payload.toString(),
-      ).toBe('again');
-    } finally {
-      pipe.close();
-      client.close();
-      await running.close();
-    }
-  });
+  it('falls back to plain unary calls against a server without the pipeline', () =>
+    withPipe({ pipeline: false }, async ({ send }) => {
+      const texts = Array.from({ length: 20 }, (_, i) => `p${i}`);
+      const answers = await Promise.all(texts.map((t) => send(t)));
+      expect(answers.map((a) => a.payload.toString())).toEqual(texts);
+      expect((await send('again')).payload.toString()).toBe('again');
+    }));
 
-  it('answers the calls in progress before the stream ends when the server shuts down', async () => {
-    const running = await startTestService({ name: 'echo', services: [echoService({ aborted: [] })] });
-    const client = new EchoServiceClient(running.address, credentials.createInsecure());
-    const pipe = new CallPipeline(client);
-    try {
-      const slow = pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('sleep:200') });
+  it('answers the calls in progress before the stream ends when the server shuts down', () =>
+    withPipe({}, async ({ running, send }) => {
+      const slow = send('sleep:200');
       await new Promise((r) => setTimeout(r, 50));
       const t0 = Date.now();
       const closing = running.close();
@@ -251,14 +229,6 @@ describe('the call pipeline with authentication, limits and old servers', () => 
       await closing;
       // the server did not wait for the stream until its forced shutdown (2 s in tests)
       expect(Date.now() - t0).toBeLessThan(1500);
-      await expect(
-        pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from('x') }, { timeoutMs: 2000 }),
-      ).rejects.toMatchObject({
-        code: status.UNAVAILABLE,
-      });
-    } finally {
-      pipe.close();
-      client.close();
-    }
-  });
+      await expect(send('x', { timeoutMs: 2000 })).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    }));
 });

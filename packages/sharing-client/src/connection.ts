@@ -5,6 +5,7 @@ import {
   type CallOptions,
   CallPipeline,
   type PipelinedMethod,
+  pipelinedUnary,
   RECONNECT_OPTIONS,
   type UnaryMethod,
   unary,
@@ -106,10 +107,8 @@ export class SharingConnection {
     opts?: CallOptions,
   ): Promise<Res> {
     return this.withFailover((stub) => {
-      const plain = pick(stub).bind(stub);
-      const o = this.callOptions(opts);
       const pipeline = stub === this.client ? this.pipeline : undefined;
-      return pipeline ? pipeline.unary(method, plain, request, o) : unary(plain, request, o);
+      return pipelinedUnary(pipeline, method, pick(stub).bind(stub), request, this.callOptions(opts));
     });
   }
 

@@ -10,6 +10,7 @@ import {
   type CallOptions,
   CallPipeline,
   type PipelinedMethod,
+  pipelinedUnary,
   RECONNECT_OPTIONS,
   serverStream,
   type UnaryMethod,
@@ -132,7 +133,7 @@ export class TupleSpaceClient {
     o?: CallOptions,
   ): Promise<Res> {
     const opts = this.opts(o);
-    return this.pipeline ? this.pipeline.unary(method, plain, request, opts) : unary(plain, request, opts);
+    return pipelinedUnary(this.pipeline, method, plain, request, opts);
   }
 
   space(name: string): Space {
