@@ -383,6 +383,19 @@ export class Depot {
   }
 
   async allocate(size: number, attributes: Attributes): Promise<CapSet> {
+    return (await this.reserve(size, attributes, true)).caps;
+  }
+
+  /**
+   * Makes the area and its capabilities; `persist` writes its record before returning (allocateWith
+   * leaves that to the store that follows, which writes the record with its first extent: one durable
+   * write fewer, and a crash in between leaves only a file no record owns, which startup removes).
+   */
+  private async reserve(
+    size: number,
+    attributes: Attributes,
+    persist: boolean,
+  ): Promise<{ caps: CapSet; live: Live }> {
     if (this.closed) throw BackplaneError.unavailable('the depot is shutting down');
     if (!Number.isSafeInteger(size) || size < 0 || size > MAX_ALLOCATION) {
       throw BackplaneError.badParameter(`size must be a non-negative integer, got ${size}`, {
@@ -433,14 +446,14 @@ export class Depot {
     this.files.markFresh(this.path(rec));
     try {
       await Promise.all(reclaiming);
-      await this.save(live);
+      if (persist) await this.save(live);
     } catch (err) {
       this.areas.delete(rec.id);
       this.pools.remove(rec);
       throw err;
     }
     const cap = (kind: CapKind) => formatCapability(this.capHost, this.capPort, rec.id, keys[kind], kind);
-    return { readCap: cap('READ'), writeCap: cap('WRITE'), manageCap: cap('MANAGE') };
+    return { caps: { readCap: cap('READ'), writeCap: cap('WRITE'), manageCap: cap('MANAGE') }, live };
   }
 
   /**
@@ -457,12 +470,14 @@ export class Depot {
     if (data.length > size) {
       throw exceeded(`the initial ${data.length} bytes do not fit an area of ${size} bytes`);
     }
-    const caps = await this.allocate(size, attributes);
+    // the store writes the record with its first extent; persisted here when no store would (no bytes) or
+    // when its store goes through a redo record first (a circular queue)
+    const persist = data.length === 0 || attributes.type === 'CIRCULAR_QUEUE';
+    const { caps, live } = await this.reserve(size, attributes, persist);
     try {
       return { caps, stored: await this.store(caps.writeCap, data.length, [initial], signal) };
     } catch (err) {
-      const live = this.areas.get(parseCapability(caps.manageCap).id);
-      if (live) await this.free(live);
+      if (!live.freed) await this.free(live);
       throw err;
     }
   }
