@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -107,7 +108,9 @@ export async function benchIbp(): Promise<void> {
     clearInterval(sampler);
     await ibp.manage(big.manageCap, 'DECR', { capType: 'READ' });
 
-    // small allocations against the echo baseline
+    // small allocations against the echo baseline, after the GiBs written above are on disk: their
+    // write-back would otherwise fall into the STABLE runs' fsyncs
+    execFileSync('sync');
     const echo = startChild(require.resolve('./echo-server.js'));
     const echoPort = Number((await firstLine(echo, /echo listening on (\d+)/))[1]);
     const echoClient = new EchoServiceClient(`127.0.0.1:${echoPort}`, credentials.createInsecure());
