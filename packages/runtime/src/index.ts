@@ -44,7 +44,7 @@ export { runMain, runService } from './main';
 export type { PeerAccess } from './peer';
 export { PLAIN_PEER, peerAccess } from './peer';
 export type { CallPipelineOptions, PipelinedMethod } from './pipeline-client';
-export { CallPipeline, pipelinedUnary } from './pipeline-client';
+export { CallPipeline, MAX_PIPELINED_REQUEST, pipelinedUnary } from './pipeline-client';
 export { healthCheck, reflectionListServices } from './probes';
 export type { RunningService, ServiceRegistration, StartServiceOptions } from './server';
 export {

@@ -26,6 +26,9 @@ export interface CallPipelineOptions {
   maxStreams?: number;
 }
 
+/** Requests larger than this are sent as plain unary calls. */
+export const MAX_PIPELINED_REQUEST = 1024 * 1024;
+
 interface Pending {
   resolve(response: Buffer): void;
   reject(err: unknown): void;
@@ -170,6 +173,13 @@ export class CallPipeline {
         reject(BackplaneError.from(serviceError(status.DEADLINE_EXCEEDED, 'Deadline exceeded')));
         return;
       }
+      const payload = method.requestSerialize(request);
+      if (payload.length > MAX_PIPELINED_REQUEST) {
+        // a big request goes on its own: near the server's message limit, its wrapping would fail the
+        // whole stream (every call on it), and it would hold the stream's window meanwhile
+        unary(plain, request, opts).then(resolve, reject);
+        return;
+      }
       const id = this.nextId++;
       let timer: NodeJS.Timeout | undefined;
       const done = () => {
@@ -189,7 +199,7 @@ export class CallPipeline {
         {
           id,
           method: method.path,
-          request: method.requestSerialize(request),
+          request: payload,
           timeoutMs,
           cancel: false,
           metadata: {},

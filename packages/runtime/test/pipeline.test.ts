@@ -6,6 +6,7 @@ import {
   bearerMetadata,
   type CallOptions,
   CallPipeline,
+  MAX_PIPELINED_REQUEST,
   type RunningService,
   service,
   unary,
@@ -102,6 +103,14 @@ describe('the call pipeline', () => {
     await expect(call).rejects.toMatchObject({ code: status.CANCELLED });
     await until(() => seen.aborted.includes('signal'));
     expect((await echo('still')).payload.toString()).toBe('still');
+  });
+
+  it('sends a request too big to share the stream as a plain call, beside pipelined ones', async () => {
+    const big = 'b'.repeat(MAX_PIPELINED_REQUEST + 1);
+    const [a, b, c] = await Promise.all([echo('small1'), echo(big), echo('small2')]);
+    expect(a.payload.toString()).toBe('small1');
+    expect(b.payload.length).toBe(big.length);
+    expect(c.payload.toString()).toBe('small2');
   });
 
   it('counts pipelined calls in progress and lets the server drain nothing left behind', async () => {
