@@ -30,9 +30,10 @@ export interface ResponseSink<Res> {
   send(message: Res): Promise<void>;
   /**
    * Sends even after the server started shutting down (send refuses then), as long as the client is
-   * there: for answers to work that was already in progress.
+   * there: for answers to work that was already in progress. Returns undefined when the message was
+   * taken at once, else a promise that settles when the client's window has room again (or it left).
    */
-  sendWhileStopping(message: Res): Promise<void>;
+  sendWhileStopping(message: Res): Promise<void> | undefined;
 }
 
 type Req<M> = M extends { requestDeserialize(value: Buffer): infer R } ? R : never;
@@ -269,9 +270,9 @@ function sinkFor<T>(
         signal.addEventListener('abort', onAbort, { once: true });
       });
     },
-    sendWhileStopping(message: T): Promise<void> {
+    sendWhileStopping(message: T): Promise<void> | undefined {
       if (call.cancelled || call.destroyed || call.writableEnded) return Promise.reject(gone);
-      if (call.write(message) && !drained) return Promise.resolve();
+      if (call.write(message) && !drained) return undefined;
       return waitDrain();
     },
   } satisfies ResponseSink<T>;

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { CallsRequest, CallsResponse } from '@backplane/proto/pipeline';
 import {
   type handleUnaryCall,
@@ -24,26 +23,37 @@ const MAX_UNSENT = 256;
  * call (request, metadata, peer, deadline, cancellation), so the call goes through the same checks,
  * limits and logging as the plain unary RPC.
  */
-class PipelinedCall extends EventEmitter {
+class PipelinedCall {
   cancelled = false;
+  /** 'cancelled' listeners (wrapHandlers adds one when a handler looks at its signal). */
+  private listeners: Array<() => void> | undefined;
   constructor(
     readonly request: unknown,
     readonly metadata: Metadata,
     private readonly peer: string,
     private readonly deadline: number,
-  ) {
-    super();
-  }
+  ) {}
   getPeer(): string {
     return this.peer;
   }
   getDeadline(): number {
     return this.deadline;
   }
+  once(_event: 'cancelled', listener: () => void): this {
+    if (this.listeners) this.listeners.push(listener);
+    else this.listeners = [listener];
+    return this;
+  }
+  off(_event: 'cancelled', listener: () => void): this {
+    this.listeners = this.listeners?.filter((l) => l !== listener);
+    return this;
+  }
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    this.emit('cancelled');
+    const listeners = this.listeners ?? [];
+    this.listeners = undefined;
+    for (const l of listeners) l();
   }
 }
 
@@ -86,16 +96,14 @@ export function pipelineHandler(
     let allAnswered: (() => void) | undefined;
     let unsent = 0;
     let lastSend: Promise<void> = Promise.resolve();
+    const settled = () => {
+      unsent--;
+    };
     const answer = (r: CallsResponse) => {
+      const waiting = sink.sendWhileStopping(r);
+      if (!waiting) return; // taken at once (the usual case)
       unsent++;
-      lastSend = sink.sendWhileStopping(r).then(
-        () => {
-          unsent--;
-        },
-        () => {
-          unsent--;
-        },
-      );
+      lastSend = waiting.then(settled, settled);
     };
     // the stream ends: a client that went away (or its deadline) cancels the calls in progress; on a
     // server shutdown they finish (they see the shutdown themselves) and are answered before the stream ends
@@ -150,7 +158,9 @@ export function pipelineHandler(
       }
       const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : Number.POSITIVE_INFINITY;
       const call = new PipelinedCall(
-        target.method.requestDeserialize(Buffer.from(req.request)),
+        target.method.requestDeserialize(
+          Buffer.isBuffer(req.request) ? req.request : Buffer.from(req.request),
+        ),
         metadata,
         ctx.peer,
         deadline,
