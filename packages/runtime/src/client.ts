@@ -31,10 +31,14 @@ type StreamMethod<Req, Res> = (
   options?: Partial<GrpcCallOptions>,
 ) => ClientReadableStream<Res>;
 
+/** The call's absolute deadline (ms since the epoch) from `deadline` or `timeoutMs`, if it has one. */
+export function deadlineOf(opts: CallOptions): number | undefined {
+  return opts.deadline?.getTime() ?? (opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined);
+}
+
 function grpcOptions(opts: CallOptions): Partial<GrpcCallOptions> {
-  const deadline =
-    opts.deadline ?? (opts.timeoutMs !== undefined ? new Date(Date.now() + opts.timeoutMs) : undefined);
-  return deadline ? { deadline } : {};
+  const deadline = deadlineOf(opts);
+  return deadline === undefined ? {} : { deadline: new Date(deadline) };
 }
 
 /** Calls a unary method of a grpc-js client; failures reject with a BackplaneError carrying the server's reason. */

@@ -7,7 +7,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
-import { type CallOptions, type UnaryMethod, unary } from './client';
+import { type CallOptions, deadlineOf, type UnaryMethod, unary } from './client';
 import { BackplaneError } from './errors';
 
 /** What the pipeline needs of a ts-proto method definition (e.g. `SharingServiceService.get`). */
@@ -158,28 +158,20 @@ export class CallPipeline {
     request: Req,
     opts: CallOptions = {},
   ): Promise<Res> {
-    const stream = this.supported && !this.closed ? this.streamFor(opts.metadata) : undefined;
-    if (!stream) return unary(plain, request, opts);
+    const signal = opts.signal;
+    const deadline = deadlineOf(opts);
+    const timeoutMs = deadline === undefined ? 0 : Math.ceil(deadline - Date.now());
+    // a call cancelled or out of time before it starts fails as a plain call does; a big request goes on
+    // its own (near the server's message limit its wrapping would fail the whole stream, every call on
+    // it, and it would hold the stream's window meanwhile). Neither opens a stream.
+    const payload =
+      this.supported && !this.closed && !signal?.aborted && (deadline === undefined || timeoutMs > 0)
+        ? method.requestSerialize(request)
+        : undefined;
+    const stream =
+      payload && payload.length <= MAX_PIPELINED_REQUEST ? this.streamFor(opts.metadata) : undefined;
+    if (!payload || !stream) return unary(plain, request, opts);
     return new Promise<Res>((resolve, reject) => {
-      const signal = opts.signal;
-      if (signal?.aborted) {
-        reject(BackplaneError.of('CANCELLED', 'the call was cancelled before it started'));
-        return;
-      }
-      const deadline =
-        opts.deadline?.getTime() ?? (opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined);
-      const timeoutMs = deadline === undefined ? 0 : Math.ceil(deadline - Date.now());
-      if (deadline !== undefined && timeoutMs <= 0) {
-        reject(BackplaneError.from(serviceError(status.DEADLINE_EXCEEDED, 'Deadline exceeded')));
-        return;
-      }
-      const payload = method.requestSerialize(request);
-      if (payload.length > MAX_PIPELINED_REQUEST) {
-        // a big request goes on its own: near the server's message limit, its wrapping would fail the
-        // whole stream (every call on it), and it would hold the stream's window meanwhile
-        unary(plain, request, opts).then(resolve, reject);
-        return;
-      }
       const id = this.nextId++;
       let timer: NodeJS.Timeout | undefined;
       const done = () => {

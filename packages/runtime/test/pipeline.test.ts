@@ -113,6 +113,29 @@ describe('the call pipeline', () => {
     expect(c.payload.toString()).toBe('small2');
   });
 
+  it('opens no stream for a call it sends plainly or refuses before it starts', async () => {
+    await until(() => running.inFlight() === 0);
+    const fresh = new CallPipeline(client);
+    const ac = new AbortController();
+    ac.abort();
+    try {
+      const send = (text: string, opts = {}) =>
+        fresh.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from(text) }, opts);
+      await expect(send('x', { signal: ac.signal })).rejects.toMatchObject({ code: status.CANCELLED });
+      await expect(send('x', { deadline: new Date(Date.now() - 1) })).rejects.toMatchObject({
+        code: status.DEADLINE_EXCEEDED,
+      });
+      expect((await send('b'.repeat(MAX_PIPELINED_REQUEST + 1))).payload.length).toBe(
+        MAX_PIPELINED_REQUEST + 1,
+      );
+      // a Calls stream would count as a call in progress at the server until it ends
+      await new Promise((r) => setTimeout(r, 200));
+      expect(running.inFlight()).toBe(0);
+    } finally {
+      fresh.close();
+    }
+  });
+
   it('counts pipelined calls in progress and lets the server drain nothing left behind', async () => {
     await until(() => running.inFlight() === 0);
   });
