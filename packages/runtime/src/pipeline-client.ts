@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js';
 import { type CallOptions, deadlineOf, type UnaryMethod, unary } from './client';
 import { BackplaneError } from './errors';
+import { addEntries } from './pipeline-metadata';
 
 /** What the pipeline needs of a ts-proto method definition (e.g. `SharingServiceService.get`). */
 export interface PipelinedMethod<Req, Res> {
@@ -39,15 +40,6 @@ interface Pending {
 /** A ServiceError as grpc-js would report it, so BackplaneError.from maps it the same way. */
 function serviceError(code: status, details: string, metadata = new Metadata()): ServiceError {
   return Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata });
-}
-
-function metadataOf(entries: Record<string, string>): Metadata {
-  const md = new Metadata();
-  for (const [k, v] of Object.entries(entries)) {
-    if (k.endsWith('-bin')) md.set(k, Buffer.from(v, 'base64'));
-    else md.set(k, v);
-  }
-  return md;
 }
 
 /** One Calls stream: the calls in progress on it, by id. */
@@ -83,7 +75,8 @@ class CallStream {
     if (!p) return; // cancelled or timed out here already
     this.pending.delete(r.id);
     if (r.code === status.OK) p.resolve(r.response);
-    else p.reject(BackplaneError.from(serviceError(r.code, r.message, metadataOf(r.metadata))));
+    else
+      p.reject(BackplaneError.from(serviceError(r.code, r.message, addEntries(new Metadata(), r.metadata))));
     this.maybeIdle();
   }
 

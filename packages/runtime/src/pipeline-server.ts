@@ -8,6 +8,7 @@ import {
 } from '@grpc/grpc-js';
 import { BackplaneError } from './errors';
 import type { BidiStreamHandler } from './handlers';
+import { addEntries, metadataEntries } from './pipeline-metadata';
 
 /** A unary method as served (wrapHandlers' grpc-js handler) and its definition (request decoder). */
 export interface UnaryTarget {
@@ -58,11 +59,7 @@ class PipelinedCall {
 }
 
 function failure(id: number, code: status, message: string, metadata: Metadata | undefined): CallsResponse {
-  const md: Record<string, string> = {};
-  for (const [k, v] of Object.entries(metadata?.getMap() ?? {})) {
-    md[k] = typeof v === 'string' ? v : v.toString('base64');
-  }
-  return { id, code, message, metadata: md, response: Buffer.alloc(0) };
+  return { id, code, message, metadata: metadataEntries(metadata), response: Buffer.alloc(0) };
 }
 
 /** An answer the pipeline itself gives (bad id, unknown method…), with its reason as a handler's error has. */
@@ -73,14 +70,7 @@ function refusal(id: number, err: BackplaneError): CallsResponse {
 
 /** The stream's metadata, plus the call's own entries. */
 function callMetadata(stream: Metadata, extra: Record<string, string>): Metadata {
-  const keys = Object.keys(extra);
-  if (keys.length === 0) return stream;
-  const md = stream.clone();
-  for (const k of keys) {
-    if (k.endsWith('-bin')) md.set(k, Buffer.from(extra[k] as string, 'base64'));
-    else md.set(k, extra[k] as string);
-  }
-  return md;
+  return Object.keys(extra).length === 0 ? stream : addEntries(stream.clone(), extra);
 }
 
 /**

@@ -100,7 +100,6 @@ export function serviceNameOf(definition: ServiceDefinition): string {
 }
 
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
-const PIPELINE_SERVICE = 'backplane.pipeline.v1.PipelineService';
 
 /** Documented defaults (README "Limits"): high enough for every benchmark, low enough to bound memory. */
 export const DEFAULT_CALL_LIMITS: CallLimits = { maxCalls: 50_000, maxCallsPerClient: 10_000 };
@@ -166,13 +165,13 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
       unaryTargets.set(method.path, { method, handler: impl[key] as UnaryTarget['handler'] });
     }
   }
+  const pipelineDefinition = PipelineServiceService as unknown as ServiceDefinition;
   const pipeline = options.pipeline !== false;
   if (pipeline) {
-    const definition = PipelineServiceService as unknown as ServiceDefinition;
     server.addService(
-      tolerantDefinition(definition),
+      tolerantDefinition(pipelineDefinition),
       // the stream itself is not held to the call limits: every call it carries is
-      wrapHandlers(definition, { calls: pipelineHandler(unaryTargets) } as never, {
+      wrapHandlers(pipelineDefinition, { calls: pipelineHandler(unaryTargets) } as never, {
         ...wrapOptions,
         limits: undefined,
       }),
@@ -185,7 +184,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   health.addToServer(server);
   addReflection(server, reflectionFiles(), [
     ...serviceNames,
-    ...(pipeline ? [PIPELINE_SERVICE] : []),
+    ...(pipeline ? [serviceNameOf(pipelineDefinition)] : []),
     HEALTH_SERVICE,
   ]);
 

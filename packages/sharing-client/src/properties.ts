@@ -10,14 +10,7 @@ import {
   WatchRequest,
   WatchResponse_Kind,
 } from '@backplane/proto/sharing';
-import {
-  BackplaneError,
-  type CallOptions,
-  type PipelinedMethod,
-  serverStream,
-  type UnaryMethod,
-  unary,
-} from '@backplane/runtime';
+import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
 import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
 export type Value = string | Uint8Array;
@@ -135,18 +128,9 @@ export class PropertiesTransaction {
 export class SharedProperties {
   constructor(readonly connection: SharingConnection) {}
 
-  private call<Req, Res>(
-    method: PipelinedMethod<Req, Res>,
-    pick: (stub: SharingConnection['stub']) => UnaryMethod<Req, Res>,
-    req: Req,
-    opts?: CallOptions,
-  ): Promise<Res> {
-    return this.connection.unary(method, pick, req, opts);
-  }
-
   /** Sets a key; resolves with its new revision. */
   async put(key: string, value: Value, opts: CallOptions & { ttlMs?: number } = {}): Promise<number> {
-    const res = await this.call(
+    const res = await this.connection.unary(
       SharingServiceService.put,
       (s) => s.put,
       PutRequest.fromPartial({ key, value: bytes(value), ttlMs: opts.ttlMs ?? 0 }),
@@ -156,7 +140,7 @@ export class SharedProperties {
   }
 
   async get(key: string, opts?: CallOptions): Promise<Property | undefined> {
-    const res = (await this.call(
+    const res = (await this.connection.unary(
       SharingServiceService.get,
       (s) => s.get,
       GetRequest.fromPartial({ key }),
@@ -170,7 +154,7 @@ export class SharedProperties {
 
   /** Removes a key (only at `expectedRevision` when given); false when it did not exist. */
   async remove(key: string, opts: CallOptions & { expectedRevision?: number } = {}): Promise<boolean> {
-    const res = (await this.call(
+    const res = (await this.connection.unary(
       SharingServiceService.remove,
       (s) => s.remove,
       RemoveRequest.fromPartial({ key, expectedRevision: opts.expectedRevision ?? 0 }),
@@ -186,7 +170,7 @@ export class SharedProperties {
     value: Value,
     opts: CallOptions & { ttlMs?: number } = {},
   ): Promise<number> {
-    const res = (await this.call(
+    const res = (await this.connection.unary(
       SharingServiceService.compareAndSet,
       (s) => s.compareAndSet,
       CompareAndSetRequest.fromPartial({
@@ -207,7 +191,7 @@ export class SharedProperties {
   ): AsyncGenerator<Property> {
     let pageToken = '';
     do {
-      const res = (await this.call(
+      const res = (await this.connection.unary(
         SharingServiceService.list,
         (s) => s.list,
         ListRequest.fromPartial({

@@ -1,15 +1,21 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/transport-node';
 
-/** A stream's message as a direct get returns it. */
-export interface DirectMsg {
+/** A stream's message: what a direct get returns, and what the properties engine reads from a watch. */
+export interface StreamMsg {
   subject: string;
   seq: number;
-  headers: Msg['headers'];
+  headers?: MsgHdrs;
   data: Uint8Array;
 }
 
 interface Waiting {
-  resolve(m: DirectMsg | null): void;
+  resolve(m: StreamMsg | null): void;
   reject(err: Error): void;
   until: number;
 }
@@ -44,8 +50,8 @@ export class DirectGetter {
   }
 
   /** The last message on `subject` in `stream`, or null when there is none. */
-  last(stream: string, subject: string): Promise<DirectMsg | null> {
-    return new Promise<DirectMsg | null>((resolve, reject) => {
+  last(stream: string, subject: string): Promise<StreamMsg | null> {
+    return new Promise<StreamMsg | null>((resolve, reject) => {
       const id = this.next++;
       this.waiting.set(id, { resolve, reject, until: Date.now() + this.timeoutMs });
       try {

@@ -12,7 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { headers, type MsgHdrs, type NatsConnection, nanos } from '@nats-io/transport-node';
-import { DirectGetter } from './direct-get';
+import { DirectGetter, type StreamMsg as Msg } from './direct-get';
 import {
   type Change,
   type CommitResult,
@@ -44,8 +44,6 @@ export interface NatsPropertiesOptions {
   /** How long open() waits for JetStream to be ready. */
   startTimeoutMs?: number;
 }
-
-type Msg = { subject: string; seq: number; headers?: MsgHdrs; data: Uint8Array };
 
 /**
  * The distributed engine: SharedProperties in a NATS JetStream KV bucket, written and read through
