@@ -19,11 +19,11 @@ export interface CallPlan {
   cancelAfterMs?: number;
 }
 
-const identity = (b: Buffer): Buffer => b;
+export const identity = (b: Buffer): Buffer => b;
 /** Streams are cut after this many responses: a watch of a busy space would otherwise never end. */
 const MAX_RESPONSES = 50;
 
-function outcomeOf(
+export function outcomeOf(
   code: status,
   details: string,
   metadata: Metadata | undefined,

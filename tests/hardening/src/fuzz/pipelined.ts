@@ -1,10 +1,9 @@
 import { CallsRequest, CallsResponse, PipelineServiceService } from '@backplane/proto/pipeline';
 import { type Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import type { CallPlan, Outcome } from './calls';
+import { type CallPlan, identity, type Outcome, outcomeOf } from './calls';
 import type { Random } from './random';
 import type { FuzzMethod } from './schema';
 
-const identity = (b: Buffer): Buffer => b;
 const CALLS = PipelineServiceService.calls.path;
 
 /**
@@ -45,15 +44,9 @@ export function pipelinedCall(
       finish({ code: r.code, details: r.message, reason: r.metadata['backplane-reason'], responses });
     });
     call.on('error', () => undefined);
-    call.on('status', (s: { code: status; details: string; metadata: Metadata }) => {
-      const reason = s.metadata?.get('backplane-reason')[0];
-      finish({
-        code: s.code,
-        details: s.details,
-        reason: reason === undefined ? undefined : String(reason),
-        responses,
-      });
-    });
+    call.on('status', (s: { code: status; details: string; metadata: Metadata }) =>
+      finish(outcomeOf(s.code, s.details, s.metadata, responses)),
+    );
     const write = (r: Partial<CallsRequest>) =>
       call.write(Buffer.from(CallsRequest.encode(CallsRequest.fromPartial(r)).finish()));
     const extra: Record<string, string> = rng.chance(0.1)
