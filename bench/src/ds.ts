@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DsAdmin, DsService } from '@backplane/ds-client';
+import { RELAY_MALLOC_ENV } from '@backplane/runtime';
 import { freePort } from '@backplane/runtime/testing';
 import { fmt, median, pct, rssMb, writeResults } from './harness';
 import { firstLine, startChild, stopChild, waitServing } from './processes';
@@ -204,7 +205,9 @@ export async function benchDs(): Promise<void> {
   const [port, dataPort, servicePort] = [await freePort(), await freePort(), await freePort()];
   const control = `127.0.0.1:${port}`;
   const service = `127.0.0.1:${servicePort}`;
+  // started the way `backplane up` and the container start it (with the relay's malloc setting)
   const coordinator = startWithFiles(coordinatorMain, [], {
+    ...RELAY_MALLOC_ENV,
     BACKPLANE_PORT: String(port),
     BACKPLANE_DS_DATA_PORT: String(dataPort),
     BACKPLANE_DS_SERVICES: `default=${service}`,

@@ -1,3 +1,5 @@
+import { RELAY_MALLOC_ENV } from '@backplane/runtime';
+
 /**
  * Every service `backplane up` starts, in start order (the name server first: the others register with
  * it). A new service plugs in with one entry here.
@@ -15,6 +17,8 @@ export interface ServiceEntry {
   grpcServices: string[];
   /** Extra environment for the distributed engine (`backplane up --nats`). */
   natsEnv?: (natsUrl: string) => Record<string, string>;
+  /** Process environment it wants at start (the caller's own environment overrides it). */
+  env?: Readonly<Record<string, string>>;
 }
 
 export const SERVICES: ServiceEntry[] = [
@@ -53,5 +57,6 @@ export const SERVICES: ServiceEntry[] = [
     main: 'dist/main.js',
     port: 7400,
     grpcServices: ['backplane.ds.v1.CoordinatorService'],
+    env: RELAY_MALLOC_ENV,
   },
 ];

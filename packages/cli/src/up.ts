@@ -163,6 +163,7 @@ export async function up(options: UpOptions): Promise<number> {
       const port = options.ports[entry.name] ?? entry.port;
       const svcData = join(dataDir, entry.name);
       const env: NodeJS.ProcessEnv = {
+        ...entry.env,
         ...process.env,
         BACKPLANE_HOST: options.host,
         BACKPLANE_PORT: String(port),

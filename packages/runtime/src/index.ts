@@ -40,7 +40,7 @@ export type {
 export type { Logger } from './logger';
 export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logger';
 export type { MainOptions } from './main';
-export { runMain, runService } from './main';
+export { hasRelayMallocEnv, RELAY_MALLOC_ENV, runMain, runService } from './main';
 export type { PeerAccess } from './peer';
 export { PLAIN_PEER, peerAccess } from './peer';
 export type { CallPipelineOptions, PipelinedMethod } from './pipeline-client';

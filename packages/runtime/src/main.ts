@@ -21,6 +21,25 @@ function tuneHeap(defaultPercent: number): void {
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
+/**
+ * glibc's malloc hands freed memory at the top of its heap back to the kernel once more than 128 KiB is
+ * free there. A relay allocates a Buffer per socket read and V8 frees them in bulk at each collection, so
+ * the heap top swings by tens of MiB; every swing was trimmed and then page-faulted back in. The ds
+ * coordinator spent 3 s of system time per GiB relayed that way, against 0.8 s with a 256 MiB threshold,
+ * and relayed 270 instead of 700 MiB/s (measured). The variable is read when the process starts, so whoever
+ * starts a relaying service sets it: `backplane up`, the container entrypoint and the benchmarks.
+ */
+export const RELAY_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024),
+};
+
+/** Whether this process started with the malloc setting a relaying service wants (Linux/glibc only). */
+export function hasRelayMallocEnv(): boolean {
+  return (
+    process.platform !== 'linux' || Object.keys(RELAY_MALLOC_ENV).every((k) => process.env[k] !== undefined)
+  );
+}
+
 export interface MainOptions {
   /**
    * The service's default for BACKPLANE_HEAP_GROWING_PERCENT. A service that relays bulk bytes wants 0

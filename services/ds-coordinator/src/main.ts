@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { registerService } from '@backplane/naming-client';
-import { runService, serviceOptions } from '@backplane/runtime';
+import { hasRelayMallocEnv, RELAY_MALLOC_ENV, runService, serviceOptions } from '@backplane/runtime';
 import { dsSettings, parseServices } from './config';
 import { startDsCoordinator } from './embedded';
 
@@ -28,6 +28,11 @@ runService(
       credentials: options.peer.credentials,
       log,
     });
+    if (!hasRelayMallocEnv())
+      log.warn(
+        { set: RELAY_MALLOC_ENV },
+        'started without the relay malloc setting: bulk relaying costs up to 3x the CPU (backplane up and the container set it)',
+      );
     log.info(
       { services: Object.fromEntries(running.services), data: running.dataAddress, dataDir: config.dataDir },
       'ds coordinator ready',
