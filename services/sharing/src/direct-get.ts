@@ -35,6 +35,8 @@ export class DirectGetter {
   private readonly waiting = new Map<number, Waiting>();
   private readonly sweeper: NodeJS.Timeout;
   private next = 1;
+  /** Requests to send at the end of this event-loop turn. */
+  private queued: Array<{ id: number; subject: string }> = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -54,18 +56,34 @@ export class DirectGetter {
     return new Promise<StreamMsg | null>((resolve, reject) => {
       const id = this.next++;
       this.waiting.set(id, { resolve, reject, until: Date.now() + this.timeoutMs });
-      try {
-        this.nc.publish(`${this.apiPrefix}.DIRECT.GET.${stream}.${subject}`, EMPTY, {
-          reply: this.inbox + id,
-        });
-      } catch (err) {
-        this.waiting.delete(id);
-        reject(err as Error);
-      }
+      if (this.queued.length === 0) setImmediate(this.sendQueued);
+      this.queued.push({ id, subject: `${this.apiPrefix}.DIRECT.GET.${stream}.${subject}` });
     });
   }
 
+  /**
+   * Sends the requests asked for during this turn of the event loop together. Each gRPC call arrives in
+   * a callback of its own, so a request published at once went out in a socket write of its own (nats.js
+   * flushes at the end of the current task): the node made one write per get, and nats-server, reading
+   * one request at a time, spent 3× the CPU per get it spends on a client that batches (measured). One
+   * write per turn brings the answers back together too, and with them the gRPC answers.
+   */
+  private readonly sendQueued = (): void => {
+    const queued = this.queued;
+    this.queued = [];
+    for (const { id, subject } of queued) {
+      try {
+        this.nc.publish(subject, EMPTY, { reply: this.inbox + id });
+      } catch (err) {
+        const w = this.waiting.get(id);
+        this.waiting.delete(id);
+        w?.reject(err as Error);
+      }
+    }
+  };
+
   close(): void {
+    this.queued = [];
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
     this.failAll(new Error('closed'));

@@ -37,6 +37,26 @@ describe('DirectGetter', () => {
     }
   });
 
+  it('sends the requests asked for in one turn of the event loop together, and fails those it cannot send', async () => {
+    const getter = new DirectGetter(nc);
+    const publish = jest.spyOn(nc, 'publish');
+    try {
+      const pending = Array.from({ length: 20 }, () => getter.last('KV_dg', '$KV.dg.a'));
+      expect(publish).not.toHaveBeenCalled();
+      await new Promise((r) => setImmediate(r));
+      expect(publish).toHaveBeenCalledTimes(20);
+      expect((await Promise.all(pending)).every((m) => m?.subject === '$KV.dg.a')).toBe(true);
+    } finally {
+      publish.mockRestore();
+      getter.close();
+    }
+    const closedConn = await connect({ servers: nats.url });
+    const onClosed = new DirectGetter(closedConn);
+    await closedConn.close();
+    await expect(onClosed.last('KV_dg', '$KV.dg.a')).rejects.toThrow(/closed/i);
+    onClosed.close();
+  });
+
   it('fails at once when nobody answers, after its timeout when JetStream is silent, and when closed', async () => {
     const nobody = new DirectGetter(nc, 2000, 'nobody.api');
     await expect(nobody.last('KV_dg', '$KV.dg.a')).rejects.toThrow(/503/);
