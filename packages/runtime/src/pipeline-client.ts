@@ -10,6 +10,7 @@ import {
 import { type CallOptions, deadlineOf, type UnaryMethod, unary } from './client';
 import { BackplaneError } from './errors';
 import { addEntries } from './pipeline-metadata';
+import { MAX_BATCH_BYTES } from './pipeline-server';
 
 /** What the pipeline needs of a ts-proto method definition (e.g. `SharingServiceService.get`). */
 export interface PipelinedMethod<Req, Res> {
@@ -26,6 +27,8 @@ export interface CallPipelineOptions {
   /** Streams at most (one per distinct call metadata); calls with other metadata go as plain unary calls. */
   maxStreams?: number;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Requests larger than this are sent as plain unary calls. */
 export const MAX_PIPELINED_REQUEST = 1024 * 1024;
@@ -45,6 +48,9 @@ function serviceError(code: status, details: string, metadata = new Metadata()):
 /** One Calls stream: the calls in progress on it, by id. */
 class CallStream {
   readonly pending = new Map<number, Pending>();
+  /** Calls and cancels of this turn, not sent yet. */
+  private batch: CallsRequest[] = [];
+  private batchBytes = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   ended = false;
 
@@ -58,19 +64,43 @@ class CallStream {
     call.on('end', () => this.finish(undefined));
   }
 
+  /** The call is sent with the others made in this turn of the event loop, in one message. */
   send(req: CallsRequest, pending: Pending): void {
     this.pending.set(req.id, pending);
-    this.call.write(req);
+    this.queue(req, req.request.length);
   }
 
   cancel(id: number): void {
     if (!this.pending.delete(id)) return;
-    if (!this.ended)
-      this.call.write({ id, method: '', request: Buffer.alloc(0), timeoutMs: 0, cancel: true, metadata: {} });
+    const unsent = this.batch.findIndex((r) => r.id === id && !r.cancel);
+    if (unsent >= 0) this.batch.splice(unsent, 1);
+    else if (!this.ended)
+      this.queue({ id, method: '', request: EMPTY, timeoutMs: 0, cancel: true, metadata: {}, more: [] }, 0);
     this.maybeIdle();
   }
 
-  private answered(r: CallsResponse): void {
+  private queue(req: CallsRequest, bytes: number): void {
+    if (this.batch.length === 0) setImmediate(this.sendBatch);
+    this.batch.push(req);
+    this.batchBytes += bytes + req.method.length + 16;
+    if (this.batchBytes >= MAX_BATCH_BYTES) this.sendBatch();
+  }
+
+  private readonly sendBatch = (): void => {
+    const batch = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (batch.length === 0 || this.ended) return;
+    const [first, ...more] = batch as [CallsRequest, ...CallsRequest[]];
+    this.call.write(more.length > 0 ? { ...first, more } : first);
+  };
+
+  private answered(message: CallsResponse): void {
+    this.answer(message);
+    for (const r of message.more) this.answer(r);
+  }
+
+  private answer(r: CallsResponse): void {
     const p = this.pending.get(r.id);
     if (!p) return; // cancelled or timed out here already
     this.pending.delete(r.id);
@@ -95,6 +125,7 @@ class CallStream {
   /** The stream is gone: its calls fail with its error (or are re-sent as plain calls when it was UNIMPLEMENTED). */
   private finish(err: ServiceError | undefined): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.batch = [];
     // the server is done with the stream: end our side too, so the HTTP/2 stream closes (a server that is
     // shutting down waits for that)
     if (!this.call.writableEnded) this.call.end();
@@ -188,6 +219,7 @@ export class CallPipeline {
           timeoutMs,
           cancel: false,
           metadata: {},
+          more: [],
         },
         {
           resolve: (bytes) => {

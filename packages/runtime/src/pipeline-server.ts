@@ -16,8 +16,16 @@ export interface UnaryTarget {
   method: MethodDefinition<unknown, unknown>;
 }
 
-/** Answers not yet handed to HTTP/2 beyond which a stream stops taking calls (a client that does not read). */
+/** Answer messages not yet handed to HTTP/2 beyond which a stream stops taking calls (a client that does not read). */
 const MAX_UNSENT = 256;
+
+/** Answers of one turn go in one message up to about this many bytes; more start another message. */
+export const MAX_BATCH_BYTES = 256 * 1024;
+
+/** Roughly what an answer adds to its message. */
+function answerSize(r: CallsResponse): number {
+  return r.response.length + r.message.length + 24;
+}
 
 /**
  * The call object a pipelined call hands to the served unary handler: what wrapHandlers reads of a grpc-js
@@ -59,7 +67,7 @@ class PipelinedCall {
 }
 
 function failure(id: number, code: status, message: string, metadata: Metadata | undefined): CallsResponse {
-  return { id, code, message, metadata: metadataEntries(metadata), response: Buffer.alloc(0) };
+  return { id, code, message, metadata: metadataEntries(metadata), response: Buffer.alloc(0), more: [] };
 }
 
 /** An answer the pipeline itself gives (bad id, unknown method…), with its reason as a handler's error has. */
@@ -89,11 +97,24 @@ export function pipelineHandler(
     const settled = () => {
       unsent--;
     };
-    const answer = (r: CallsResponse) => {
-      const waiting = sink.sendWhileStopping(r);
+    // the answers of one event-loop turn go out together, in one message (`more`)
+    let batch: CallsResponse[] = [];
+    let batchBytes = 0;
+    const sendBatch = () => {
+      if (batch.length === 0) return;
+      const [first, ...more] = batch as [CallsResponse, ...CallsResponse[]];
+      batch = [];
+      batchBytes = 0;
+      const waiting = sink.sendWhileStopping(more.length > 0 ? { ...first, more } : first);
       if (!waiting) return; // taken at once (the usual case)
       unsent++;
       lastSend = waiting.then(settled, settled);
+    };
+    const answer = (r: CallsResponse) => {
+      if (batch.length === 0) setImmediate(sendBatch);
+      batch.push(r);
+      batchBytes += answerSize(r);
+      if (batchBytes >= MAX_BATCH_BYTES) sendBatch();
     };
     // the stream ends: a client that went away (or its deadline) cancels the calls in progress; on a
     // server shutdown they finish (they see the shutdown themselves) and are answered before the stream ends
@@ -109,21 +130,17 @@ export function pipelineHandler(
       else signal.addEventListener('abort', onAbort, { once: true });
     });
     stopped.catch(() => undefined);
-    const it = requests[Symbol.asyncIterator]();
-    for (;;) {
-      const next = await Promise.race([it.next(), stopped]).catch(() => undefined);
-      if (!next || next.done) break;
-      const req = next.value;
+    const start = (req: CallsRequest) => {
       const id = req.id;
       if (req.cancel) {
         calls.get(id)?.cancel();
-        continue;
+        return;
       }
       if (calls.has(id)) {
         answer(
           refusal(id, BackplaneError.badParameter(`call id ${id} is already in progress on this stream`)),
         );
-        continue;
+        return;
       }
       const target = targets.get(req.method);
       if (!target) {
@@ -137,24 +154,31 @@ export function pipelineHandler(
             ),
           ),
         );
-        continue;
+        return;
       }
       let metadata: Metadata;
       try {
         metadata = callMetadata(ctx.metadata, req.metadata);
       } catch (err) {
         answer(refusal(id, BackplaneError.badParameter(`bad call metadata: ${(err as Error).message}`)));
-        continue;
+        return;
+      }
+      let request: unknown;
+      try {
+        request = target.method.requestDeserialize(
+          Buffer.isBuffer(req.request) ? req.request : Buffer.from(req.request),
+        );
+      } catch (err) {
+        answer(
+          refusal(
+            id,
+            BackplaneError.badParameter(`the request could not be decoded: ${(err as Error).message}`),
+          ),
+        );
+        return;
       }
       const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : Number.POSITIVE_INFINITY;
-      const call = new PipelinedCall(
-        target.method.requestDeserialize(
-          Buffer.isBuffer(req.request) ? req.request : Buffer.from(req.request),
-        ),
-        metadata,
-        ctx.peer,
-        deadline,
-      );
+      const call = new PipelinedCall(request, metadata, ctx.peer, deadline);
       calls.set(id, call);
       target.handler(call as never, (err: Partial<ServiceError> | null, value?: unknown) => {
         calls.delete(id);
@@ -168,6 +192,7 @@ export function pipelineHandler(
               message: '',
               metadata: {},
               response: target.method.responseSerialize(value),
+              more: [],
             });
           } catch (e) {
             answer(
@@ -180,6 +205,14 @@ export function pipelineHandler(
         }
         if (calls.size === 0) allAnswered?.();
       });
+    };
+    const it = requests[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await Promise.race([it.next(), stopped]).catch(() => undefined);
+      if (!next || next.done) break;
+      const req = next.value;
+      start(req);
+      for (const r of req.more) start(r);
       // a client that does not read its answers gets no more calls run until it does
       if (unsent > MAX_UNSENT) await Promise.race([lastSend, stopped]).catch(() => undefined);
     }
@@ -189,6 +222,7 @@ export function pipelineHandler(
         allAnswered = resolve;
       });
     }
+    sendBatch();
     await lastSend;
     // a shutdown ends the stream as a finished one: every call on it was answered. (A stream that fails
     // while a read is pending is destroyed by Node before grpc-js sends its status, and the client would

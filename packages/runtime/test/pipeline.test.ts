@@ -69,6 +69,13 @@ describe('the call pipeline', () => {
     expect(answers.map((a) => a.payload.toString())).toEqual(texts);
   });
 
+  it('splits the calls and answers of one turn into messages of bounded size', async () => {
+    // 64 calls of 100 KiB in one turn: 6.4 MB, over the 4 MiB a grpc-js client takes in one message
+    const texts = Array.from({ length: 64 }, (_, i) => `${i}:`.padEnd(100 * 1024, 'x'));
+    const answers = await Promise.all(texts.map((t) => echo(t)));
+    expect(answers.map((a) => a.payload.toString())).toEqual(texts);
+  });
+
   it('fails a call with the status and reason the unary call has, and goes on', async () => {
     const viaPipe = await echo('not-found').catch((e: BackplaneError) => e);
     const viaUnary = await unary(client.echo.bind(client), { payload: Buffer.from('not-found') }).catch(
@@ -170,12 +177,40 @@ describe('the Calls stream on the wire', () => {
     stream.write({ ...base, id: 4, method: EchoServiceService.echo.path, metadata: { 'Bad Key!': 'x' } });
     stream.end();
     expect(await ended).toMatchObject({ code: status.OK });
-    const byId = new Map(answers.map((a) => [a.id, a]));
+    const byId = new Map(answers.flatMap((a) => [a, ...a.more]).map((a) => [a.id, a]));
     expect(byId.get(1)).toMatchObject({ code: status.UNIMPLEMENTED });
     expect(byId.get(2)).toMatchObject({ code: status.INVALID_ARGUMENT });
     expect(byId.get(3)).toMatchObject({ code: status.OK });
     expect(echoMethod.responseDeserialize(byId.get(3)?.response as Buffer).payload.toString()).toBe('ok');
     expect(byId.get(4)).toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
+
+  it('runs the calls a message carries in `more` as calls of their own, and answers the calls of one turn in one message', async () => {
+    const stream = rpc.calls();
+    const messages: CallsResponse[] = [];
+    stream.on('data', (r: CallsResponse) => messages.push(r));
+    const ended = new Promise((r) => stream.on('status', r));
+    const call = (id: number, text: string) =>
+      CallsRequest.fromPartial({
+        id,
+        method: echoMethod.path,
+        request: echoMethod.requestSerialize({ payload: Buffer.from(text) }),
+      });
+    // one message, five calls; the nested `more` of a `more` entry is not run
+    stream.write({
+      ...call(1, 'a'),
+      more: [call(2, 'b'), call(3, 'c'), { ...call(4, 'd'), more: [call(9, 'x')] }, call(5, 'e')],
+    });
+    stream.end();
+    expect(await ended).toMatchObject({ code: status.OK });
+    const answers = messages.flatMap((m) => [m, ...m.more]);
+    expect(answers.map((a) => a.id).sort()).toEqual([1, 2, 3, 4, 5]);
+    for (const a of answers) {
+      expect(a.code).toBe(status.OK);
+      expect(echoMethod.responseDeserialize(a.response).payload.toString()).toBe('_abcde'[a.id]);
+    }
+    // the echo answers at once: all five finish in one turn and come back in one message
+    expect(messages).toHaveLength(1);
   });
 
   it('finishes the calls in progress when the client ends its side', async () => {

@@ -24,10 +24,13 @@ export function pipelinedCall(
   return new Promise<Outcome>((resolve) => {
     let settled = false;
     let responses = 0;
-    const finish = (o: Outcome) => {
+    // an answered call ends its side of the stream (the server then ends it after its other answers):
+    // cancelling would reset a stream per call, and the server closes a connection that resets too many
+    const finish = (o: Outcome, answered = false) => {
       if (settled) return;
       settled = true;
-      call.cancel();
+      if (!answered) call.cancel();
+      else if (!call.writableEnded) call.end();
       resolve(o);
     };
     const call = client.makeBidiStreamRequest(CALLS, identity, identity, metadata, options);
@@ -40,8 +43,18 @@ export function pipelinedCall(
         finish({ code: status.INTERNAL, details: 'undecodable CallsResponse', reason: 'FUZZER', responses });
         return;
       }
-      if (r.id !== id) return; // the answer to an extra (unknown method, duplicate id)
-      finish({ code: r.code, details: r.message, reason: r.metadata['backplane-reason'], responses });
+      // answers come several to a message; the others answer extras (unknown method, duplicate id)
+      const mine = [r, ...r.more].find((a) => a.id === id);
+      if (!mine) return;
+      finish(
+        {
+          code: mine.code,
+          details: mine.message,
+          reason: mine.metadata['backplane-reason'],
+          responses,
+        },
+        true,
+      );
     });
     call.on('error', () => undefined);
     call.on('status', (s: { code: status; details: string; metadata: Metadata }) =>
@@ -52,18 +65,33 @@ export function pipelinedCall(
     const extra: Record<string, string> = rng.chance(0.1)
       ? { [rng.pick(['x-fuzz', 'Bad Key', 'grpc-timeout', 'x-bin'])]: rng.pick(['', '\u0000', 'v', '%%%']) }
       : {};
-    write({
+    const main: Partial<CallsRequest> = {
       id,
       method: method.path,
       request: plan.messages[0] ?? Buffer.alloc(0),
       timeoutMs: plan.deadlineMs,
       metadata: extra,
-    });
+    };
+    // a quarter go as a further call of a message (`more`), behind an extra call or with nested `more`
+    if (rng.chance(0.25)) {
+      const head = { id: id + 2, method: rng.pick(['', '/x/y', method.path]), request: plan.messages[1] };
+      write({
+        ...head,
+        more: [
+          CallsRequest.fromPartial({
+            ...main,
+            more: rng.chance(0.5) ? [CallsRequest.fromPartial({ id: id + 3, method: CALLS })] : [],
+          }),
+        ],
+      });
+    } else write(main);
     if (rng.chance(0.1)) write({ id, method: method.path, request: plan.messages[0] ?? Buffer.alloc(0) });
     if (rng.chance(0.1)) write({ id: id + 1, method: rng.pick(['', '/x/y', `${method.path}x`, CALLS]) });
     if (rng.chance(0.1)) call.write(Buffer.from([0xff, 0xff, 0xff]));
     if (plan.cancelAfterMs !== undefined)
-      setTimeout(() => write({ id, cancel: true }), plan.cancelAfterMs).unref();
+      setTimeout(() => {
+        if (!settled) write({ id, cancel: true });
+      }, plan.cancelAfterMs).unref();
     if (plan.cancelAfterMs === undefined && rng.chance(0.5)) call.end();
   }).catch((err: ServiceError) => ({
     code: err.code,

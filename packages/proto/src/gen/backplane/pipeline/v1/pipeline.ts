@@ -35,6 +35,12 @@ export interface CallsRequest {
   cancel: boolean;
   /** Metadata for this call only, added to the stream's. */
   metadata: { [key: string]: string };
+  /**
+   * Further calls (or cancels) sent in the same message, each handled exactly as if it had come in a
+   * message of its own after this one; their own `more` is ignored. Clients put the calls they make in
+   * one turn of their event loop into one message: per message, HTTP/2 and gRPC cost far more than per call.
+   */
+  more: CallsRequest[];
 }
 
 export interface CallsRequest_MetadataEntry {
@@ -53,6 +59,11 @@ export interface CallsResponse {
   metadata: { [key: string]: string };
   /** The method's response message, serialized (OK only). */
   response: Buffer;
+  /**
+   * Further answers sent in the same message, after this one (their own `more` is empty). The server puts
+   * the answers of the calls that finish in one turn of its event loop into one message.
+   */
+  more: CallsResponse[];
 }
 
 export interface CallsResponse_MetadataEntry {
@@ -61,7 +72,7 @@ export interface CallsResponse_MetadataEntry {
 }
 
 function createBaseCallsRequest(): CallsRequest {
-  return { id: 0, method: "", request: Buffer.alloc(0), timeoutMs: 0, cancel: false, metadata: {} };
+  return { id: 0, method: "", request: Buffer.alloc(0), timeoutMs: 0, cancel: false, metadata: {}, more: [] };
 }
 
 export const CallsRequest: MessageFns<CallsRequest> = {
@@ -84,6 +95,9 @@ export const CallsRequest: MessageFns<CallsRequest> = {
     globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
       CallsRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
+    for (const v of message.more) {
+      CallsRequest.encode(v!, writer.uint32(58).fork()).join();
+    }
     return writer;
   },
 
@@ -151,6 +165,14 @@ export const CallsRequest: MessageFns<CallsRequest> = {
             }
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.more.push(CallsRequest.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -188,6 +210,7 @@ export const CallsRequest: MessageFns<CallsRequest> = {
           {},
         )
         : {},
+      more: globalThis.Array.isArray(object?.more) ? object.more.map((e: any) => CallsRequest.fromJSON(e)) : [],
     };
   },
 
@@ -217,6 +240,9 @@ export const CallsRequest: MessageFns<CallsRequest> = {
         });
       }
     }
+    if (message.more?.length) {
+      obj.more = message.more.map((e) => CallsRequest.toJSON(e));
+    }
     return obj;
   },
 
@@ -239,6 +265,7 @@ export const CallsRequest: MessageFns<CallsRequest> = {
       },
       {},
     );
+    message.more = object.more?.map((e) => CallsRequest.fromPartial(e)) || [];
     return message;
   },
 };
@@ -329,7 +356,7 @@ export const CallsRequest_MetadataEntry: MessageFns<CallsRequest_MetadataEntry> 
 };
 
 function createBaseCallsResponse(): CallsResponse {
-  return { id: 0, code: 0, message: "", metadata: {}, response: Buffer.alloc(0) };
+  return { id: 0, code: 0, message: "", metadata: {}, response: Buffer.alloc(0), more: [] };
 }
 
 export const CallsResponse: MessageFns<CallsResponse> = {
@@ -348,6 +375,9 @@ export const CallsResponse: MessageFns<CallsResponse> = {
     });
     if (message.response.length !== 0) {
       writer.uint32(42).bytes(message.response);
+    }
+    for (const v of message.more) {
+      CallsResponse.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -408,6 +438,14 @@ export const CallsResponse: MessageFns<CallsResponse> = {
             message.response = Buffer.from(reader.bytes());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.more.push(CallsResponse.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -440,6 +478,7 @@ export const CallsResponse: MessageFns<CallsResponse> = {
         )
         : {},
       response: isSet(object.response) ? Buffer.from(bytesFromBase64(object.response)) : Buffer.alloc(0),
+      more: globalThis.Array.isArray(object?.more) ? object.more.map((e: any) => CallsResponse.fromJSON(e)) : [],
     };
   },
 
@@ -466,6 +505,9 @@ export const CallsResponse: MessageFns<CallsResponse> = {
     if (message.response.length !== 0) {
       obj.response = base64FromBytes(message.response);
     }
+    if (message.more?.length) {
+      obj.more = message.more.map((e) => CallsResponse.toJSON(e));
+    }
     return obj;
   },
 
@@ -487,6 +529,7 @@ export const CallsResponse: MessageFns<CallsResponse> = {
       {},
     );
     message.response = object.response ?? Buffer.alloc(0);
+    message.more = object.more?.map((e) => CallsResponse.fromPartial(e)) || [];
     return message;
   },
 };
