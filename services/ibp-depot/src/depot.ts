@@ -147,6 +147,9 @@ export class Depot {
   private readonly volatilePending = new Map<string, { snapshot: string; ops: StoreOp[] }>();
   private volatileTimer: NodeJS.Timeout | undefined;
   private volatileFlush: Promise<void> = Promise.resolve();
+  /** STABLE metadata writes waiting for the next group commit, and whether one is in flight. */
+  private stableQueue: Array<{ live: Live; ops: StoreOp[]; done: (err?: unknown) => void }> = [];
+  private stableCommitting = false;
   private readonly log: Logger;
   private readonly now: () => number;
   private reaper: NodeJS.Timeout | undefined;
@@ -339,11 +342,38 @@ export class Depot {
       ...extra,
       { type: 'put', key: KEY(id), value: snapshot },
     ];
-    const write = Promise.all([live.saving, this.volatileFlush]).then(() =>
-      live.freed ? undefined : this.options.store.batch(ops, SYNC),
-    );
+    const write = new Promise<void>((resolve, reject) => {
+      if (this.stableQueue.length === 0 && !this.stableCommitting)
+        setImmediate(() => void this.commitStable());
+      this.stableQueue.push({ live, ops, done: (err) => (err === undefined ? resolve() : reject(err)) });
+    });
     live.saving = write.catch((err: unknown) => this.log.error({ err, id }, 'metadata write failed'));
     return write;
+  }
+
+  /**
+   * Group commit of STABLE metadata: the writes asked for while one fsynced batch is in flight go
+   * together in the next (in the order asked, so an area's writes stay in order), one fsync for all of
+   * them instead of one each. An area freed meanwhile is not written again.
+   */
+  private async commitStable(): Promise<void> {
+    if (this.stableCommitting) return;
+    this.stableCommitting = true;
+    try {
+      while (this.stableQueue.length > 0) {
+        const group = this.stableQueue;
+        this.stableQueue = [];
+        await this.volatileFlush;
+        const ops = group.flatMap((g) => (g.live.freed ? [] : g.ops));
+        const failed = await (ops.length > 0 ? this.options.store.batch(ops, SYNC) : Promise.resolve()).then(
+          () => undefined,
+          (err: unknown) => err ?? new Error('metadata write failed'),
+        );
+        for (const g of group) g.done(failed);
+      }
+    } finally {
+      this.stableCommitting = false;
+    }
   }
 
   /** Commits the gathered VOLATILE metadata writes in one batch, after the previous one. */

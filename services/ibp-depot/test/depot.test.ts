@@ -414,6 +414,25 @@ describe('Depot', () => {
     expect(depot.status().stable.allocations).toBe(3);
   });
 
+  it('commits the STABLE metadata written at the same time together, each area in order', async () => {
+    const batch = jest.spyOn(t.store, 'batch');
+    const synced = () =>
+      batch.mock.calls.filter(
+        (args) => (args as unknown[])[1] !== undefined && ((args as unknown[])[1] as { sync?: boolean }).sync,
+      ).length;
+    const areas = await Promise.all(
+      Array.from({ length: 20 }, () => depot.allocate(16, attrs('BYTE_ARRAY'))),
+    );
+    expect(synced()).toBeLessThan(5);
+    const before = synced();
+    await Promise.all(areas.map((a, i) => store(a.writeCap, `a${i}`).then(() => store(a.writeCap, `b${i}`))));
+    expect(synced() - before).toBeLessThan(20);
+    batch.mockRestore();
+    t = await t.reopen();
+    depot = t.depot;
+    for (const [i, a] of areas.entries()) expect(await read(a.readCap)).toBe(`a${i}b${i}`);
+  });
+
   it('keeps areas allocated with their initial bytes across a restart, of every type', async () => {
     const made = await Promise.all(
       (['BYTE_ARRAY', 'FIFO', 'BUFFER', 'CIRCULAR_QUEUE'] as const).map(async (type) => ({
