@@ -188,10 +188,18 @@ export class CallPipeline {
     // a call cancelled or out of time before it starts fails as a plain call does; a big request goes on
     // its own (near the server's message limit its wrapping would fail the whole stream, every call on
     // it, and it would hold the stream's window meanwhile). Neither opens a stream.
-    const payload =
-      this.supported && !this.closed && !signal?.aborted && (deadline === undefined || timeoutMs > 0)
-        ? method.requestSerialize(request)
-        : undefined;
+    let payload: Buffer | undefined;
+    try {
+      payload =
+        this.supported && !this.closed && !signal?.aborted && (deadline === undefined || timeoutMs > 0)
+          ? method.requestSerialize(request)
+          : undefined;
+    } catch (err) {
+      // e.g. a fraction where the message has an integer: the caller's mistake, said as such
+      return Promise.reject(
+        BackplaneError.badParameter(`the request could not be encoded: ${(err as Error).message}`),
+      );
+    }
     const stream =
       payload && payload.length <= MAX_PIPELINED_REQUEST ? this.streamFor(opts.metadata) : undefined;
     if (!payload || !stream) return unary(plain, request, opts);

@@ -76,6 +76,16 @@ describe('the call pipeline', () => {
     expect(answers.map((a) => a.payload.toString())).toEqual(texts);
   });
 
+  it('refuses a request it cannot encode with INVALID_ARGUMENT and a reason', async () => {
+    const err = await pipe
+      .unary(echoMethod, client.echo.bind(client), { payload: 12.5 } as never)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackplaneError);
+    expect(err).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect((err as BackplaneError).message).toMatch(/could not be encoded/);
+    expect((await echo('still fine')).payload.toString()).toBe('still fine');
+  });
+
   it('fails a call with the status and reason the unary call has, and goes on', async () => {
     const viaPipe = await echo('not-found').catch((e: BackplaneError) => e);
     const viaUnary = await unary(client.echo.bind(client), { payload: Buffer.from('not-found') }).catch(
