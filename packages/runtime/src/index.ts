@@ -59,3 +59,4 @@ export type { Store, StoreOp } from './store';
 export { GroupCommitter, openStore, prefixEnd } from './store';
 export type { TlsFiles } from './tls';
 export { clientCredentials, serverCredentials } from './tls';
+export { TurnBatch } from './turn-batch';

@@ -10,7 +10,8 @@ import {
 import { type CallOptions, deadlineOf, type UnaryMethod, unary } from './client';
 import { BackplaneError } from './errors';
 import { addEntries } from './pipeline-metadata';
-import { MAX_BATCH_BYTES } from './pipeline-server';
+import { MAX_BATCH_BYTES, withMore } from './pipeline-server';
+import { TurnBatch } from './turn-batch';
 
 /** What the pipeline needs of a ts-proto method definition (e.g. `SharingServiceService.get`). */
 export interface PipelinedMethod<Req, Res> {
@@ -49,8 +50,9 @@ function serviceError(code: status, details: string, metadata = new Metadata()):
 class CallStream {
   readonly pending = new Map<number, Pending>();
   /** Calls and cancels of this turn, not sent yet. */
-  private batch: CallsRequest[] = [];
-  private batchBytes = 0;
+  private readonly batch = new TurnBatch<CallsRequest>((requests) => {
+    if (!this.ended) this.call.write(withMore(requests));
+  }, MAX_BATCH_BYTES);
   private idleTimer: NodeJS.Timeout | undefined;
   ended = false;
 
@@ -67,33 +69,16 @@ class CallStream {
   /** The call is sent with the others made in this turn of the event loop, in one message. */
   send(req: CallsRequest, pending: Pending): void {
     this.pending.set(req.id, pending);
-    this.queue(req, req.request.length);
+    this.batch.push(req, req.request.length + req.method.length + 16);
   }
 
   cancel(id: number): void {
     if (!this.pending.delete(id)) return;
-    const unsent = this.batch.findIndex((r) => r.id === id && !r.cancel);
-    if (unsent >= 0) this.batch.splice(unsent, 1);
-    else if (!this.ended)
-      this.queue({ id, method: '', request: EMPTY, timeoutMs: 0, cancel: true, metadata: {}, more: [] }, 0);
+    // a call not sent yet is simply not sent
+    if (!this.batch.remove((r) => r.id === id && !r.cancel) && !this.ended)
+      this.batch.push({ id, method: '', request: EMPTY, timeoutMs: 0, cancel: true, metadata: {}, more: [] });
     this.maybeIdle();
   }
-
-  private queue(req: CallsRequest, bytes: number): void {
-    if (this.batch.length === 0) setImmediate(this.sendBatch);
-    this.batch.push(req);
-    this.batchBytes += bytes + req.method.length + 16;
-    if (this.batchBytes >= MAX_BATCH_BYTES) this.sendBatch();
-  }
-
-  private readonly sendBatch = (): void => {
-    const batch = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
-    if (batch.length === 0 || this.ended) return;
-    const [first, ...more] = batch as [CallsRequest, ...CallsRequest[]];
-    this.call.write(more.length > 0 ? { ...first, more } : first);
-  };
 
   private answered(message: CallsResponse): void {
     this.answer(message);
@@ -125,7 +110,7 @@ class CallStream {
   /** The stream is gone: its calls fail with its error (or are re-sent as plain calls when it was UNIMPLEMENTED). */
   private finish(err: ServiceError | undefined): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.batch = [];
+    this.batch.clear();
     // the server is done with the stream: end our side too, so the HTTP/2 stream closes (a server that is
     // shutting down waits for that)
     if (!this.call.writableEnded) this.call.end();

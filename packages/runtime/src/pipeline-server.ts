@@ -9,6 +9,7 @@ import {
 import { BackplaneError } from './errors';
 import type { BidiStreamHandler } from './handlers';
 import { addEntries, metadataEntries } from './pipeline-metadata';
+import { TurnBatch } from './turn-batch';
 
 /** A unary method as served (wrapHandlers' grpc-js handler) and its definition (request decoder). */
 export interface UnaryTarget {
@@ -25,6 +26,12 @@ export const MAX_BATCH_BYTES = 256 * 1024;
 /** Roughly what an answer adds to its message. */
 function answerSize(r: CallsResponse): number {
   return r.response.length + r.message.length + 24;
+}
+
+/** One message carrying `parts`: the first, with the others in its `more`. */
+export function withMore<M extends { more: M[] }>(parts: M[]): M {
+  const [first, ...more] = parts as [M, ...M[]];
+  return more.length > 0 ? { ...first, more } : first;
 }
 
 /**
@@ -98,24 +105,13 @@ export function pipelineHandler(
       unsent--;
     };
     // the answers of one event-loop turn go out together, in one message (`more`)
-    let batch: CallsResponse[] = [];
-    let batchBytes = 0;
-    const sendBatch = () => {
-      if (batch.length === 0) return;
-      const [first, ...more] = batch as [CallsResponse, ...CallsResponse[]];
-      batch = [];
-      batchBytes = 0;
-      const waiting = sink.sendWhileStopping(more.length > 0 ? { ...first, more } : first);
+    const batch = new TurnBatch<CallsResponse>((answers) => {
+      const waiting = sink.sendWhileStopping(withMore(answers));
       if (!waiting) return; // taken at once (the usual case)
       unsent++;
       lastSend = waiting.then(settled, settled);
-    };
-    const answer = (r: CallsResponse) => {
-      if (batch.length === 0) setImmediate(sendBatch);
-      batch.push(r);
-      batchBytes += answerSize(r);
-      if (batchBytes >= MAX_BATCH_BYTES) sendBatch();
-    };
+    }, MAX_BATCH_BYTES);
+    const answer = (r: CallsResponse) => batch.push(r, answerSize(r));
     // the stream ends: a client that went away (or its deadline) cancels the calls in progress; on a
     // server shutdown they finish (they see the shutdown themselves) and are answered before the stream ends
     const signal = ctx.signal;
@@ -222,7 +218,7 @@ export function pipelineHandler(
         allAnswered = resolve;
       });
     }
-    sendBatch();
+    batch.flush();
     await lastSend;
     // a shutdown ends the stream as a finished one: every call on it was answered. (A stream that fails
     // while a read is pending is destroyed by Node before grpc-js sends its status, and the client would
