@@ -23,6 +23,17 @@ import {
 } from './capability';
 import { FileCache } from './file-cache';
 import { type ChunkAllocator, rangeRead, ringRead, ringWrite, writeFully } from './files';
+import {
+  clearInline,
+  type DataOp,
+  dataOp,
+  gather,
+  INLINE_MAX,
+  inlineable,
+  inlineExtents,
+  readInline,
+  sweepInline,
+} from './inline';
 import { type PoolConfig, type PoolStatus, Pools } from './pools';
 import {
   type AllocationRecord,
@@ -43,6 +54,8 @@ export interface DepotOptions {
   reaperIntervalMs?: number;
   /** Buffers that read chunks go into (the gRPC layer frames them in place). */
   chunkAllocator?: ChunkAllocator;
+  /** BYTE_ARRAY areas of at most this many bytes keep their data in level (default INLINE_MAX; 0 = none). */
+  inlineMaxBytes?: number;
 }
 
 export interface Attributes {
@@ -107,7 +120,7 @@ const KEY = (id: string) => `alloc!${id}`;
 /** Checksummed extents of BYTE_ARRAY and BUFFER data: one per store, keyed by offset. */
 const EXTENT_PREFIX = (id: string) => `sum!${id}!`;
 
-type StoreOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+type StoreOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string } | DataOp;
 
 /** A circular-queue store in progress: where the staged bytes go and the state after them. */
 interface Redo {
@@ -197,6 +210,12 @@ export class Depot {
     const lost: string[] = [];
     for await (const [key, value] of db.iterator({ gte: 'alloc!', lt: 'alloc"' })) {
       const rec = JSON.parse(value) as AllocationRecord;
+      if (rec.inline) {
+        // its bytes were written before or with its record: nothing to check against a file
+        this.areas.set(rec.id, this.live(rec));
+        this.pools.add(rec);
+        continue;
+      }
       const path = this.path(rec);
       // an area that was never written has no file yet: that is length 0, not a loss
       const length = await stat(path).then(
@@ -228,6 +247,11 @@ export class Depot {
       }
     }
     await this.removeOrphans();
+    const swept = await sweepInline(db, (id) => {
+      const rec = this.areas.get(id)?.rec;
+      return rec?.inline ? rec.size : undefined;
+    });
+    if (swept > 0) this.log.info({ extents: swept }, 'removed inline data no area owns');
     if (!clean && this.areas.size + lost.length > 0) {
       this.log.warn(
         { lostVolatileAreas: lost.length },
@@ -365,7 +389,10 @@ export class Depot {
         this.stableQueue = [];
         await this.volatileFlush;
         const ops = group.flatMap((g) => (g.live.freed ? [] : g.ops));
-        const failed = await (ops.length > 0 ? this.options.store.batch(ops, SYNC) : Promise.resolve()).then(
+        const failed = await (ops.length > 0
+          ? this.options.store.batch<string, string | Buffer>(ops, SYNC)
+          : Promise.resolve()
+        ).then(
           () => undefined,
           (err: unknown) => err ?? new Error('metadata write failed'),
         );
@@ -386,7 +413,7 @@ export class Depot {
       ops.push(...p.ops, { type: 'put', key: KEY(id), value: p.snapshot });
     this.volatilePending.clear();
     this.volatileFlush = this.volatileFlush
-      .then(() => this.options.store.batch(ops))
+      .then(() => this.options.store.batch<string, string | Buffer>(ops, {}))
       .catch((err: unknown) => this.log.error({ err }, 'volatile metadata write failed'));
     return this.volatileFlush;
   }
@@ -470,10 +497,11 @@ export class Depot {
       generation: 0,
       version: 0,
     };
+    if (inlineable(rec.type, size, this.options.inlineMaxBytes ?? INLINE_MAX)) rec.inline = true;
     this.pools.add(rec);
     const live = this.live(rec);
     this.areas.set(rec.id, live);
-    this.files.markFresh(this.path(rec));
+    if (!rec.inline) this.files.markFresh(this.path(rec));
     try {
       await Promise.all(reclaiming);
       if (persist) await this.save(live);
@@ -548,8 +576,17 @@ export class Depot {
         }
       }
       let crc = 0;
+      let inlineData: Buffer | undefined;
       switch (rec.type) {
         case 'BYTE_ARRAY':
+          if (rec.inline) {
+            ({ data: inlineData, crc } = await gather(total, chunks));
+            // a STABLE area's bytes go in its record's synced batch below; a VOLATILE area's record is
+            // written a little later, and its bytes must be readable as soon as the store is answered
+            if (!sync && total > 0 && !live.freed)
+              await this.options.store.batch<string, Buffer>([dataOp(rec.id, rec.size, inlineData)], {});
+            break;
+          }
           crc = await this.receive(
             this.path(rec),
             total,
@@ -578,6 +615,10 @@ export class Depot {
           crc = await this.storeCircular(live, total, chunks, sync);
           break;
       }
+      if (live.freed && rec.inline) {
+        await clearInline(this.options.store, rec.id);
+        throw BackplaneError.notFound('the area was freed while the store was in progress');
+      }
       if (live.freed) {
         // the store may have re-created a file the free removed: remove it again
         const written = rec.type === 'BUFFER' ? this.path(rec, rec.generation + 1) : this.path(rec);
@@ -596,7 +637,9 @@ export class Depot {
       } else if (rec.type === 'BYTE_ARRAY') {
         const offset = rec.size;
         rec.size += total;
-        await this.save(live, total > 0 ? [extentOp(rec.id, offset, total, crc)] : []);
+        const ops: StoreOp[] = total > 0 ? [extentOp(rec.id, offset, total, crc)] : [];
+        if (inlineData && sync && total > 0) ops.push(dataOp(rec.id, offset, inlineData));
+        await this.save(live, ops);
       } else if (rec.type === 'FIFO') {
         rec.size += total;
         await this.save(live);
@@ -814,6 +857,10 @@ export class Depot {
       }
       hooks.onLength?.(n);
       if (n === 0) return;
+      if (rec.inline) {
+        yield await readInline(this.options.store, rec.id, offset, n);
+        return;
+      }
       const path = this.path(rec);
       const fh = await this.files.acquire(path, 'read').catch((err: unknown) => {
         throw live.freed ? BackplaneError.notFound('the area was freed') : err;
@@ -878,6 +925,19 @@ export class Depot {
       throw BackplaneError.incorrectState(`a ${rec.type} keeps no checksums of consumed data`);
     const prefix = EXTENT_PREFIX(rec.id);
     const result = { extents: 0, bytes: 0, corruptOffsets: [] as number[] };
+    if (rec.inline) {
+      const parts = await inlineExtents(this.options.store, rec.id, rec.size);
+      for await (const [key, value] of this.options.store.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
+        const offset = Number(String(key).slice(prefix.length));
+        const { length, crc } = JSON.parse(value) as { length: number; crc: number };
+        if (offset + length > rec.size) continue;
+        const part = parts.get(offset);
+        result.extents += 1;
+        result.bytes += length;
+        if (part?.length !== length || crc32(part) !== crc) result.corruptOffsets.push(offset);
+      }
+      return result;
+    }
     const path = this.path(rec);
     const fh = await this.files.acquire(path, 'write');
     try {
@@ -994,11 +1054,13 @@ export class Depot {
       if (!this.pools.resize(rec, size))
         throw exceeded(`the ${rec.pool} pool has no room to grow this area to ${size} bytes`);
       rec.maxSize = size;
+      if (rec.inline && size > (this.options.inlineMaxBytes ?? INLINE_MAX)) await this.moveToFile(live);
     }
     rec.expiresAt = expiresAt;
     if (attributes.reliability !== undefined && attributes.reliability !== rec.reliability) {
       rec.reliability = attributes.reliability;
-      if (rec.reliability === 'STABLE') {
+      // an inline area's bytes are in level's log: the record's synced write below covers them
+      if (rec.reliability === 'STABLE' && !rec.inline) {
         const path = this.path(rec);
         const fh = await this.files.acquire(path, 'write');
         try {
@@ -1009,6 +1071,31 @@ export class Depot {
       }
     }
     await this.save(live);
+  }
+
+  /**
+   * An inline area grown past INLINE_MAX gets a file: its bytes are written there (and fsynced when
+   * STABLE) while no store runs, then the record says so in the same batch that drops the inline copy.
+   */
+  private async moveToFile(live: Live): Promise<void> {
+    const release = await live.writer.acquire();
+    try {
+      const rec = live.rec;
+      const data = await readInline(this.options.store, rec.id, 0, rec.size);
+      const path = this.path(rec);
+      const fh = await open(path, 'w');
+      try {
+        await writeFully(fh, data, 0);
+        if (rec.reliability === 'STABLE') await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      rec.inline = undefined;
+      await this.save(live);
+      await clearInline(this.options.store, rec.id);
+    } finally {
+      release();
+    }
   }
 
   private probe(rec: AllocationRecord): Probe {
@@ -1042,6 +1129,10 @@ export class Depot {
       gte: EXTENT_PREFIX(live.rec.id),
       lt: prefixEnd(EXTENT_PREFIX(live.rec.id)),
     });
+    if (live.rec.inline) {
+      await clearInline(this.options.store, live.rec.id);
+      return;
+    }
     this.files.forget(this.path(live.rec));
     await rm(this.path(live.rec), { force: true });
   }

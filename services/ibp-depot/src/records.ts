@@ -15,7 +15,7 @@ export interface DerivedCap {
   expiresAt: number;
 }
 
-/** Metadata of one storage area, as kept in level. The bytes live in a file of its pool. */
+/** Metadata of one storage area, as kept in level. The bytes live in a file of its pool (or inline, in level). */
 export interface AllocationRecord {
   id: string;
   type: AllocationType;
@@ -38,6 +38,8 @@ export interface AllocationRecord {
   derived?: DerivedCap[];
   /** BUFFER: the data file's generation (a store writes generation + 1, then switches). */
   generation: number;
+  /** BYTE_ARRAY of at most INLINE_MAX bytes: its data is in level beside this record, not in a file. */
+  inline?: true;
   /** Bumped on every metadata change. */
   version: number;
 }

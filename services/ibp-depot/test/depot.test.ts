@@ -5,12 +5,16 @@ import { status } from '@grpc/grpc-js';
 import type { Depot } from '../src';
 import { attrs, chunked, collect, failure, KB, openTestDepot, type TestDepot } from './helpers';
 
-describe('Depot', () => {
+// every case runs twice: small BYTE_ARRAY areas with their data in level (the default), and every area in files
+describe.each([
+  ['small byte arrays inline', undefined],
+  ['every area in files', 0],
+])('Depot (%s)', (_mode, inlineMaxBytes) => {
   let t: TestDepot;
   let depot: Depot;
 
   beforeEach(async () => {
-    t = await openTestDepot();
+    t = await openTestDepot({ inlineMaxBytes });
     depot = t.depot;
   });
   afterEach(() => t.close());
@@ -221,7 +225,7 @@ describe('Depot', () => {
     expect((await failure(store(zero.writeCap, 'x'))).code).toBe(status.RESOURCE_EXHAUSTED);
     expect((await failure(depot.allocate(0, attrs('FIFO')))).code).toBe(status.INVALID_ARGUMENT);
     expect((await failure(depot.allocate(-1, attrs('BYTE_ARRAY')))).code).toBe(status.INVALID_ARGUMENT);
-    const small = await openTestDepot({ stable: 4 * KB, volatile: 0 });
+    const small = await openTestDepot({ stable: 4 * KB, volatile: 0, inlineMaxBytes });
     try {
       const max = await small.depot.allocate(4 * KB, attrs('BYTE_ARRAY'));
       await small.depot.store(max.writeCap, 4 * KB, chunked(Buffer.alloc(4 * KB, 7), 1000));
@@ -235,7 +239,7 @@ describe('Depot', () => {
   });
 
   it('reclaims VOLATILE areas, oldest first, to make room for STABLE ones', async () => {
-    const small = await openTestDepot({ stable: 1000, volatile: 1000 });
+    const small = await openTestDepot({ stable: 1000, volatile: 1000, inlineMaxBytes });
     try {
       const old = await small.depot.allocate(400, attrs('BYTE_ARRAY', 'VOLATILE'));
       small.clock.now += 1;
@@ -304,10 +308,17 @@ describe('Depot', () => {
     await store(caps.writeCap, 'second extent');
     expect(await depot.verify(caps.readCap)).toEqual({ extents: 2, bytes: 26, corruptOffsets: [] });
     const id = (caps.readCap.split('/')[3] as string).split('#')[0] as string;
-    const file = join(t.dir, 'stable', id);
-    const fd = openSync(file, 'r+');
-    writeSync(fd, Buffer.from('X'), 0, 1, 15); // inside the second extent
-    closeSync(fd);
+    if (inlineMaxBytes === undefined) {
+      // the second extent's bytes, as level holds them
+      const key = `dat!${id}!${String(13).padStart(16, '0')}`;
+      const rotted = Buffer.from('second extent');
+      rotted[2] = 0x58;
+      await t.store.put(key, rotted as never, { valueEncoding: 'buffer' } as never);
+    } else {
+      const fd = openSync(join(t.dir, 'stable', id), 'r+');
+      writeSync(fd, Buffer.from('X'), 0, 1, 15); // inside the second extent
+      closeSync(fd);
+    }
     expect(await depot.verify(caps.readCap)).toEqual({ extents: 2, bytes: 26, corruptOffsets: [13] });
     const buf = await depot.allocate(100, attrs('BUFFER'));
     await store(buf.writeCap, 'old');
@@ -347,7 +358,7 @@ describe('Depot', () => {
   });
 
   it('never overfills a pool when allocations race for reclaimed space', async () => {
-    const small = await openTestDepot({ stable: 100, volatile: 100 });
+    const small = await openTestDepot({ stable: 100, volatile: 100, inlineMaxBytes });
     try {
       await small.depot.allocate(60, attrs('BYTE_ARRAY', 'VOLATILE'));
       await small.depot.allocate(40, attrs('BYTE_ARRAY', 'VOLATILE'));

@@ -58,7 +58,7 @@ function fresh(): Shared {
 
 /** A depot over temp-dir pools (sizes in bytes) and an in-memory metadata store, with a settable clock. */
 export async function openTestDepot(
-  sizes: { stable?: number; volatile?: number } = {},
+  sizes: { stable?: number; volatile?: number; inlineMaxBytes?: number } = {},
   existing?: Shared,
 ): Promise<TestDepot> {
   const shared = existing ?? fresh();
@@ -72,6 +72,7 @@ export async function openTestDepot(
     maxDurationSeconds: 3600,
     now: () => clock.now,
     reaperIntervalMs: 3_600_000,
+    inlineMaxBytes: sizes.inlineMaxBytes,
   });
   depot.setAddress('127.0.0.1', 6714);
   return {

@@ -95,10 +95,24 @@ describe('ibp-depot processes', () => {
           }
         }
       })();
+      // meanwhile small STABLE areas, whose bytes live in level with their records
+      const small: Array<{ readCap: string; fill: number }> = [];
+      const smallWriter = (async () => {
+        for (let i = 0; !stop; i++) {
+          try {
+            const c = await allocate(client, 4096);
+            await storeVia(client, c.writeCap, Buffer.alloc(4096, i % 251));
+            small.push({ readCap: c.readCap, fill: i % 251 });
+          } catch {
+            return;
+          }
+        }
+      })();
       await new Promise((r) => setTimeout(r, 800));
       await depot.proc.kill();
       stop = true;
       await writer;
+      await smallWriter;
       client.close();
       expect(acked).toBeGreaterThan(0);
 
@@ -109,6 +123,9 @@ describe('ibp-depot processes', () => {
       expect(data.length).toBeGreaterThanOrEqual(acked * chunk.length);
       expect(data.length % chunk.length).toBe(0);
       for (let i = 0; i < data.length / chunk.length; i++) expect(data[i * chunk.length]).toBe(i % 251);
+      expect(small.length).toBeGreaterThan(0);
+      for (const s of small)
+        expect((await readVia(client, s.readCap)).equals(Buffer.alloc(4096, s.fill))).toBe(true);
       // VOLATILE areas are announced as possibly lost after a crash
       const vol = await allocate(
         client,

@@ -1,0 +1,99 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Depot } from '../src';
+import { INLINE_MAX } from '../src/inline';
+import { attrs, chunked, collect, openTestDepot, type TestDepot } from './helpers';
+
+const idOf = (cap: string) => (cap.split('/')[3] as string).split('#')[0] as string;
+
+describe('Depot: small BYTE_ARRAY areas inline in level', () => {
+  let t: TestDepot;
+  let depot: Depot;
+
+  beforeEach(async () => {
+    t = await openTestDepot();
+    depot = t.depot;
+  });
+  afterEach(() => t.close());
+
+  const store = (cap: string, data: string | Buffer) =>
+    depot.store(cap, Buffer.byteLength(data), chunked(data, 3));
+  const read = (cap: string, offset = 0, size = -1) =>
+    collect(depot.read(cap, offset, size)).then((b) => b.toString());
+  const dataKeys = async (id: string) => {
+    const keys: string[] = [];
+    for await (const k of t.store.keys({ gte: `dat!${id}!`, lt: `dat!${id}"` })) keys.push(String(k));
+    return keys;
+  };
+
+  it('keeps the bytes of a STABLE store in the one synced batch that writes its record', async () => {
+    const caps = await depot.allocate(4096, attrs('BYTE_ARRAY', 'STABLE'));
+    const batch = jest.spyOn(t.store, 'batch');
+    await store(caps.writeCap, 'durable bytes');
+    const calls = batch.mock.calls as unknown as Array<[Array<{ key: string }>, { sync?: boolean }]>;
+    batch.mockRestore();
+    expect(calls).toHaveLength(1);
+    const [ops, options] = calls[0] as [Array<{ key: string }>, { sync?: boolean }];
+    expect(options.sync).toBe(true);
+    const id = idOf(caps.readCap);
+    expect(ops.map((o) => o.key.split('!')[0]).sort()).toEqual(['alloc', 'dat', 'sum']);
+    // no file in either pool
+    expect(readdirSync(join(t.dir, 'stable'))).toEqual([]);
+    t = await t.reopen();
+    depot = t.depot;
+    expect(await read(caps.readCap)).toBe('durable bytes');
+    expect(await dataKeys(id)).toHaveLength(1);
+  });
+
+  it('answers a VOLATILE store readable at once, and keeps it across a clean restart', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'VOLATILE'));
+    await store(caps.writeCap, 'quick');
+    expect(await read(caps.readCap)).toBe('quick');
+    await store(caps.writeCap, ' and more');
+    expect(await read(caps.readCap, 3, 6)).toBe('ck and');
+    t = await t.reopen();
+    depot = t.depot;
+    expect(await read(caps.readCap)).toBe('quick and more');
+  });
+
+  it('moves an area grown past the inline limit into a file, bytes intact', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'first;');
+    await store(caps.writeCap, 'second;');
+    const id = idOf(caps.readCap);
+    await depot.manage(caps.manageCap, 'CHNG', undefined, { size: INLINE_MAX + 1 });
+    expect(existsSync(join(t.dir, 'stable', id))).toBe(true);
+    expect(await dataKeys(id)).toEqual([]);
+    await store(caps.writeCap, 'third');
+    expect(await read(caps.readCap)).toBe('first;second;third');
+    expect(await depot.verify(caps.readCap)).toEqual({ extents: 3, bytes: 18, corruptOffsets: [] });
+    t = await t.reopen();
+    depot = t.depot;
+    expect(await read(caps.readCap)).toBe('first;second;third');
+  });
+
+  it('removes inline bytes no area owns at start-up, and extents past the end of an area', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'kept');
+    const id = idOf(caps.readCap);
+    const put = (key: string, value: string) =>
+      t.store.put(key, Buffer.from(value) as never, { valueEncoding: 'buffer' } as never);
+    // what a crash leaves: bytes of an area whose record never made it, a store whose record was lost
+    await put(`dat!AAAAAAAAAAAAAAAAAAAAAA!${'0'.padStart(16, '0')}`, 'orphan');
+    await put(`dat!${id}!${'4'.padStart(16, '0')}`, 'lost');
+    t = await t.reopen();
+    depot = t.depot;
+    expect(await dataKeys('AAAAAAAAAAAAAAAAAAAAAA')).toEqual([]);
+    expect(await dataKeys(id)).toHaveLength(1);
+    expect(await read(caps.readCap)).toBe('kept');
+    await store(caps.writeCap, '+new');
+    expect(await read(caps.readCap)).toBe('kept+new');
+  });
+
+  it('drops the bytes with the area when it is freed', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'gone soon');
+    await depot.manage(caps.manageCap, 'DECR', 'READ');
+    expect(await dataKeys(idOf(caps.readCap))).toEqual([]);
+  });
+});
