@@ -111,6 +111,11 @@ interface Live {
   data: Condition;
   /** Metadata writes, in order. */
   saving: Promise<void>;
+  /**
+   * An inline area with a STABLE store in flight: the bytes readers may see (the store's are in level only
+   * once its batch is committed); undefined = all of rec.size.
+   */
+  readable?: number;
   /** A circular-queue update that was staged and recorded but not yet written into the ring. */
   pendingRedo?: Redo;
   freed: boolean;
@@ -638,8 +643,18 @@ export class Depot {
         const offset = rec.size;
         rec.size += total;
         const ops: StoreOp[] = total > 0 ? [extentOp(rec.id, offset, total, crc)] : [];
-        if (inlineData && sync && total > 0) ops.push(dataOp(rec.id, offset, inlineData));
-        await this.save(live, ops);
+        if (inlineData && sync && total > 0) {
+          ops.push(dataOp(rec.id, offset, inlineData));
+          live.readable = offset;
+          try {
+            await this.save(live, ops);
+          } catch (err) {
+            rec.size = offset; // the bytes are not in level
+            throw err;
+          } finally {
+            live.readable = undefined;
+          }
+        } else await this.save(live, ops);
       } else if (rec.type === 'FIFO') {
         rec.size += total;
         await this.save(live);
@@ -827,7 +842,8 @@ export class Depot {
       throw BackplaneError.badParameter(`size must be -1 (all) or ≥ 0, got ${size}`);
     const rec = live.rec;
     if (!isQueue(rec.type)) {
-      const available = limit ? this.limitEnd(limit, rec.size) : rec.size;
+      const stored = live.readable ?? rec.size;
+      const available = limit ? this.limitEnd(limit, stored) : stored;
       if (limit && offset < limit.offset) {
         throw BackplaneError.permissionDenied(
           `this capability grants bytes from ${limit.offset} on, not ${offset}`,
@@ -842,7 +858,7 @@ export class Depot {
         );
       }
       const n = size === -1 ? available - offset : size;
-      if (limit && offset + n > available && offset + n <= rec.size) {
+      if (limit && offset + n > available && offset + n <= stored) {
         throw BackplaneError.permissionDenied(
           `this capability grants bytes up to ${available}, not ${offset + n}`,
         );
@@ -926,11 +942,12 @@ export class Depot {
     const prefix = EXTENT_PREFIX(rec.id);
     const result = { extents: 0, bytes: 0, corruptOffsets: [] as number[] };
     if (rec.inline) {
-      const parts = await inlineExtents(this.options.store, rec.id, rec.size);
+      const size = live.readable ?? rec.size;
+      const parts = await inlineExtents(this.options.store, rec.id, size);
       for await (const [key, value] of this.options.store.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
         const offset = Number(String(key).slice(prefix.length));
         const { length, crc } = JSON.parse(value) as { length: number; crc: number };
-        if (offset + length > rec.size) continue;
+        if (offset + length > size) continue;
         const part = parts.get(offset);
         result.extents += 1;
         result.bytes += length;

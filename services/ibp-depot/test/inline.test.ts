@@ -45,6 +45,34 @@ describe('Depot: small BYTE_ARRAY areas inline in level', () => {
     expect(await dataKeys(id)).toHaveLength(1);
   });
 
+  it('shows readers a STABLE store only once its batch is committed', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'old');
+    // hold the store's synced batch until the reads below are done
+    const original = t.store.batch.bind(t.store) as (...args: unknown[]) => Promise<void>;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let held = 0;
+    const batch = jest.spyOn(t.store, 'batch').mockImplementation((async (...args: unknown[]) => {
+      held++;
+      await gate;
+      return original(...args);
+    }) as never);
+    const storing = store(caps.writeCap, '+new');
+    try {
+      while (held === 0) await new Promise((r) => setImmediate(r));
+      expect(await read(caps.readCap)).toBe('old');
+      expect(await depot.verify(caps.readCap)).toEqual({ extents: 1, bytes: 3, corruptOffsets: [] });
+    } finally {
+      open();
+      await storing;
+      batch.mockRestore();
+    }
+    expect(await read(caps.readCap)).toBe('old+new');
+  });
+
   it('answers a VOLATILE store readable at once, and keeps it across a clean restart', async () => {
     const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'VOLATILE'));
     await store(caps.writeCap, 'quick');
