@@ -3,6 +3,7 @@ import { createServer, isIP, type Server, type ServerOpts, type Socket } from 'n
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Logger, TlsFiles } from '@backplane/runtime';
 import type { Coordinator } from './coordinator';
+import { adoptForReads, ReadBuffers } from './read-buffers';
 
 /**
  * Buffering per relayed socket before backpressure pauses its source. Node's 16 KiB default pauses and
@@ -168,12 +169,18 @@ export async function openListeners(
     socket.once('close', () => sockets.delete(socket));
   };
   const services = new Map<string, string>();
+  const buffers = new ReadBuffers();
   try {
     for (const [name, at] of options.services) {
       const server = relayServer(
         { highWaterMark: RELAY_HIGH_WATER_MARK, allowHalfOpen: true, pauseOnConnect: true },
         options.serviceTls ? tls : undefined,
-        (socket) => {
+        (accepted) => {
+          // a plain connection's bytes are read into reused buffers (a PROXY header is read first the usual way)
+          const socket =
+            options.proxyProtocol || options.serviceTls
+              ? accepted
+              : adoptForReads(accepted, buffers, RELAY_HIGH_WATER_MARK);
           track(socket);
           socket.on('error', () => {});
           const own = socket.remoteAddress ?? '::';

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { chunkReader } from './read-buffers';
 
 /** A promise with its resolver, for "this happened" signals. */
 export class Signal {
@@ -66,9 +67,15 @@ export class RelayStream {
     private readonly onClose: (stream: RelayStream) => void,
   ) {
     this.socket = client;
-    client.on('data', (chunk: Buffer) => {
-      if (!this.clientBytes(chunk)) client.pause();
-    });
+    const reader = chunkReader(client);
+    if (reader) {
+      reader.sink = (chunk, release) => this.clientBytes(chunk, release);
+      for (const chunk of reader.early.splice(0)) this.clientBytes(chunk);
+    } else {
+      client.on('data', (chunk: Buffer) => {
+        if (!this.clientBytes(chunk)) client.pause();
+      });
+    }
     client.setNoDelay(true);
     client.pause();
     client.on('end', () => {
@@ -79,14 +86,18 @@ export class RelayStream {
     client.on('close', (hadError) => this.clientClosed(hadError));
   }
 
-  /** Bytes from the client: to the data connection in use; false = stop reading for now. */
-  private clientBytes(chunk: Buffer): boolean {
+  /**
+   * Bytes from the client: to the data connection in use; false = stop reading for now. `release` gives
+   * a reused read buffer back once written (a chunk held for later is not given back: it is simply dropped
+   * when done).
+   */
+  private clientBytes(chunk: Buffer, release?: () => void): boolean {
     const target = this.input;
     if (!target) {
       this.held.push(chunk);
       return false;
     }
-    if (target.write(chunk)) return true;
+    if (target.write(chunk, release)) return true;
     target.once('drain', () => {
       if (this.input === target) this.socket.resume();
     });
