@@ -3,7 +3,7 @@ import { createServer, isIP, type Server, type ServerOpts, type Socket } from 'n
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Logger, TlsFiles } from '@backplane/runtime';
 import type { Coordinator } from './coordinator';
-import { adoptForReads, ReadBuffers } from './read-buffers';
+import { adoptForReads, chunkReader, ReadBuffers, readHeaderChunks } from './read-buffers';
 
 /**
  * Buffering per relayed socket before backpressure pauses its source. Node's 16 KiB default pauses and
@@ -207,10 +207,16 @@ export async function openListeners(
     const data = relayServer(
       { highWaterMark: RELAY_HIGH_WATER_MARK, allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
       tls,
-      (socket) => {
+      (accepted) => {
+        // a plain data connection's bytes (the node's output) are read into reused buffers too
+        const socket = tls ? accepted : adoptForReads(accepted, buffers, RELAY_HIGH_WATER_MARK);
         track(socket);
         socket.on('error', () => {});
-        void readHeader(socket, TOKEN_BYTES).then((token) => {
+        const reader = chunkReader(socket);
+        const header = reader
+          ? readHeaderChunks(socket, reader, TOKEN_BYTES, HEADER_TIMEOUT_MS)
+          : readHeader(socket, TOKEN_BYTES);
+        void header.then((token) => {
           if (!token) {
             socket.destroy();
             return;

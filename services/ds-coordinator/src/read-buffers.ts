@@ -112,3 +112,45 @@ export function adoptForReads(socket: Socket, buffers: ReadBuffers, highWaterMar
   readers.set(adopted, reader);
   return adopted;
 }
+
+/**
+ * The first `size` bytes of an adopted socket (a data connection's token); what follows stays in the
+ * reader's `early` for the relay, and the socket is left paused. Undefined if the socket ends or stays
+ * silent for `timeoutMs` first.
+ */
+export function readHeaderChunks(
+  socket: Socket,
+  reader: ChunkReader,
+  size: number,
+  timeoutMs: number,
+): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let have = 0;
+    const finish = (value: Buffer | undefined) => {
+      clearTimeout(timer);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      reader.sink = undefined;
+      socket.pause();
+      resolve(value);
+    };
+    const onEnd = () => finish(undefined);
+    reader.sink = (chunk, release) => {
+      const copy = Buffer.from(chunk);
+      release();
+      parts.push(copy);
+      have += copy.length;
+      if (have < size) return true;
+      const all = Buffer.concat(parts, have);
+      if (have > size) reader.early.push(all.subarray(size));
+      finish(all.subarray(0, size));
+      return false;
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    timer.unref();
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.resume();
+  });
+}

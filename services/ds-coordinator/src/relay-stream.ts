@@ -140,10 +140,7 @@ export class RelayStream {
     this.prefix = [];
     // the node's output goes to the client once the previous node's has — also when this connection is
     // released or closed meanwhile (its EOF then ends the release)
-    void this.previousOutput.then(() => {
-      if (this.writeClosed) data.resume();
-      else data.pipe(this.socket, { end: false });
-    });
+    void this.previousOutput.then(() => this.relayOutput(data));
     if (this.closing) {
       this.afterNodeEnd(data, this.closing);
       return;
@@ -155,6 +152,29 @@ export class RelayStream {
       return;
     }
     this.startInput(data);
+  }
+
+  /** The node's output on `data` goes to the client from now on (or is dropped once its write side is closed). */
+  private relayOutput(data: Socket): void {
+    const reader = chunkReader(data);
+    if (!reader) {
+      if (this.writeClosed) data.resume();
+      else data.pipe(this.socket, { end: false });
+      return;
+    }
+    const client = this.socket;
+    reader.sink = (chunk, release) => {
+      if (this.writeClosed || client.destroyed) {
+        release();
+        return true;
+      }
+      if (client.write(chunk, release)) return true;
+      client.once('drain', () => data.resume());
+      return false;
+    };
+    let flowing = true;
+    for (const chunk of reader.early.splice(0)) flowing = reader.sink(chunk, () => {}) && flowing;
+    if (flowing) data.resume(); // else the client's drain resumes it
   }
 
   /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { adoptForReads, chunkReader, ReadBuffers } from '../src/read-buffers';
+import { adoptForReads, chunkReader, ReadBuffers, readHeaderChunks } from '../src/read-buffers';
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
@@ -76,6 +76,37 @@ describe('adoptForReads', () => {
     expect(Buffer.concat(reader.early).toString()).toBe('early bytes');
     socket.destroy();
     client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('reads a header that arrives in pieces and leaves the bytes after it for the relay', async () => {
+    const server = createServer({ pauseOnConnect: true });
+    const accepted = new Promise<Socket>((resolve) => {
+      server.once('connection', (s: Socket) => resolve(adoptForReads(s, new ReadBuffers(), 16384)));
+    });
+    const port = await listen(server);
+    const client = connect({ port, host: '127.0.0.1' });
+    client.setNoDelay(true);
+    const socket = await accepted;
+    const reader = chunkReader(socket) as NonNullable<ReturnType<typeof chunkReader>>;
+    const header = readHeaderChunks(socket, reader, 16, 5000);
+    client.write('0123456789');
+    await new Promise((r) => setTimeout(r, 20));
+    client.write('abcdef and the rest');
+    expect((await header)?.toString()).toBe('0123456789abcdef');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(Buffer.concat(reader.early).toString()).toBe(' and the rest');
+    // a connection that ends before its header gives none
+    const second = new Promise<Socket>((resolve) => {
+      server.once('connection', (s: Socket) => resolve(adoptForReads(s, new ReadBuffers(), 16384)));
+    });
+    const short = connect({ port, host: '127.0.0.1' });
+    short.end('0123');
+    const s2 = await second;
+    expect(
+      await readHeaderChunks(s2, chunkReader(s2) as NonNullable<ReturnType<typeof chunkReader>>, 16, 5000),
+    ).toBeUndefined();
+    for (const s of [socket, s2, client, short]) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 });
