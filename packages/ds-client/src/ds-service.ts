@@ -22,7 +22,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { arrivalReason, type ClientOwner, DsClient } from './ds-client';
-import { DataReads, DsStream, type StreamClosedKind } from './ds-stream';
+import { DsStream, type StreamClosedKind } from './ds-stream';
 import { Mailbox } from './mailbox';
 import type { HandoffPolicy } from './policy';
 
@@ -247,7 +247,6 @@ export class DsService extends EventEmitter implements ClientOwner {
       allowHalfOpen: true,
       highWaterMark: STREAM_HIGH_WATER_MARK,
     } as NetConnectOpts & { host: string; port: number };
-    const reads = this.dataTls ? undefined : new DataReads();
     const socket = this.dataTls
       ? tlsConnect({
           ...options,
@@ -255,7 +254,7 @@ export class DsService extends EventEmitter implements ClientOwner {
           servername: isIP(this.dataHost) ? undefined : this.dataHost,
           ...this.options.dataTls,
         })
-      : connect({ ...options, onread: reads?.onread });
+      : connect(options);
     socket.write(grant.token);
     const ds = new DsStream(
       grant.streamId,
@@ -263,7 +262,6 @@ export class DsService extends EventEmitter implements ClientOwner {
       socket,
       (s, kind) => this.streamClosed(s, kind),
       STREAM_HIGH_WATER_MARK,
-      reads,
     );
     if (grant.writeClosed) ds.end();
     st.streams.set(ds.id, ds);

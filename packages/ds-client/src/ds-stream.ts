@@ -12,46 +12,6 @@ export interface ReleasedStream {
   writeClosed: boolean;
 }
 
-/** Sizes of a data connection's reads: the next buffer grows while reads fill it. */
-const READ_SIZES = [16 * 1024, 256 * 1024, 1024 * 1024];
-
-/**
- * Reads of a plain data connection into buffers it chooses (Node's `onread`): up to 1 MiB per read in a
- * bulk transfer instead of Node's 64 KiB, so a tenth of the reads, callbacks and allocations. A read
- * much smaller than its buffer is copied out and the buffer used again for the next read.
- */
-export class DataReads {
-  /** Where the bytes go; false = pause the connection until resumed. */
-  deliver: ((chunk: Buffer) => boolean) | undefined;
-  /** Bytes read before `deliver` was set. */
-  readonly early: Buffer[] = [];
-  private size = 0;
-  private spare: Buffer | undefined;
-
-  readonly onread = {
-    buffer: (): Buffer => {
-      const b = this.spare ?? Buffer.allocUnsafe(READ_SIZES[this.size] as number);
-      this.spare = undefined;
-      return b;
-    },
-    callback: (n: number, buf: Uint8Array): boolean => {
-      const b = buf as Buffer;
-      if (n === b.length) this.size = Math.min(this.size + 1, READ_SIZES.length - 1);
-      else if (this.size > 0 && n <= (READ_SIZES[this.size - 1] as number)) this.size--;
-      let chunk: Buffer;
-      if (n < b.length / 4) {
-        chunk = Buffer.from(b.subarray(0, n));
-        if (b.length === READ_SIZES[this.size]) this.spare = b;
-      } else chunk = b.subarray(0, n);
-      if (!this.deliver) {
-        this.early.push(chunk);
-        return false;
-      }
-      return this.deliver(chunk);
-    },
-  };
-}
-
 /**
  * One client stream at this node, as the application sees it: a Node Duplex over the stream's data
  * connection to the coordinator. Bytes count as read by the application once it receives them ('data',
@@ -71,19 +31,12 @@ export class DsStream extends Duplex {
     private readonly socket: Socket,
     private readonly onClosed: (stream: DsStream, kind: StreamClosedKind) => void,
     highWaterMark = 64 * 1024,
-    /** Set when the socket reads with `onread` (its bytes come through it, not 'data' events). */
-    reads?: DataReads,
   ) {
     super({ allowHalfOpen: true, highWaterMark });
     socket.setNoDelay(true);
-    if (reads) {
-      reads.deliver = (chunk) => this.fromCoordinator(chunk);
-      for (const chunk of reads.early.splice(0)) this.fromCoordinator(chunk);
-    } else {
-      socket.on('data', (chunk: Buffer) => {
-        if (!this.fromCoordinator(chunk)) socket.pause();
-      });
-    }
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.fromCoordinator(chunk)) socket.pause();
+    });
     this.socketDone = new Promise<void>((resolve) => {
       socket.once('end', resolve);
       socket.once('close', resolve);
