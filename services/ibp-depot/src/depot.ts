@@ -31,6 +31,7 @@ import {
   INLINE_MAX,
   inlineable,
   inlineExtents,
+  inlineKeys,
   readInline,
   sweepInline,
 } from './inline';
@@ -277,7 +278,9 @@ export class Depot {
       const dir = this.options.pools[pool].dir;
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const live = this.areas.get(name.split('.')[0] as string);
-        if (live && live.rec.pool === pool && join(dir, name) === this.path(live.rec)) continue;
+        // (an inline area owns no file: one left by a move into a file that a crash interrupted goes)
+        if (live && !live.rec.inline && live.rec.pool === pool && join(dir, name) === this.path(live.rec))
+          continue;
         await rm(join(dir, name), { force: true });
         removed++;
       }
@@ -586,10 +589,6 @@ export class Depot {
         case 'BYTE_ARRAY':
           if (rec.inline) {
             ({ data: inlineData, crc } = await gather(total, chunks));
-            // a STABLE area's bytes go in its record's synced batch below; a VOLATILE area's record is
-            // written a little later, and its bytes must be readable as soon as the store is answered
-            if (!sync && total > 0 && !live.freed)
-              await this.options.store.batch<string, Buffer>([dataOp(rec.id, rec.size, inlineData)], {});
             break;
           }
           crc = await this.receive(
@@ -643,18 +642,8 @@ export class Depot {
         const offset = rec.size;
         rec.size += total;
         const ops: StoreOp[] = total > 0 ? [extentOp(rec.id, offset, total, crc)] : [];
-        if (inlineData && sync && total > 0) {
-          ops.push(dataOp(rec.id, offset, inlineData));
-          live.readable = offset;
-          try {
-            await this.save(live, ops);
-          } catch (err) {
-            rec.size = offset; // the bytes are not in level
-            throw err;
-          } finally {
-            live.readable = undefined;
-          }
-        } else await this.save(live, ops);
+        if (inlineData && total > 0) await this.saveInline(live, offset, inlineData, ops);
+        else await this.save(live, ops);
       } else if (rec.type === 'FIFO') {
         rec.size += total;
         await this.save(live);
@@ -663,6 +652,30 @@ export class Depot {
       return { stored: total, currentSize: rec.size, crc32: crc };
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Commits an inline store: readers see its bytes only once they are in level. A STABLE area's bytes go
+   * in its record's synced batch; a VOLATILE area's record is written a little later, so its bytes are
+   * written first, on their own. The reliability is the one at this moment (a CHNG may have changed it
+   * while the bytes arrived).
+   */
+  private async saveInline(live: Live, offset: number, data: Buffer, ops: StoreOp[]): Promise<void> {
+    const rec = live.rec;
+    live.readable = offset;
+    try {
+      if (rec.reliability === 'STABLE') await this.save(live, [...ops, dataOp(rec.id, offset, data)]);
+      else {
+        await this.options.store.batch<string, Buffer>([dataOp(rec.id, offset, data)], {});
+        if (live.freed) await clearInline(this.options.store, rec.id); // freed meanwhile: no leftovers
+        await this.save(live, ops);
+      }
+    } catch (err) {
+      rec.size = offset; // the bytes are not in level
+      throw err;
+    } finally {
+      live.readable = undefined;
     }
   }
 
@@ -940,10 +953,13 @@ export class Depot {
     if (isQueue(rec.type))
       throw BackplaneError.incorrectState(`a ${rec.type} keeps no checksums of consumed data`);
     const prefix = EXTENT_PREFIX(rec.id);
+    // a VOLATILE area's latest checksums may still wait for their delayed write
+    if (rec.reliability === 'VOLATILE') await this.flushVolatile();
     const result = { extents: 0, bytes: 0, corruptOffsets: [] as number[] };
     if (rec.inline) {
       const size = live.readable ?? rec.size;
-      const parts = await inlineExtents(this.options.store, rec.id, size);
+      // a missing extent is reported as corrupt like a short file, not thrown
+      const parts = await inlineExtents(this.options.store, rec.id, size, false);
       for await (const [key, value] of this.options.store.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
         const offset = Number(String(key).slice(prefix.length));
         const { length, crc } = JSON.parse(value) as { length: number; crc: number };
@@ -1068,10 +1084,20 @@ export class Depot {
           `the new size ${size} is below the ${rec.size} bytes already stored`,
         );
       }
+      const before = rec.maxSize;
       if (!this.pools.resize(rec, size))
         throw exceeded(`the ${rec.pool} pool has no room to grow this area to ${size} bytes`);
       rec.maxSize = size;
-      if (rec.inline && size > (this.options.inlineMaxBytes ?? INLINE_MAX)) await this.moveToFile(live);
+      if (rec.inline && size > (this.options.inlineMaxBytes ?? INLINE_MAX)) {
+        try {
+          await this.moveToFile(live);
+        } catch (err) {
+          // still inline: it keeps its old size (an inline area stays small)
+          this.pools.resize(rec, before);
+          rec.maxSize = before;
+          throw err;
+        }
+      }
     }
     rec.expiresAt = expiresAt;
     if (attributes.reliability !== undefined && attributes.reliability !== rec.reliability) {
@@ -1092,12 +1118,14 @@ export class Depot {
 
   /**
    * An inline area grown past INLINE_MAX gets a file: its bytes are written there (and fsynced when
-   * STABLE) while no store runs, then the record says so in the same batch that drops the inline copy.
+   * STABLE) while no store runs, then the record says so in the same batch that drops the inline copy
+   * (a crash before that batch leaves the area inline, its file removed at start-up).
    */
   private async moveToFile(live: Live): Promise<void> {
     const release = await live.writer.acquire();
     try {
       const rec = live.rec;
+      if (!rec.inline || live.freed) return; // a concurrent CHNG moved it, or it was freed
       const data = await readInline(this.options.store, rec.id, 0, rec.size);
       const path = this.path(rec);
       const fh = await open(path, 'w');
@@ -1107,9 +1135,16 @@ export class Depot {
       } finally {
         await fh.close();
       }
+      if (live.freed) {
+        await rm(path, { force: true });
+        return;
+      }
+      const drop = await inlineKeys(this.options.store, rec.id);
       rec.inline = undefined;
-      await this.save(live);
-      await clearInline(this.options.store, rec.id);
+      await this.save(
+        live,
+        drop.map((key) => ({ type: 'del', key })),
+      );
     } finally {
       release();
     }

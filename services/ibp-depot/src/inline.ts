@@ -16,8 +16,9 @@ const BUFFER = { valueEncoding: 'buffer' } as const;
 
 export type DataOp = { type: 'put'; key: string; value: Buffer; valueEncoding: 'buffer' };
 
+/** Whether a new area keeps its bytes inline; `max` 0 = never. */
 export function inlineable(type: string, size: number, max: number): boolean {
-  return type === 'BYTE_ARRAY' && size <= max;
+  return type === 'BYTE_ARRAY' && max > 0 && size <= max;
 }
 
 export function dataOp(id: string, offset: number, data: Buffer): DataOp {
@@ -50,7 +51,12 @@ export async function gather(
  * The extents that make up the first `size` bytes, in order: each starts where the one before ended (an
  * extent left by a store whose record a crash lost, or one the next store replaced, is skipped).
  */
-export async function inlineExtents(store: Store, id: string, size: number): Promise<Map<number, Buffer>> {
+export async function inlineExtents(
+  store: Store,
+  id: string,
+  size: number,
+  strict = true,
+): Promise<Map<number, Buffer>> {
   const prefix = DATA_PREFIX(id);
   const entries = await store
     .iterator<string, Buffer>({ gte: prefix, lt: prefixEnd(prefix), ...BUFFER })
@@ -65,7 +71,8 @@ export async function inlineExtents(store: Store, id: string, size: number): Pro
     chain.set(offset, part);
     pos += part.length;
   }
-  if (pos < size) throw BackplaneError.of('DATA_LOSS', `area ${id} holds ${pos} of its ${size} bytes`);
+  if (strict && pos < size)
+    throw BackplaneError.of('DATA_LOSS', `area ${id} holds ${pos} of its ${size} bytes`);
   return chain;
 }
 
@@ -79,6 +86,14 @@ export async function readInline(store: Store, id: string, offset: number, lengt
     if (from < to) part.copy(out, from - offset, from - at, to - at);
   }
   return out;
+}
+
+/** The keys of an inline area's bytes. */
+export async function inlineKeys(store: Store, id: string): Promise<string[]> {
+  const prefix = DATA_PREFIX(id);
+  const keys: string[] = [];
+  for await (const key of store.keys({ gte: prefix, lt: prefixEnd(prefix) })) keys.push(String(key));
+  return keys;
 }
 
 /** Removes every extent of an inline area's bytes. */

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Depot } from '../src';
 import { INLINE_MAX } from '../src/inline';
@@ -123,5 +123,79 @@ describe('Depot: small BYTE_ARRAY areas inline in level', () => {
     await store(caps.writeCap, 'gone soon');
     await depot.manage(caps.manageCap, 'DECR', 'READ');
     expect(await dataKeys(idOf(caps.readCap))).toEqual([]);
+  });
+
+  it('moves a VOLATILE area into a file with one batch that names the file and drops the inline copy', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'VOLATILE'));
+    await store(caps.writeCap, 'volatile bytes');
+    const id = idOf(caps.readCap);
+    const batch = jest.spyOn(t.store, 'batch');
+    await depot.manage(caps.manageCap, 'CHNG', undefined, { size: INLINE_MAX * 2 });
+    expect(await read(caps.readCap)).toBe('volatile bytes');
+    t = await t.reopen(); // a clean close flushes the VOLATILE record
+    depot = t.depot;
+    const calls = batch.mock.calls as unknown as Array<
+      [Array<{ type: string; key: string; value?: string }>]
+    >;
+    batch.mockRestore();
+    const together = calls.find(([ops]) =>
+      ops.some((o) => o.type === 'del' && o.key.startsWith(`dat!${id}!`)),
+    );
+    expect(together).toBeDefined();
+    const record = together?.[0].find((o) => o.key === `alloc!${id}`);
+    expect(record && JSON.parse(record.value as string).inline).toBeUndefined();
+    expect(await read(caps.readCap)).toBe('volatile bytes');
+    expect(await dataKeys(id)).toEqual([]);
+  });
+
+  it('lets two CHNG growths race: one moves the area, both succeed', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'grow me');
+    await Promise.all([
+      depot.manage(caps.manageCap, 'CHNG', undefined, { size: INLINE_MAX + 10 }),
+      depot.manage(caps.manageCap, 'CHNG', undefined, { size: INLINE_MAX + 20 }),
+    ]);
+    expect(await read(caps.readCap)).toBe('grow me');
+    expect((await depot.manage(caps.manageCap, 'PROBE', undefined)).maxSize).toBe(INLINE_MAX + 20);
+  });
+
+  it('keeps an area inline at its old size when the move into a file fails', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'stays');
+    const used = depot.status().stable.used;
+    mkdirSync(join(t.dir, 'stable', idOf(caps.readCap))); // the file cannot be made: a directory is in the way
+    await expect(depot.manage(caps.manageCap, 'CHNG', undefined, { size: INLINE_MAX + 1 })).rejects.toThrow();
+    expect((await depot.manage(caps.manageCap, 'PROBE', undefined)).maxSize).toBe(100);
+    expect(depot.status().stable.used).toBe(used);
+    expect(await read(caps.readCap)).toBe('stays');
+  });
+
+  it('answers reads at once after a store whose area became VOLATILE while its bytes arrived', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    let go!: () => void;
+    const gate = new Promise<void>((r) => {
+      go = r;
+    });
+    async function* slow() {
+      yield Buffer.from('first half,');
+      await gate;
+      yield Buffer.from(' second half');
+    }
+    const storing = depot.store(caps.writeCap, 23, slow());
+    await new Promise((r) => setTimeout(r, 10));
+    await depot.manage(caps.manageCap, 'CHNG', undefined, { attributes: { reliability: 'VOLATILE' } });
+    go();
+    await storing;
+    expect(await read(caps.readCap)).toBe('first half, second half');
+    expect(await depot.verify(caps.readCap)).toEqual({ extents: 1, bytes: 23, corruptOffsets: [] });
+  });
+
+  it('reports a missing inline extent as corrupt in Verify', async () => {
+    const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
+    await store(caps.writeCap, 'one;');
+    await store(caps.writeCap, 'two');
+    const id = idOf(caps.readCap);
+    await t.store.del(`dat!${id}!${String(4).padStart(16, '0')}`);
+    expect(await depot.verify(caps.readCap)).toEqual({ extents: 2, bytes: 7, corruptOffsets: [4] });
   });
 });
