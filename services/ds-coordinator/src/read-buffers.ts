@@ -15,8 +15,34 @@ const CLASSES = [1024, 16 * 1024, 256 * 1024, 1024 * 1024];
 /** Spare buffers kept for reuse, per size. */
 const SPARE = [256, 64, 16, 8];
 
+/**
+ * Reused read buffers. Every adopted socket holds the buffer its next read goes into, idle or not; those
+ * above the smallest size are bounded by `waitingBudget` bytes in all, so ten thousand connections that
+ * went quiet right after a burst do not each keep a large one (past the budget, reads use smaller ones).
+ */
 export class ReadBuffers {
   private readonly spare: Buffer[][] = CLASSES.map(() => []);
+  private waiting = 0;
+
+  constructor(private readonly waitingBudget = 64 * 1024 * 1024) {}
+
+  /** Bytes of larger-than-smallest buffers held by sockets for their next read. */
+  get waitingBytes(): number {
+    return this.waiting;
+  }
+
+  /** A buffer for a socket's next read: of size class `cls`, or smaller while the budget is spent. */
+  assign(cls: number): Buffer {
+    let c = cls;
+    while (c > 0 && this.waiting + (CLASSES[c] as number) > this.waitingBudget) c--;
+    if (c > 0) this.waiting += CLASSES[c] as number;
+    return this.take(c);
+  }
+
+  /** The read into an assigned buffer happened, or its socket closed before one did. */
+  unassign(buf: Buffer): void {
+    if (buf.length > (CLASSES[0] as number)) this.waiting -= buf.length;
+  }
 
   take(cls: number): Buffer {
     return this.spare[cls]?.pop() ?? Buffer.allocUnsafeSlow(CLASSES[cls] as number);
@@ -71,10 +97,11 @@ interface SocketInternals {
 export function adoptForReads(socket: Socket, buffers: ReadBuffers, highWaterMark: number): Socket {
   const old = socket as unknown as SocketInternals;
   const handle = old._handle;
-  if (!handle || typeof handle.useUserBuffer !== 'function' || old.encrypted || old._server === undefined)
-    return socket;
+  if (!handle || typeof handle.useUserBuffer !== 'function' || old.encrypted) return socket;
   const reader: ChunkReader = { sink: undefined, early: [] };
   let cls = 0;
+  /** The buffer the next read goes into. */
+  let waiting: Buffer | undefined;
   let adopted: Socket;
   try {
     adopted = new Socket({
@@ -85,9 +112,14 @@ export function adoptForReads(socket: Socket, buffers: ReadBuffers, highWaterMar
       pauseOnCreate: true,
       highWaterMark,
       onread: {
-        buffer: () => buffers.take(cls),
+        buffer: () => {
+          waiting = buffers.assign(cls);
+          return waiting;
+        },
         callback: (n: number, buf: Uint8Array) => {
           const b = buf as Buffer;
+          buffers.unassign(b);
+          waiting = undefined;
           cls = nextClass(cls, n);
           const sink = reader.sink;
           if (sink) return sink(b.subarray(0, n), () => buffers.give(b));
@@ -109,6 +141,10 @@ export function adoptForReads(socket: Socket, buffers: ReadBuffers, highWaterMar
   next._server = server;
   next.server = server;
   socket.destroy();
+  adopted.once('close', () => {
+    if (waiting) buffers.unassign(waiting);
+    waiting = undefined;
+  });
   readers.set(adopted, reader);
   return adopted;
 }

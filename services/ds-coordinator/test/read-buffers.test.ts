@@ -55,10 +55,42 @@ describe('adoptForReads', () => {
     expect(await new Promise((r) => server.getConnections((_e, n) => r(n)))).toBe(1);
     // the server's close waits for the adopted socket, and completes once it is gone
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const socketClosed = new Promise((resolve) => socket.once('close', resolve));
     socket.end();
     socket.destroy();
+    await socketClosed;
     client.destroy();
     await closed;
+    // the buffer the closed socket held for its next read counts no more
+    expect(buffers.waitingBytes).toBe(0);
+  });
+
+  it('reads into small buffers once the budget for waiting buffers is spent', async () => {
+    const buffers = new ReadBuffers(0);
+    const server = createServer({ pauseOnConnect: true });
+    const accepted = new Promise<Socket>((resolve) => {
+      server.once('connection', (s: Socket) => resolve(adoptForReads(s, buffers, 16384)));
+    });
+    const port = await listen(server);
+    const payload = randomBytes(512 * 1024);
+    const client = connect({ port, host: '127.0.0.1' });
+    client.end(payload);
+    const socket = await accepted;
+    const got: Buffer[] = [];
+    (chunkReader(socket) as NonNullable<ReturnType<typeof chunkReader>>).sink = (chunk, release) => {
+      got.push(Buffer.from(chunk));
+      release();
+      return true;
+    };
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    socket.resume();
+    await ended;
+    expect(Buffer.concat(got).equals(payload)).toBe(true);
+    expect(Math.max(...got.map((c) => c.length))).toBeLessThanOrEqual(1024);
+    expect(buffers.waitingBytes).toBe(0);
+    socket.destroy();
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
   it('keeps bytes read before anyone relays them, and hands them over first', async () => {
