@@ -4,6 +4,7 @@ import {
   type CallOptions as GrpcCallOptions,
   Metadata,
   type ServiceError,
+  status,
 } from '@grpc/grpc-js';
 import { BackplaneError, isServiceError } from './errors';
 
@@ -41,6 +42,23 @@ function grpcOptions(opts: CallOptions): Partial<GrpcCallOptions> {
   return deadline === undefined ? {} : { deadline: new Date(deadline) };
 }
 
+/** What grpc-js says, with status INTERNAL, when it cannot encode a request (nothing reached the server). */
+const SERIALIZATION_FAILURE = 'Request message serialization failure: ';
+
+/**
+ * A failed call as a BackplaneError. A request the client could not encode (a fraction where the message
+ * has an integer, a number where it has bytes) is the caller's bad parameter, not an internal error.
+ */
+function callError(err: ServiceError): BackplaneError {
+  if (err.code === status.INTERNAL && err.details?.startsWith(SERIALIZATION_FAILURE)) {
+    return BackplaneError.badParameter(
+      `the request could not be encoded: ${err.details.slice(SERIALIZATION_FAILURE.length)}`,
+      { cause: err },
+    );
+  }
+  return BackplaneError.from(err);
+}
+
 /** Calls a unary method of a grpc-js client; failures reject with a BackplaneError carrying the server's reason. */
 export function unary<Req, Res>(
   method: UnaryMethod<Req, Res>,
@@ -54,7 +72,7 @@ export function unary<Req, Res>(
     }
     const call = method(request, opts.metadata ?? new Metadata(), grpcOptions(opts), (err, res) => {
       opts.signal?.removeEventListener('abort', onAbort);
-      if (err) reject(BackplaneError.from(err));
+      if (err) reject(callError(err));
       else resolve(res);
     });
     const onAbort = () => call.cancel();
@@ -74,7 +92,7 @@ export async function* serverStream<Req, Res>(
   try {
     for await (const message of call as AsyncIterable<Res>) yield message;
   } catch (err) {
-    if (isServiceError(err)) throw BackplaneError.from(err);
+    if (isServiceError(err)) throw callError(err);
     throw err;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);

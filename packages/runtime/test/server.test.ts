@@ -106,6 +106,15 @@ describe('startService', () => {
     expect(ok.toString('hex')).toBe(good.toString('hex'));
   });
 
+  it('refuses a request the client cannot encode with INVALID_ARGUMENT, not INTERNAL', async () => {
+    const err = await unary(client.echo.bind(client), { payload: 12.5 } as never).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect((err as Error).message).toMatch(/could not be encoded/);
+    // and the client keeps working
+    const res = await unary(client.echo.bind(client), { payload: Buffer.from('fine') });
+    expect(res.payload.toString()).toBe('fine');
+  });
+
   it('honours client deadlines', async () => {
     const err = await unary(
       client.echo.bind(client),
