@@ -53,6 +53,13 @@ export const dsSettings = {
     0,
     3_600_000,
   ),
+  bindingTtlS: settings.int(
+    'BACKPLANE_DS_BINDING_TTL_S',
+    'a client with no connection for this many seconds is forgotten: its binding is dropped (0 = never)',
+    86_400,
+    0,
+    315_360_000,
+  ),
   pendingTimeoutMs: settings.int(
     'BACKPLANE_DS_PENDING_TIMEOUT_MS',
     'how long a connection waits for any node of its service before it is closed',

@@ -251,6 +251,7 @@ export class Coordinator {
     if (!client) {
       client = { key, name, url, streams: new Set(), node: undefined, moving: undefined };
       this.clients.set(key, client);
+      this.bindings.active(name, url);
     }
     const max = this.options.maxConnectionsPerClient ?? 1000;
     if (client.streams.size >= max) {
@@ -482,7 +483,10 @@ export class Coordinator {
   private forget(client: ClientRecord): void {
     client.node?.clients.delete(client);
     client.node = undefined;
-    if (this.clients.get(client.key) === client) this.clients.delete(client.key);
+    if (this.clients.get(client.key) === client) {
+      this.clients.delete(client.key);
+      this.bindings.idle(client.name, client.url);
+    }
   }
 
   /** A node failed with this client's streams: hand them to another node, with a message saying why. */

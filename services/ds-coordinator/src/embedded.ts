@@ -26,6 +26,8 @@ export interface DsCoordinatorOptions {
   dataPort?: number;
   defaultPolicy?: DefaultPolicy;
   bindingWaitMs?: number;
+  /** A client with no connection for this long loses its binding (default a day; 0 = never). */
+  bindingTtlMs?: number;
   pendingTimeoutMs?: number;
   maxConnectionsPerClient?: number;
   proxyProtocol?: boolean;
@@ -54,7 +56,7 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
   let listeners: Listeners | undefined;
   let running: RunningService | undefined;
   try {
-    const bindings = await Bindings.open(store);
+    const bindings = await Bindings.open(store, { ttlMs: options.bindingTtlMs ?? 86_400_000 });
     const services = new Map<string, string>();
     const log = options.log ?? silentLogger();
     const coordinator = new Coordinator({
@@ -93,7 +95,7 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
       limits: options.limits,
       maxStreamsPerConnection: options.maxStreamsPerConnection,
       grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
-      onClose: [() => store.close(), () => opened.close(), () => coordinator.close()],
+      onClose: [() => bindings.close(), () => store.close(), () => opened.close(), () => coordinator.close()],
     });
     return Object.assign(running, { coordinator, services, dataAddress: opened.dataAddress });
   } catch (err) {

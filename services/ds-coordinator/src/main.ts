@@ -15,6 +15,7 @@ runService(
       dataPort: config.dataPort,
       defaultPolicy: config.defaultPolicy,
       bindingWaitMs: config.bindingWaitMs,
+      bindingTtlMs: config.bindingTtlS * 1000,
       pendingTimeoutMs: config.pendingTimeoutMs,
       maxConnectionsPerClient: config.maxConnectionsPerClient,
       proxyProtocol: config.proxyProtocol,
