@@ -51,6 +51,8 @@ describe('tuplespace process', () => {
       );
       const written = new Set<number>();
       const taken = new Set<number>();
+      // a take cut off by the kill may have removed a tuple without its answer arriving
+      let takeInFlight = false;
       let stop = false;
       const writer = (async () => {
         for (let n = 0; !stop; n++) {
@@ -62,6 +64,7 @@ describe('tuplespace process', () => {
             );
             written.add(n);
             if (n % 3 === 0) {
+              takeInFlight = true;
               const r = await unary(
                 client.take.bind(client),
                 { space: 'durable', template: all, txnId: '' },
@@ -75,6 +78,7 @@ describe('tuplespace process', () => {
                       : -1,
                   ),
                 );
+              takeInFlight = false;
             }
           } catch {
             return;
@@ -97,8 +101,10 @@ describe('tuplespace process', () => {
           if (v?.$case === 'intValue') found.add(v.intValue);
         }
       }
-      // every acknowledged write is there unless an acknowledged take removed it
-      for (const n of written) if (!taken.has(n)) expect(found.has(n)).toBe(true);
+      // every acknowledged write is there unless an acknowledged take removed it (or the one take the
+      // kill cut off, whose answer never came)
+      const missing = [...written].filter((n) => !taken.has(n) && !found.has(n));
+      expect(missing.length).toBeLessThanOrEqual(takeInFlight ? 1 : 0);
       for (const n of taken) expect(found.has(n)).toBe(false);
     } finally {
       client.close();
