@@ -44,7 +44,7 @@ export class ReadBuffers {
     if (buf.length > (CLASSES[0] as number)) this.waiting -= buf.length;
   }
 
-  take(cls: number): Buffer {
+  private take(cls: number): Buffer {
     return this.spare[cls]?.pop() ?? Buffer.allocUnsafeSlow(CLASSES[cls] as number);
   }
 

@@ -6,7 +6,6 @@ import {
   AsyncLock,
   BackplaneError,
   Condition,
-  crc32Combine,
   type Logger,
   prefixEnd,
   type Store,
@@ -21,6 +20,7 @@ import {
   newKey,
   parseCapability,
 } from './capability';
+import { type Chunk, exactly } from './chunks';
 import { FileCache } from './file-cache';
 import { type ChunkAllocator, rangeRead, ringRead, ringWrite, writeFully } from './files';
 import {
@@ -91,8 +91,7 @@ export interface StoreResult {
 
 export type ManageCommand = 'INCR' | 'DECR' | 'PROBE' | 'CHNG';
 
-/** A piece of a Store: bytes, optionally with the CRC-32 already verified for them. */
-export type Chunk = Buffer | { data: Buffer; crc32?: number };
+export type { Chunk } from './chunks';
 
 export interface ReadHooks {
   /** Called with the number of bytes the read will yield, before the first chunk. */
@@ -619,12 +618,9 @@ export class Depot {
           crc = await this.storeCircular(live, total, chunks, sync);
           break;
       }
-      if (live.freed && rec.inline) {
-        await clearInline(this.options.store, rec.id);
-        throw BackplaneError.notFound('the area was freed while the store was in progress');
-      }
       if (live.freed) {
-        // the store may have re-created a file the free removed: remove it again
+        // nothing of an inline area was written yet; a file the store may have re-created is removed again
+        if (rec.inline) throw BackplaneError.notFound('the area was freed while the store was in progress');
         const written = rec.type === 'BUFFER' ? this.path(rec, rec.generation + 1) : this.path(rec);
         this.files.forget(written);
         await rm(written, { force: true });
@@ -690,25 +686,14 @@ export class Depot {
   ): Promise<number> {
     const cached = flags === 'r+';
     const fh = cached ? await this.files.acquire(path, 'write') : await open(path, flags);
-    let at = 0;
     let crc = 0;
     let flushedAt = 0;
     let flushing: Promise<void> | undefined;
     try {
-      for await (const item of chunks) {
-        const chunk = Buffer.isBuffer(item) ? item : item.data;
-        if (chunk.length === 0) continue;
-        if (at + chunk.length > total) {
-          throw BackplaneError.badParameter(`the stream carries more than the announced ${total} bytes`);
-        }
-        await put(fh, chunk, at);
-        const known = Buffer.isBuffer(item) ? undefined : item.crc32;
-        // a chunk whose CRC was already checked on arrival is folded in without reading it again
-        crc =
-          known !== undefined && chunk.length >= 65536
-            ? crc32Combine(crc, known, chunk.length)
-            : crc32(chunk, crc);
-        at += chunk.length;
+      for await (const piece of exactly(total, chunks)) {
+        await put(fh, piece.chunk, piece.at);
+        crc = piece.crc;
+        const at = piece.at + piece.chunk.length;
         // a long STABLE store flushes as it goes, so the final fsync has little left to do
         if (sync && at - flushedAt >= EARLY_FLUSH_BYTES && !flushing) {
           flushedAt = at;
@@ -718,8 +703,6 @@ export class Depot {
           flushing.catch(() => undefined);
         }
       }
-      if (at !== total)
-        throw BackplaneError.badParameter(`the stream ended after ${at} of the announced ${total} bytes`);
       await flushing;
       if (sync) await fh.sync();
       return crc;

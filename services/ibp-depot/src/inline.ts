@@ -1,5 +1,5 @@
-import { crc32 } from 'node:zlib';
 import { BackplaneError, prefixEnd, type Store } from '@backplane/runtime';
+import { type Chunk, exactly } from './chunks';
 
 /**
  * Small BYTE_ARRAY areas keep their bytes in level next to their metadata instead of in a file of their
@@ -28,23 +28,16 @@ export function dataOp(id: string, offset: number, data: Buffer): DataOp {
 /** Every byte of a store's stream, in one buffer of exactly `total` bytes, and its CRC-32. */
 export async function gather(
   total: number,
-  chunks: AsyncIterable<Buffer | { data: Buffer }> | Iterable<Buffer | { data: Buffer }>,
+  chunks: AsyncIterable<Chunk> | Iterable<Chunk>,
 ): Promise<{ data: Buffer; crc: number }> {
   const parts: Buffer[] = [];
-  let at = 0;
-  for await (const item of chunks) {
-    const chunk = Buffer.isBuffer(item) ? item : item.data;
-    if (chunk.length === 0) continue;
-    if (at + chunk.length > total) {
-      throw BackplaneError.badParameter(`the stream carries more than the announced ${total} bytes`);
-    }
-    parts.push(chunk);
-    at += chunk.length;
+  let crc = 0;
+  for await (const piece of exactly(total, chunks)) {
+    parts.push(piece.chunk);
+    crc = piece.crc;
   }
-  if (at !== total)
-    throw BackplaneError.badParameter(`the stream ended after ${at} of the announced ${total} bytes`);
   const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, total);
-  return { data, crc: crc32(data) };
+  return { data, crc };
 }
 
 /**
