@@ -1,10 +1,10 @@
+import { type CallOptions, serverStream, unary } from '@backplane/client-core';
 import {
   type ClientInfo,
   CoordinatorServiceClient,
   type DrainResponse,
   type StatusResponse,
 } from '@backplane/proto/ds';
-import { type CallOptions, serverStream, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, type Metadata } from '@grpc/grpc-js';
 import { DEFAULT_COORDINATOR } from './ds-service';
 

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
+import { BackplaneError } from '@backplane/client-core';
 import { HandoffReason } from '@backplane/proto/ds';
-import { BackplaneError } from '@backplane/runtime';
 
 /** Why a client is at this node (receive_handoff tells). */
 export type ArrivalReason = 'connected' | 'application' | 'node-failed' | 'drain';

@@ -3,6 +3,7 @@ import { connect, isIP, type NetConnectOpts } from 'node:net';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { BackplaneError, unary } from '@backplane/client-core';
 import {
   type AttachRequest,
   type AttachResponse,
@@ -13,7 +14,6 @@ import {
   type IncomingHandoff,
   type StreamGrant,
 } from '@backplane/proto/ds';
-import { BackplaneError, unary } from '@backplane/runtime';
 import {
   type ChannelCredentials,
   type ClientDuplexStream,

@@ -1,4 +1,4 @@
-import { BackplaneError } from '@backplane/runtime';
+import { BackplaneError } from '@backplane/client-core';
 
 /** Items for any number of waiters, each with its own timeout (serve and receive_handoff). */
 export class Mailbox<T> {

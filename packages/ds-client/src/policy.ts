@@ -1,4 +1,4 @@
-import { BackplaneError } from '@backplane/runtime';
+import { BackplaneError } from '@backplane/client-core';
 import type { DsClient } from './ds-client';
 
 /** What a policy may know about the targets besides their URLs. */

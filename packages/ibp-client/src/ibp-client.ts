@@ -4,6 +4,18 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import {
+  BackplaneError,
+  type CallOptions,
+  CallPipeline,
+  crc32Combine,
+  type PipelinedMethod,
+  pipelinedUnary,
+  RECONNECT_OPTIONS,
+  serverStream,
+  type UnaryMethod,
+  unary,
+} from '@backplane/client-core';
+import {
   AllocationType,
   type CapSet,
   CapType,
@@ -15,18 +27,6 @@ import {
   Reliability,
   type StatusResponse,
 } from '@backplane/proto/ibp';
-import {
-  BackplaneError,
-  type CallOptions,
-  CallPipeline,
-  crc32Combine,
-  type PipelinedMethod,
-  pipelinedUnary,
-  RECONNECT_OPTIONS,
-  serverStream,
-  type UnaryMethod,
-  unary,
-} from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 
 export type { CapSet, ManageResponse, StatusResponse } from '@backplane/proto/ibp';

@@ -1,3 +1,4 @@
+import { type CallOptions, RECONNECT_OPTIONS, serverStream, unary } from '@backplane/client-core';
 import {
   type Binding,
   type Location,
@@ -6,7 +7,6 @@ import {
   WatchEventType,
   type WatchResponse,
 } from '@backplane/proto/naming';
-import { type CallOptions, RECONNECT_OPTIONS, serverStream, unary } from '@backplane/runtime';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 
 export const DEFAULT_NAMESERVER = '127.0.0.1:7000';

@@ -1,5 +1,5 @@
+import { BackplaneError, type ClientLogger, SILENT_LOGGER } from '@backplane/client-core';
 import type { Binding, Location } from '@backplane/proto/naming';
-import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
 import { NamingClient, type NamingClientOptions } from './naming-client';
 
 export interface PublishOptions extends NamingClientOptions {
@@ -10,7 +10,7 @@ export interface PublishOptions extends NamingClientOptions {
   /** Lease length; the lease is renewed every third of it. Default 10 s. */
   leaseTtlMs?: number;
   metadata?: Record<string, string>;
-  log?: Logger;
+  log?: ClientLogger;
   /** Called when the publication is lost for good (e.g. another server took the name). */
   onError?: (err: BackplaneError) => void;
 }
@@ -37,7 +37,7 @@ export async function publish(
   options: PublishOptions,
 ): Promise<Publication> {
   const client = new NamingClient(options);
-  const log = options.log ?? silentLogger();
+  const log = options.log ?? SILENT_LOGGER;
   const scope = options.scope ?? '';
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
   let location: Location = { host: server.host, port: server.port, metadata: options.metadata ?? {} };

@@ -1,4 +1,4 @@
-import { BackplaneError, type Logger } from '@backplane/runtime';
+import { BackplaneError, type ClientLogger } from '@backplane/client-core';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { publish } from './publish';
 
@@ -17,7 +17,7 @@ export async function registerService(
     token?: string | undefined;
     /** TLS for the call to the name server (the service's client TLS settings); default plaintext. */
     credentials?: ChannelCredentials | undefined;
-    log: Logger;
+    log: ClientLogger;
   },
 ): Promise<void> {
   if (!options.nameServer) return;

@@ -1,5 +1,5 @@
+import { BackplaneError } from '@backplane/client-core';
 import type { Binding } from '@backplane/proto/naming';
-import { BackplaneError } from '@backplane/runtime';
 import { experimental, Metadata, status } from '@grpc/grpc-js';
 import { NamingClient, type NamingClientOptions } from './naming-client';
 

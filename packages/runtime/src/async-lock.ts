@@ -1,4 +1,4 @@
-import { BackplaneError } from './errors';
+import { BackplaneError } from '@backplane/client-core';
 
 /**
  * A mutex whose waiters are served in arrival order and leave the queue when their signal aborts (a

@@ -1,4 +1,4 @@
-import { BackplaneError } from './errors';
+import { BackplaneError } from '@backplane/client-core';
 
 /**
  * A bounded queue between a producer that must not block (an event listener) and an async consumer

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { BackplaneError } from './errors';
+import { BackplaneError } from '@backplane/client-core';
 import type { CallContext } from './handlers';
 
 /** Compares two secrets in constant time (the lengths are hidden by hashing first). */

@@ -1,3 +1,4 @@
+import { BackplaneError, statusName } from '@backplane/client-core';
 import type {
   Metadata,
   ServerDuplexStream,
@@ -9,7 +10,6 @@ import type {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { BackplaneError, statusName } from './errors';
 import type { Logger } from './logger';
 
 /** What a handler knows about its call. */

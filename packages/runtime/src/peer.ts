@@ -1,5 +1,5 @@
+import { bearerMetadata } from '@backplane/client-core';
 import { type ChannelCredentials, credentials, type Metadata } from '@grpc/grpc-js';
-import { bearerMetadata } from './client';
 import { clientCredentials, type TlsFiles } from './tls';
 
 /**

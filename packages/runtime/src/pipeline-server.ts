@@ -1,3 +1,11 @@
+import {
+  addEntries,
+  BackplaneError,
+  MAX_BATCH_BYTES,
+  metadataEntries,
+  TurnBatch,
+  withMore,
+} from '@backplane/client-core';
 import type { CallsRequest, CallsResponse } from '@backplane/proto/pipeline';
 import {
   type handleUnaryCall,
@@ -6,10 +14,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
-import { BackplaneError } from './errors';
 import type { BidiStreamHandler } from './handlers';
-import { addEntries, metadataEntries } from './pipeline-metadata';
-import { TurnBatch } from './turn-batch';
 
 /** A unary method as served (wrapHandlers' grpc-js handler) and its definition (request decoder). */
 export interface UnaryTarget {
@@ -20,18 +25,9 @@ export interface UnaryTarget {
 /** Answer messages not yet handed to HTTP/2 beyond which a stream stops taking calls (a client that does not read). */
 const MAX_UNSENT = 256;
 
-/** Answers of one turn go in one message up to about this many bytes; more start another message. */
-export const MAX_BATCH_BYTES = 256 * 1024;
-
 /** Roughly what an answer adds to its message. */
 function answerSize(r: CallsResponse): number {
   return r.response.length + r.message.length + 24;
-}
-
-/** One message carrying `parts`: the first, with the others in its `more`. */
-export function withMore<M extends { more: M[] }>(parts: M[]): M {
-  const [first, ...more] = parts as [M, ...M[]];
-  return more.length > 0 ? { ...first, more } : first;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import { NodesRequest, SharingServiceClient } from '@backplane/proto/sharing';
 import {
   BackplaneError,
   type CallOptions,
@@ -9,7 +8,8 @@ import {
   RECONNECT_OPTIONS,
   type UnaryMethod,
   unary,
-} from '@backplane/runtime';
+} from '@backplane/client-core';
+import { NodesRequest, SharingServiceClient } from '@backplane/proto/sharing';
 import { type ChannelCredentials, credentials as grpcCredentials, status } from '@grpc/grpc-js';
 
 export const DEFAULT_PORT = 8400;

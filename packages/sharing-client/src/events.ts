@@ -1,10 +1,10 @@
+import { type CallOptions, serverStream, unary } from '@backplane/client-core';
 import {
   type PublishRequest,
   SharingServiceService,
   SubscribeRequest,
   UnsubscribeRequest,
 } from '@backplane/proto/sharing';
-import { type CallOptions, serverStream, unary } from '@backplane/runtime';
 import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
 export interface SharedEvent {

@@ -1,3 +1,4 @@
+import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/client-core';
 import {
   CommitRequest,
   CompareAndSetRequest,
@@ -10,7 +11,6 @@ import {
   WatchRequest,
   WatchResponse_Kind,
 } from '@backplane/proto/sharing';
-import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/runtime';
 import { isUnavailable, RETRY_FIRST_MS, retryPause, type SharingConnection } from './connection';
 
 export type Value = string | Uint8Array;

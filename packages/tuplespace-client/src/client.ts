@@ -1,11 +1,4 @@
 import {
-  EventKind,
-  Permission,
-  type TupleRecord,
-  TupleSpaceServiceClient,
-  TupleSpaceServiceService,
-} from '@backplane/proto/tuplespace';
-import {
   BackplaneError,
   type CallOptions,
   CallPipeline,
@@ -15,7 +8,14 @@ import {
   serverStream,
   type UnaryMethod,
   unary,
-} from '@backplane/runtime';
+} from '@backplane/client-core';
+import {
+  EventKind,
+  Permission,
+  type TupleRecord,
+  TupleSpaceServiceClient,
+  TupleSpaceServiceService,
+} from '@backplane/proto/tuplespace';
 import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import type { Template, Tuple } from './tuples';
 

@@ -7,6 +7,7 @@ const ROOT = join(__dirname, '..', '..', '..');
 /** What we publish: every library, client, service and the CLI, versioned in lock-step. */
 const PUBLISHED = [
   'packages/proto',
+  'packages/client-core',
   'packages/runtime',
   'packages/naming-client',
   'packages/ibp-client',
@@ -106,6 +107,28 @@ describe('published packages', () => {
       // nothing but built code and docs: no sources, tests or local state
       const stray = [...files].filter((f) => /\/(src|test)\/|\.test\.|\.jest-results|\/data\//.test(f));
       expect({ pkg, stray }).toEqual({ pkg, stray: [] });
+    }
+  });
+
+  it('client packages bring no server dependencies (no LevelDB addon, logger, reflection or health service)', () => {
+    const manifests = new Map([...tarballs.values()].map((t) => [tarManifest(t).name, tarManifest(t)]));
+    /** Every package a user gets with `name`: ours followed through their manifests, third-party by name. */
+    const closure = (name: string, seen = new Set<string>()): Set<string> => {
+      if (seen.has(name)) return seen;
+      seen.add(name);
+      const m = manifests.get(name);
+      for (const dep of Object.keys({ ...m?.dependencies, ...m?.peerDependencies })) closure(dep, seen);
+      return seen;
+    };
+    const clients = [...manifests.keys()].filter(
+      (n) => n.endsWith('-client') || n === '@backplane/client-core',
+    );
+    expect(clients.length).toBe(6);
+    const server =
+      /^(@backplane\/(runtime|name-server|ibp-depot|tuplespace|sharing|ds-coordinator)|classic-level|memory-level|abstract-level|pino|@grpc\/reflection|grpc-health-check|@nats-io\/.*)$/;
+    for (const client of clients) {
+      const pulled = [...closure(client)].filter((d) => server.test(d));
+      expect({ client, pulled }).toEqual({ client, pulled: [] });
     }
   });
 

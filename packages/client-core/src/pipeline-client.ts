@@ -9,8 +9,8 @@ import {
 } from '@grpc/grpc-js';
 import { type CallOptions, deadlineOf, type UnaryMethod, unary } from './client';
 import { BackplaneError } from './errors';
+import { MAX_BATCH_BYTES, withMore } from './pipeline-batch';
 import { addEntries } from './pipeline-metadata';
-import { MAX_BATCH_BYTES, withMore } from './pipeline-server';
 import { TurnBatch } from './turn-batch';
 
 /** What the pipeline needs of a ts-proto method definition (e.g. `SharingServiceService.get`). */
