@@ -6,7 +6,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { freePort, type SpawnedProcess, spawnProcess } from '@backplane/runtime/testing';
+import { startUp } from '@backplane/cli/dist/testing';
+import { type SpawnedProcess, spawnProcess } from '@backplane/runtime/testing';
 import { connectBackplane, FARM, sleep, where } from './backplane';
 import { ownerNode } from './front-end';
 
@@ -74,30 +75,9 @@ async function main(): Promise<void> {
   const procs: SpawnedProcess[] = [];
   const node = process.execPath;
   try {
-    const ports: number[] = [];
-    for (let i = 0; i < 6; i++) ports.push(await freePort());
-    const [ns, depot, ts, sharing, ds, jobs] = ports;
-    process.env.BACKPLANE_NAMESERVER = `127.0.0.1:${ns}`;
-    const up = spawnProcess(
-      node,
-      [
-        require.resolve('@backplane/cli/dist/bin.js'),
-        'up',
-        '--data-dir',
-        join(dir, 'data'),
-        '--ports',
-        `name-server=${ns},ibp-depot=${depot},tuplespace=${ts},sharing=${sharing},ds-coordinator=${ds}`,
-      ],
-      {
-        env: {
-          ...process.env,
-          BACKPLANE_DS_DATA_PORT: '0',
-          BACKPLANE_DS_SERVICES: `${FARM.dsService}=${jobs}`,
-        },
-      },
-    );
-    procs.push(up);
-    await up.waitForOutput(/Ctrl-C stops everything/, 60_000);
+    const up = await startUp({ dataDir: join(dir, 'data'), dsServices: [FARM.dsService] });
+    procs.push(up.process);
+    process.env.BACKPLANE_NAMESERVER = up.addresses['name-server'];
     console.log(`backplane up: name server at ${process.env.BACKPLANE_NAMESERVER}`);
 
     const fronts = FRONT_NODES.map((n) =>

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { DsService } from '@backplane/ds-client';
 import { type RunningDsCoordinator, startDsCoordinator } from '@backplane/ds-coordinator';
-import { freePort, spawnProcess, tempDir, waitFor } from '@backplane/runtime/testing';
+import { freePort, type SpawnedProcess, spawnProcess, tempDir, waitFor } from '@backplane/runtime/testing';
 import { SERVICES } from '../src/services';
+import { type RunningUp, startUp } from '../src/testing';
 
 const BIN = join(__dirname, '..', 'dist', 'bin.js');
 
@@ -21,35 +22,18 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 
 describe('backplane up + backplane names', () => {
   const dir = tempDir();
-  let port: number;
-  let upProc: ReturnType<typeof spawnProcess>;
+  let up: RunningUp;
+  let upProc: SpawnedProcess;
   let ns: string;
-  let depotPort: number;
-  let tsPort: number;
-  let shPort: number;
-  let dsPort: number;
+  let tsAddress: string;
+  let sharingAddress: string;
 
   beforeAll(async () => {
-    port = await freePort();
-    depotPort = await freePort();
-    tsPort = await freePort();
-    shPort = await freePort();
-    dsPort = await freePort();
-    ns = `127.0.0.1:${port}`;
-    upProc = spawnProcess(
-      process.execPath,
-      [
-        BIN,
-        'up',
-        '--data-dir',
-        dir.path,
-        '--ports',
-        `name-server=${port},ibp-depot=${depotPort},tuplespace=${tsPort},sharing=${shPort},ds-coordinator=${dsPort}`,
-      ],
-      // the coordinator's data port and its `default` service's client port: any free ones
-      { env: { ...process.env, BACKPLANE_DS_DATA_PORT: '0', BACKPLANE_DS_SERVICES: 'default=0' } },
-    );
-    await upProc.waitForOutput(/Ctrl-C stops everything/, 30_000);
+    up = await startUp({ dataDir: dir.path, bin: BIN, readyTimeoutMs: 30_000 });
+    upProc = up.process;
+    ns = up.addresses['name-server'] as string;
+    tsAddress = up.addresses.tuplespace as string;
+    sharingAddress = up.addresses.sharing as string;
   }, 40_000);
 
   afterAll(async () => {
@@ -110,7 +94,7 @@ describe('backplane up + backplane names', () => {
   }, 60_000);
 
   it('writes, reads, takes, scans and runs commands in tuple spaces from the command line', async () => {
-    const server = ['--server', `127.0.0.1:${tsPort}`];
+    const server = ['--server', tsAddress];
     const id = await cli(['ts', 'write', 'default', '("job", 1, owner="ann")', ...server]);
     expect(id.code).toBe(0);
     expect(Number(id.stdout.trim())).toBeGreaterThan(0);
@@ -135,7 +119,7 @@ describe('backplane up + backplane names', () => {
   }, 60_000);
 
   it('puts, gets, lists, watches and removes keys, and publishes and subscribes to events', async () => {
-    const server = ['--server', `boot@127.0.0.1:${shPort}`];
+    const server = ['--server', `boot@${sharingAddress}`];
     const watch = spawnProcess(process.execPath, [
       BIN,
       'kv',
@@ -192,7 +176,7 @@ describe('backplane up + backplane names', () => {
   });
 
   it('allocates, stores, reads, probes and copies in the depot from the command line', async () => {
-    const depot = `127.0.0.1:${depotPort}`;
+    const depot = up.addresses['ibp-depot'] as string;
     const alloc = await cli(['ibp', 'allocate', '1024', '--depot', depot, '--json']);
     expect(alloc.stderr).toBe('');
     expect(alloc.code).toBe(0);

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { startUp } from '@backplane/cli/dist/testing';
+import { tempDir } from '@backplane/runtime/testing';
 
 const ROOT = join(__dirname, '..', '..', '..');
 /** What we publish: every library, client, service and the CLI, versioned in lock-step. */
@@ -186,33 +187,26 @@ describe('published packages', () => {
       'main.ts',
     ]);
 
-    const ports = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
-    const [ns, depot, ts, sharing, ds] = ports.map((p) => `127.0.0.1:${p}`) as string[];
-    const up = spawnProcess(
-      process.execPath,
-      [
-        join(modules, '@backplane/cli/dist/bin.js'),
-        'up',
-        '--data-dir',
-        join(dir.path, 'data'),
-        '--ports',
-        `name-server=${ports[0]},ibp-depot=${ports[1]},tuplespace=${ports[2]},sharing=${ports[3]},ds-coordinator=${ports[4]}`,
-      ],
-      { cwd: app, env: { ...process.env, BACKPLANE_DS_DATA_PORT: '0', BACKPLANE_DS_SERVICES: 'default=0' } },
-    );
+    // the CLI from the tarball, run in the user's project
+    const up = await startUp({
+      dataDir: join(dir.path, 'data'),
+      bin: join(modules, '@backplane/cli/dist/bin.js'),
+      cwd: app,
+      readyTimeoutMs: 30_000,
+    });
+    const at = (name: string) => up.addresses[name] as string;
     try {
-      await up.waitForOutput(/Ctrl-C stops everything/, 30_000);
       const out = execFileSync(process.execPath, ['main.js'], {
         cwd: app,
         encoding: 'utf8',
         timeout: 30_000,
         env: {
           ...process.env,
-          BACKPLANE_NAMESERVER: ns,
-          APP_DEPOT: depot,
-          APP_TS: ts,
-          APP_SHARING: sharing,
-          APP_DS: ds,
+          BACKPLANE_NAMESERVER: at('name-server'),
+          APP_DEPOT: at('ibp-depot'),
+          APP_TS: at('tuplespace'),
+          APP_SHARING: at('sharing'),
+          APP_DS: at('ds-coordinator'),
         },
       });
       expect(out.trim().split('\n')).toEqual([
@@ -224,7 +218,7 @@ describe('published packages', () => {
         'done',
       ]);
     } finally {
-      await up.stop('SIGINT');
+      await up.stop();
     }
   }, 120_000);
 });

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
-import { freePort, spawnProcess, tempDir } from '@backplane/runtime/testing';
+import { type RunningUp, startUp } from '@backplane/cli/dist/testing';
+import { freePort, tempDir } from '@backplane/runtime/testing';
 import { buildDescriptors, CHECKS, reflectionTargets, runPythonSuite } from './suite';
-
-const BIN = require.resolve('@backplane/cli/dist/bin.js');
 
 /**
  * The docker-compose topology without Docker: `backplane up --nats` runs a local nats-server and the five
@@ -10,65 +9,46 @@ const BIN = require.resolve('@backplane/cli/dist/bin.js');
  */
 describe('backplane up --nats, driven from Python', () => {
   const dir = tempDir('up-nats-');
-  let up: ReturnType<typeof spawnProcess>;
-  let ports: number[];
-  const address = (i: number) => `127.0.0.1:${ports[i]}`;
+  let up: RunningUp;
+  let addresses: Record<string, string>;
+  const address = (name: string) => addresses[name] as string;
 
   beforeAll(async () => {
-    ports = [];
-    for (let i = 0; i < 7; i++) ports.push(await freePort());
-    const [ns, depot, ts, sharing, ds, nats, dsClients] = ports;
-    up = spawnProcess(
-      process.execPath,
-      [
-        BIN,
-        'up',
-        '--nats',
-        '--nats-port',
-        String(nats),
-        '--data-dir',
-        join(dir.path, 'data'),
-        '--ports',
-        `name-server=${ns},ibp-depot=${depot},tuplespace=${ts},sharing=${sharing},ds-coordinator=${ds}`,
-      ],
-      {
-        env: {
-          ...process.env,
-          BACKPLANE_DS_DATA_PORT: '0',
-          BACKPLANE_DS_SERVICES: `python=${dsClients}`,
-          BACKPLANE_TS_ADMIN_PASSWORD: 'up-nats-secret',
-        },
-      },
-    );
-    await up.waitForOutput(/Ctrl-C stops everything/, 60_000);
+    up = await startUp({
+      dataDir: join(dir.path, 'data'),
+      args: ['--nats', '--nats-port', String(await freePort())],
+      dsServices: ['python'],
+      env: { BACKPLANE_TS_ADMIN_PASSWORD: 'up-nats-secret' },
+    });
+    addresses = up.addresses;
   }, 70_000);
 
   afterAll(async () => {
-    await up?.stop('SIGINT');
+    await up?.stop();
     dir.remove();
   });
 
   it('serves every check of the Python suite, sharing on NATS', async () => {
-    expect(up.output()).toMatch(/nats\s+127\.0\.0\.1:\d+/);
+    expect(up.process.output()).toMatch(/nats\s+127\.0\.0\.1:\d+/);
     const result = await runPythonSuite({
       ...buildDescriptors(dir.path),
       natsEngine: true,
-      naming: address(0),
+      naming: address('name-server'),
       // one depot in this topology: the third-party copy goes from the depot to itself
-      depotA: address(1),
-      depotB: address(1),
-      tuplespace: address(2),
+      depotA: address('ibp-depot'),
+      depotB: address('ibp-depot'),
+      tuplespace: address('tuplespace'),
       tsUser: 'admin',
       tsPassword: 'up-nats-secret',
-      sharing: address(3),
-      dsCoordinator: address(4),
+      sharing: address('sharing'),
+      dsCoordinator: address('ds-coordinator'),
       dsService: 'python',
       reflectionTargets: reflectionTargets({
-        naming: address(0),
-        depot: address(1),
-        tuplespace: address(2),
-        sharing: address(3),
-        ds: address(4),
+        naming: address('name-server'),
+        depot: address('ibp-depot'),
+        tuplespace: address('tuplespace'),
+        sharing: address('sharing'),
+        ds: address('ds-coordinator'),
       }),
     });
     if (result.code !== 0) console.error(result.output);
