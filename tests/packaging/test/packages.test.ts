@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { startUp } from '@backplane/cli/dist/testing';
 import { tempDir } from '@backplane/runtime/testing';
 
@@ -105,9 +105,27 @@ describe('published packages', () => {
       // lock-step: every @backplane dependency is this release
       const ours = Object.entries(deps).filter(([k, v]) => k.startsWith('@backplane/') && v !== VERSION);
       expect({ pkg, ours }).toEqual({ pkg, ours: [] });
-      // nothing but built code and docs: no sources, tests or local state
-      const stray = [...files].filter((f) => /\/(src|test)\/|\.test\.|\.jest-results|\/data\//.test(f));
+      // built code, the sources its maps point at, and docs: no tests or local state
+      const stray = [...files].filter((f) => /\/test\/|\.test\.|\.jest-results|\/data\//.test(f));
       expect({ pkg, stray }).toEqual({ pkg, stray: [] });
+      // every source and declaration map points at a file that ships (stack traces, go-to-definition)
+      const unmapped: string[] = [];
+      const maps = [...files].filter((f) => f.endsWith('.map'));
+      const unpacked = join(dir.path, 'unpacked', pkg);
+      mkdirSync(unpacked, { recursive: true });
+      execFileSync('tar', ['-xzf', tarball, '-C', unpacked]);
+      for (const m of maps) {
+        const map = JSON.parse(readFileSync(join(unpacked, m), 'utf8')) as { sources: string[] };
+        for (const source of map.sources) {
+          const target = posix.normalize(posix.join(posix.dirname(m), source));
+          if (!files.has(target)) unmapped.push(`${m} → ${source}`);
+        }
+      }
+      expect({ pkg, maps: maps.length > 0, unmapped: unmapped.slice(0, 5) }).toEqual({
+        pkg,
+        maps: true,
+        unmapped: [],
+      });
     }
   });
 
