@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { BackplaneError } from '@backplane/client-core';
-import { HandoffReason } from '@backplane/proto/ds';
+import { DS_MAX_MESSAGE_BYTES, HandoffReason } from '@backplane/proto/ds';
 
 /** Why a client is at this node (receive_handoff tells). */
 export type ArrivalReason = 'connected' | 'application' | 'node-failed' | 'drain';
@@ -79,11 +79,17 @@ export class DsClient {
     return [...this.streams];
   }
 
-  /** The message that goes with the next handoff; null removes it. */
+  /** The message that goes with the next handoff (at most 1 MiB: BadParameter beyond); null removes it. */
   setMessage(message: Buffer | Uint8Array | string | null): void {
     this.check();
-    this.message =
+    const bytes =
       message === null ? null : typeof message === 'string' ? Buffer.from(message) : Buffer.from(message);
+    if (bytes && bytes.length > DS_MAX_MESSAGE_BYTES) {
+      throw BackplaneError.badParameter(
+        `handoff message of ${bytes.length} bytes; at most ${DS_MAX_MESSAGE_BYTES}`,
+      );
+    }
+    this.message = bytes;
   }
 
   /** The message set here or by the node that handed the client off; null when none. */

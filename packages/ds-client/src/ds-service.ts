@@ -60,6 +60,10 @@ interface ClientState {
   streams: Map<string, DsStream>;
   moving: boolean;
   appeared: Map<string, (stream: DsStream) => void>;
+  /** New streams that arrived while a handoff was starting: served if it does not start. */
+  held: DsStream[];
+  /** Streams the application closed here (the coordinator may still list them in a handoff). */
+  closedIds: Set<string>;
 }
 
 /**
@@ -216,6 +220,7 @@ export class DsService extends EventEmitter implements ClientOwner {
       const st = this.stateOf(clientUrl);
       const ds = this.openStream(stream, st);
       if (!st.moving) this.served.put(ds);
+      else st.held.push(ds);
     } else if (kind.$case === 'incomingHandoff') {
       this.received(kind.incomingHandoff);
     } else if (kind.$case === 'release') {
@@ -232,7 +237,15 @@ export class DsService extends EventEmitter implements ClientOwner {
   private stateOf(url: string): ClientState {
     let st = this.clients.get(url);
     if (!st) {
-      st = { url, epoch: ++this.epochs, streams: new Map(), moving: false, appeared: new Map() };
+      st = {
+        url,
+        epoch: ++this.epochs,
+        streams: new Map(),
+        moving: false,
+        appeared: new Map(),
+        held: [],
+        closedIds: new Set(),
+      };
       this.clients.set(url, st);
     }
     return st;
@@ -268,9 +281,15 @@ export class DsService extends EventEmitter implements ClientOwner {
     this.owners.set(ds, st);
     ds.once('close', () => {
       this.served.remove(ds);
+      // the state holding it now (a client handed back here takes over the streams it still had)
+      const owner = this.owners.get(ds) ?? st;
       this.owners.delete(ds);
-      if (st.streams.get(ds.id) === ds) st.streams.delete(ds.id);
-      if (st.streams.size === 0 && !st.moving && this.clients.get(st.url) === st) this.clients.delete(st.url);
+      if (owner.streams.get(ds.id) === ds) {
+        owner.streams.delete(ds.id);
+        owner.closedIds.add(ds.id);
+      }
+      if (owner.streams.size === 0 && !owner.moving && this.clients.get(owner.url) === owner)
+        this.clients.delete(owner.url);
     });
     st.appeared.get(ds.id)?.(ds);
     st.appeared.delete(ds.id);
@@ -281,7 +300,12 @@ export class DsService extends EventEmitter implements ClientOwner {
     const previous = this.clients.get(h.clientUrl);
     if (previous) this.clients.delete(h.clientUrl);
     const st = this.stateOf(h.clientUrl);
-    if (previous) for (const [id, s] of previous.streams) st.streams.set(id, s);
+    if (previous) {
+      for (const [id, s] of previous.streams) {
+        st.streams.set(id, s);
+        this.owners.set(s, st);
+      }
+    }
     const streams = h.streams.map((g) => this.openStream(g, st));
     const client = new DsClient(this, st.url, st.epoch, streams, h.message ?? null, {
       reason: arrivalReason(h.reason),
@@ -309,17 +333,38 @@ export class DsService extends EventEmitter implements ClientOwner {
   private async session(): Promise<string> {
     this.checkOpen();
     await this.ready;
-    if (!this.secret)
-      throw BackplaneError.incorrectState('the coordinator cannot be contacted (re-attaching)');
+    if (!this.secret) throw BackplaneError.unavailable('the coordinator cannot be contacted (re-attaching)');
     return this.secret;
   }
 
   // ---- the seed's API ----------------------------------------------------------------------------
 
-  /** The next stream of a new client connection. */
+  /**
+   * The next stream of a new client connection. While the service re-attaches after losing the
+   * coordinator it waits (streams come again once it is back) rather than failing.
+   */
   async serve(timeoutMs = -1): Promise<Duplex> {
-    await this.session();
-    return this.served.take(timeoutMs);
+    this.checkOpen();
+    const started = Date.now();
+    await this.attachedWithin(timeoutMs);
+    return this.served.take(timeoutMs < 0 ? timeoutMs : Math.max(0, timeoutMs - (Date.now() - started)));
+  }
+
+  /** Waits for the first attach, at most `timeoutMs` (< 0: as long as it takes); its failure is thrown. */
+  private async attachedWithin(timeoutMs: number): Promise<void> {
+    if (timeoutMs < 0) return this.ready;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(BackplaneError.of('TIMEOUT', `not attached to the coordinator within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.ready, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The client a stream belongs to (a new object each call). */
@@ -355,9 +400,13 @@ export class DsService extends EventEmitter implements ClientOwner {
     return (await this.targets()).map((t) => t.nodeUrl);
   }
 
-  private async targets() {
+  private async targets(timeoutMs = -1) {
     const session = await this.session();
-    const res = await unary(this.stub.listTargets.bind(this.stub), { session }, { metadata: this.metadata });
+    const res = await unary(
+      this.stub.listTargets.bind(this.stub),
+      { session },
+      { metadata: this.metadata, timeoutMs: timeoutMs >= 0 ? Math.max(1, timeoutMs) : undefined },
+    );
     return res.targets;
   }
 
@@ -366,13 +415,18 @@ export class DsService extends EventEmitter implements ClientOwner {
     this.checkOpen();
     this.handled(client);
     if (!this.policy) throw BackplaneError.incorrectState('this ds_service has no handoff policy');
-    const targets = await this.targets();
+    const startedAt = Date.now();
+    const targets = await this.targets(timeoutMs);
     const target = await this.policy.getTarget(
       client,
       targets.map((t) => t.nodeUrl),
       { clients: new Map(targets.map((t) => [t.nodeUrl, t.clients])) },
     );
-    return this.move(target, client, timeoutMs);
+    return this.move(
+      target,
+      client,
+      timeoutMs < 0 ? timeoutMs : Math.max(0, timeoutMs - (Date.now() - startedAt)),
+    );
   }
 
   /** Hands the client (all its streams here) to the node `target` (ds://<node>/<name>). */
@@ -396,9 +450,10 @@ export class DsService extends EventEmitter implements ClientOwner {
   }
 
   /**
-   * One handoff. The timeout bounds the wait for the target to take the client. Starting it and releasing
-   * the streams (sending their unread bytes) are never cut short: once the coordinator has stopped the
-   * client's input here, giving up half-way would lose bytes.
+   * One handoff. The timeout bounds the whole handoff (the coordinator is told it too) except the start
+   * and the sending of unread bytes, which are never cut short: once the coordinator has stopped the
+   * client's input here, giving up half-way would lose bytes. A stream not yet connected here when the
+   * time is up goes to the target as it is (it has received nothing here).
    */
   private async move(
     target: string,
@@ -412,19 +467,32 @@ export class DsService extends EventEmitter implements ClientOwner {
     const call = this.stub.handoff(this.metadata.clone());
     const responses = responsesOf(call);
     const deadline = timeoutMs >= 0 ? Date.now() + timeoutMs : undefined;
+    const left = () => (deadline === undefined ? STREAM_APPEAR_MS : Math.max(0, deadline - Date.now()));
     let started = false;
     try {
       call.write({
-        kind: { $case: 'start', start: { session, clientUrl: st.url, targetUrl: target, reason } },
+        kind: {
+          $case: 'start',
+          // 0 = no bound at the coordinator either
+          start: {
+            session,
+            clientUrl: st.url,
+            targetUrl: target,
+            reason,
+            timeoutMs: deadline ? left() || 1 : 0,
+          },
+        },
       });
       const first = await responses.next(undefined, '');
       if (first.kind?.$case !== 'started') {
         throw BackplaneError.of('INTERNAL', 'the coordinator did not start the handoff');
       }
       started = true;
+      st.held = []; // part of the handoff
       const writeClosedStreamIds: string[] = [];
       for (const id of first.kind.started.streamIds) {
-        const ds = st.streams.get(id) ?? (await appeared(st, id));
+        if (st.closedIds.has(id)) continue; // closed by the application: nothing to hand on
+        const ds = st.streams.get(id) ?? (await appeared(st, id, Math.min(STREAM_APPEAR_MS, left())));
         if (!ds) continue;
         const { unread, writeClosed } = await ds.release();
         if (writeClosed) writeClosedStreamIds.push(id);
@@ -452,6 +520,8 @@ export class DsService extends EventEmitter implements ClientOwner {
       if (!started) {
         call.cancel();
         st.moving = false;
+        // new streams that came meanwhile stay here: serve() hands them out
+        for (const ds of st.held.splice(0)) if (!ds.destroyed) this.served.put(ds);
       }
       throw BackplaneError.from(err);
     } finally {
@@ -508,12 +578,12 @@ export class DsService extends EventEmitter implements ClientOwner {
   }
 }
 
-function appeared(st: ClientState, id: string): Promise<DsStream | undefined> {
+function appeared(st: ClientState, id: string, ms: number): Promise<DsStream | undefined> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       st.appeared.delete(id);
       resolve(undefined);
-    }, STREAM_APPEAR_MS);
+    }, ms);
     st.appeared.set(id, (s) => {
       clearTimeout(timer);
       resolve(s);

@@ -205,7 +205,10 @@ export class Coordinator {
 
   /** The contact node's default choice among the nodes of a name. */
   private choose(name: string, exclude?: NodeSession): NodeSession | undefined {
-    const nodes = this.nodesOf(name).filter((n) => n !== exclude);
+    const candidates = this.nodesOf(name).filter((n) => n !== exclude);
+    // a node being drained takes new clients only when no other node is there
+    const open = candidates.filter((n) => n.draining === 0);
+    const nodes = open.length > 0 ? open : candidates;
     if (nodes.length === 0) return undefined;
     const turn = this.roundRobin++;
     if (this.options.defaultPolicy === 'round-robin') return nodes[turn % nodes.length];
@@ -327,10 +330,10 @@ export class Coordinator {
     const grant: Grant = { stream, client, node, dialled: new Signal() };
     this.grants.set(key, grant);
     stream.counters = node.counters;
-    stream.awaitingDial = true;
+    const seq = stream.granted();
     const timer = setTimeout(() => {
       if (this.grants.delete(key) && !stream.closed) {
-        stream.dialFailed();
+        stream.dialFailed(seq);
         this.log.warn({ node: node.url, stream: stream.id }, 'a node did not dial its data connection');
       }
     }, this.dialTimeoutMs);
@@ -476,7 +479,10 @@ export class Coordinator {
         },
       },
     });
-    return Promise.all(grants.map((g) => g.grant.dialled.promise)).then(() => undefined);
+    // a stream the client closes meanwhile (or that no dial reached in time, which closes it) is not waited for
+    return Promise.all(grants.map((g) => Promise.race([g.grant.dialled.promise, g.grant.stream.gone]))).then(
+      () => undefined,
+    );
   }
 
   /** Drops a client without connections from every record (its binding stays). */
@@ -612,7 +618,9 @@ function clientKey(name: string, clientUrl: string): string {
   return `${name}\u0000${clientUrl}`;
 }
 
+/** `promise`, or TIMEOUT after `ms` (0: no bound). */
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  if (ms === 0) return promise;
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(BackplaneError.of('TIMEOUT', `the target did not take the client within ${ms} ms`)),

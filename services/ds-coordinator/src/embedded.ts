@@ -29,6 +29,8 @@ export interface DsCoordinatorOptions {
   /** A client with no connection for this long loses its binding (default a day; 0 = never). */
   bindingTtlMs?: number;
   pendingTimeoutMs?: number;
+  /** How long a node may take to dial a granted data connection before the stream is given up (10 s). */
+  dialTimeoutMs?: number;
   maxConnectionsPerClient?: number;
   proxyProtocol?: boolean;
   /** The service listeners speak TLS with the coordinator's certificate (the data listener does whenever it has one). */
@@ -68,6 +70,7 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
       defaultPolicy: options.defaultPolicy,
       bindingWaitMs: options.bindingWaitMs,
       pendingTimeoutMs: options.pendingTimeoutMs,
+      dialTimeoutMs: options.dialTimeoutMs,
       maxConnectionsPerClient: options.maxConnectionsPerClient,
     });
     const wanted = options.services ?? new Map([['default', { host, port: DEFAULT_SERVICE_PORT }]]);

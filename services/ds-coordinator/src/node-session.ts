@@ -28,6 +28,8 @@ export class NodeSession {
   /** Detached (close()) or failed: no new clients, no handoffs to it. */
   closed = false;
   detached = false;
+  /** Drains in progress: new clients go to other nodes while there are any. */
+  draining = 0;
   private outbox: Promise<void> = Promise.resolve();
   private readonly latencies: number[] = [];
   private latencyNext = 0;

@@ -47,6 +47,11 @@ export class RelayStream {
   private dataBase = { written: 0, read: 0 };
   /** A data connection was granted and not dialled yet. */
   awaitingDial = false;
+  /** The number of the latest grant (an older one failing does not concern the stream any more). */
+  private grantSeq = 0;
+  private readonly closedSignal = new Signal();
+  /** Resolves once the client's connection has closed. */
+  readonly gone = this.closedSignal.promise;
   /** Set by close(): what finishes closing the client once the node's output is relayed. */
   private closing: (() => void) | undefined;
   /** The node's application ended writing / closed the stream (StreamClosed), and its data EOF arrived. */
@@ -221,6 +226,8 @@ export class RelayStream {
    * waits for the old node's. `writeClosed`: the old node's application had ended writing.
    */
   completeRelease(unread: Buffer[], writeClosed: boolean, oldOutput: Promise<void>): void {
+    // never dialled by the old node: it has no output for the client (a late dial is refused)
+    if (!this.data) this.releasing?.resolve();
     this.prefix = [...unread, ...this.prefix];
     if (writeClosed) this.writeClosing = true;
     this.previousOutput = oldOutput.then(() => {
@@ -237,11 +244,27 @@ export class RelayStream {
     return this.writeClosed || this.writeClosing;
   }
 
-  /** A granted data connection was never dialled: nothing waits for it any more. */
-  dialFailed(): void {
+  /** A data connection is granted for the stream; returns the grant's number (for dialFailed). */
+  granted(): number {
+    this.awaitingDial = true;
+    return ++this.grantSeq;
+  }
+
+  /**
+   * Grant `seq` was never dialled. If it is the latest, no node holds the stream: a release waiting for it
+   * goes on without it (the handoff's target gets the stream), a close finishes, and otherwise the client's
+   * connection is closed, as nothing would ever relay it.
+   */
+  dialFailed(seq: number): void {
+    if (seq !== this.grantSeq || this.closed) return;
     this.awaitingDial = false;
-    this.releasing?.resolve();
-    this.closing?.();
+    if (this.releasing) this.releasing.resolve();
+    else if (this.closing) this.closing();
+    else {
+      this.stopInput();
+      this.endClientWrite();
+      this.socket.destroySoon();
+    }
   }
 
   /** The node failed: drop its data connection; the stream waits for the next node. */
@@ -323,6 +346,7 @@ export class RelayStream {
 
   private clientClosed(hadError: boolean): void {
     this.closed = true;
+    this.closedSignal.resolve();
     this.releasing?.resolve();
     const data = this.data;
     if (data) {

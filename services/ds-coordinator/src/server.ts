@@ -6,7 +6,7 @@ import {
 } from '@backplane/proto/ds';
 import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
 import type { Coordinator } from './coordinator';
-import type { NodeSession } from './node-session';
+import type { ClientRecord, NodeSession } from './node-session';
 import { LIMITS } from './urls';
 
 /** Unread bytes a node may return per stream in one handoff (socket buffers plus its own queue). */
@@ -38,6 +38,9 @@ async function first<T>(it: AsyncIterator<T>, what: string, signal: AbortSignal)
   if (nextValue.done) throw BackplaneError.badParameter(`the stream ended before its ${what}`);
   return nextValue.value;
 }
+
+/** The longest setTimeout Node honours (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function checkMessage(message: Buffer | undefined): Buffer | undefined {
   if (message && message.length > LIMITS.maxMessageBytes) {
@@ -92,7 +95,8 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
       if (hello.kind?.$case !== 'start') {
         throw BackplaneError.badParameter('the first message of a Handoff stream must be HandoffStart');
       }
-      const { session, clientUrl, targetUrl, reason } = hello.kind.start;
+      const { session, clientUrl, targetUrl, reason, timeoutMs: requested } = hello.kind.start;
+      const startedAt = Date.now();
       const from = coordinator.session(session);
       const handoff = coordinator.beginHandoff(from, clientUrl, targetUrl);
       const ids = new Set(handoff.streams.map((s) => s.id));
@@ -133,7 +137,15 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
         // learns what went wrong
         failure = err;
       }
-      const timeoutMs = ctx.deadline ? Math.max(1, ctx.deadline - Date.now()) : DEFAULT_HANDOFF_TIMEOUT_MS;
+      // the caller's bound for the target's dials (0: none), else the call's deadline, else the default
+      const timeoutMs =
+        requested === 0
+          ? 0
+          : requested !== undefined
+            ? Math.min(MAX_TIMER_MS, Math.max(1, startedAt + requested - Date.now()))
+            : ctx.deadline
+              ? Math.max(1, ctx.deadline - Date.now())
+              : DEFAULT_HANDOFF_TIMEOUT_MS;
       const target = await coordinator.completeHandoff(
         handoff,
         unread,
@@ -199,16 +211,30 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
     async drain(request, sink, ctx) {
       const node = coordinator.node(request.nodeUrl);
       const perSecond = request.perSecond || 20;
-      for (const client of [...node.clients]) {
-        if (ctx.signal.aborted || node.closed) return;
-        try {
-          const target = await coordinator.release(node, client, DEFAULT_HANDOFF_TIMEOUT_MS);
-          await sink.send({ clientUrl: client.url, targetUrl: target, error: '' });
-        } catch (err) {
-          await sink.send({ clientUrl: client.url, targetUrl: '', error: BackplaneError.from(err).message });
-          if (err instanceof BackplaneError && err.reason === 'NO_SUCCESS') return;
+      // while it runs, new clients go elsewhere; clients that reach the node meanwhile (bound to it) go too
+      node.draining++;
+      const tried = new Set<ClientRecord>();
+      try {
+        for (;;) {
+          if (ctx.signal.aborted || node.closed) return;
+          const client = [...node.clients].find((c) => !tried.has(c));
+          if (!client) return;
+          tried.add(client);
+          try {
+            const target = await coordinator.release(node, client, DEFAULT_HANDOFF_TIMEOUT_MS);
+            await sink.send({ clientUrl: client.url, targetUrl: target, error: '' });
+          } catch (err) {
+            await sink.send({
+              clientUrl: client.url,
+              targetUrl: '',
+              error: BackplaneError.from(err).message,
+            });
+            if (err instanceof BackplaneError && err.reason === 'NO_SUCCESS') return;
+          }
+          await new Promise((r) => setTimeout(r, 1000 / perSecond));
         }
-        await new Promise((r) => setTimeout(r, 1000 / perSecond));
+      } finally {
+        node.draining--;
       }
     },
   });

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { DS_MAX_MESSAGE_BYTES } from '@backplane/proto/ds';
 import { BackplaneError } from '@backplane/runtime';
 
 /** Limits of the control plane's names (documented in the proto and the README). */
@@ -6,7 +7,7 @@ export const LIMITS = {
   /** Service names and node ids: letters, digits, '-', '_', '.'. */
   maxNameLength: 128,
   /** A handoff message (the seed's saga::buffer). */
-  maxMessageBytes: 1024 * 1024,
+  maxMessageBytes: DS_MAX_MESSAGE_BYTES,
 } as const;
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
@@ -29,7 +30,8 @@ export function clientUrlOf(address: string): string {
 
 /** The client URL's address, for PROXY-protocol and validation. */
 export function parseClientUrl(url: string): string {
-  const m = /^ipv6:\/\/\[([0-9a-fA-F:.]+)\]$/.exec(url);
+  // a link-local address keeps its zone (fe80::1%eth0), as the socket reported it
+  const m = /^ipv6:\/\/\[([0-9a-fA-F:.]+(?:%[A-Za-z0-9_.~-]{1,64})?)\]$/.exec(url);
   if (!m || isIP(m[1] as string) !== 6) {
     throw BackplaneError.badParameter(
       `invalid client URL ${JSON.stringify(url.slice(0, 200))}: expected ipv6://[<IPv6 address>]`,

@@ -251,15 +251,23 @@ describe('CoordinatorService control input', () => {
     await ds.close();
   });
 
-  it('a handoff message over the limit is refused', async () => {
+  it('a handoff message over the limit is refused before anything moves', async () => {
     const a = await attachNode(c, { node: 'big-a' });
     const cl = await connectClient(c.address, '127.0.2.2');
     const s = await a.serve(5000);
     const b = await attachNode(c, { node: 'big-b' });
     const dc = a.getClient(s);
-    dc.setMessage(Buffer.alloc(1024 * 1024 + 1));
+    // the SDK refuses it at once: the client stays, with the message it had
+    dc.setMessage('kept');
+    expect(() => dc.setMessage(Buffer.alloc(1024 * 1024 + 1))).toThrow(
+      expect.objectContaining({ code: status.INVALID_ARGUMENT }),
+    );
+    expect(dc.getMessage()?.toString()).toBe('kept');
+    expect(a.getAllClients().map((x) => x.getUrl())).toEqual([dc.getUrl()]);
+    // a node that sends one anyway (not through setMessage) is refused by the coordinator; its streams
+    // had been released, so the client goes on to the target, without the message
+    (dc as unknown as { message: Buffer }).message = Buffer.alloc(1024 * 1024 + 1);
     await expect(a.handoffTo(b.url, dc, 5000)).rejects.toEqual(code(status.INVALID_ARGUMENT));
-    // the streams had been released, so the client went on to the target, without the message
     const got = await b.receiveHandoff(5000);
     expect(got.getMessage()).toBeNull();
     cl.destroy();

@@ -188,6 +188,13 @@ export interface HandoffStart {
   targetUrl: string;
   /** APPLICATION (or unset), or DRAIN when the node carries out a Release. */
   reason: HandoffReason;
+  /**
+   * How long, from HandoffStart, the handoff may take until the target has dialled the client's streams;
+   * beyond it the call answers DEADLINE_EXCEEDED (the client has moved all the same). Unset: the call's
+   * deadline, or 10 s without one; 0: no bound (each stream's dial is still bounded by the coordinator's
+   * dial timeout).
+   */
+  timeoutMs?: number | undefined;
 }
 
 export interface UnreadBytes {
@@ -1547,7 +1554,7 @@ export const HandoffRequest: MessageFns<HandoffRequest> = {
 };
 
 function createBaseHandoffStart(): HandoffStart {
-  return { session: "", clientUrl: "", targetUrl: "", reason: 0 };
+  return { session: "", clientUrl: "", targetUrl: "", reason: 0, timeoutMs: undefined };
 }
 
 export const HandoffStart: MessageFns<HandoffStart> = {
@@ -1563,6 +1570,9 @@ export const HandoffStart: MessageFns<HandoffStart> = {
     }
     if (message.reason !== 0) {
       writer.uint32(32).int32(message.reason);
+    }
+    if (message.timeoutMs !== undefined) {
+      writer.uint32(40).uint32(message.timeoutMs);
     }
     return writer;
   },
@@ -1612,6 +1622,14 @@ export const HandoffStart: MessageFns<HandoffStart> = {
             message.reason = reader.int32() as any;
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1638,6 +1656,11 @@ export const HandoffStart: MessageFns<HandoffStart> = {
         ? globalThis.String(object.target_url)
         : "",
       reason: isSet(object.reason) ? handoffReasonFromJSON(object.reason) : 0,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : undefined,
     };
   },
 
@@ -1655,6 +1678,9 @@ export const HandoffStart: MessageFns<HandoffStart> = {
     if (message.reason !== 0) {
       obj.reason = handoffReasonToJSON(message.reason);
     }
+    if (message.timeoutMs !== undefined) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
     return obj;
   },
 
@@ -1667,6 +1693,7 @@ export const HandoffStart: MessageFns<HandoffStart> = {
     message.clientUrl = object.clientUrl ?? "";
     message.targetUrl = object.targetUrl ?? "";
     message.reason = object.reason ?? 0;
+    message.timeoutMs = object.timeoutMs ?? undefined;
     return message;
   },
 };
