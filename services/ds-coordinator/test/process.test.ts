@@ -75,7 +75,11 @@ describe('ds-coordinator processes', () => {
       sock.destroy();
 
       // the coordinator is killed and restarted: nodes attach again by themselves, bindings are kept
+      const detached = new Promise((r) => local?.once('detached', r));
       await coordinator.proc.kill();
+      await detached;
+      // serve() waits through the re-attach (it used to fail at once while the node had no session)
+      const pending = local.serve(20_000);
       coordinator = await start();
       const admin = new DsAdmin(coordinator.address);
       await waitFor(async () => (await admin.status()).nodes.length === 2, 15_000);
@@ -90,7 +94,7 @@ describe('ds-coordinator processes', () => {
         },
       ]);
       sock = await connectClient(serviceAddress, '127.0.0.2');
-      const again = await local.serve(10_000);
+      const again = await pending;
       await write(sock, 'back');
       expect((await readBytes(again, 4)).toString()).toBe('back');
       sock.destroy();
