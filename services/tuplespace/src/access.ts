@@ -152,6 +152,8 @@ export class Users {
     const hash = await scryptAsync(password, salt, 32, SCRYPT);
     const expected = u ? Buffer.from(u.hash, 'base64') : Buffer.alloc(32, 0xff);
     if (!u || !timingSafeEqual(hash, expected)) throw fail();
+    // deleted or given a new password while the hash was computed: this password is no longer valid
+    if (this.users.get(name) !== u) throw fail();
     const p: Principal = { user: u.name, groups: u.groups };
     if (this.verified.size >= 10_000) this.verified.clear();
     this.verified.set(digest, p);

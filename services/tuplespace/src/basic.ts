@@ -59,7 +59,8 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
     async WAIT_TO_READ(inv) {
       const t = template(inv);
       const txn = txnOf(inv);
-      const e = data.read(t, txn) ?? (await data.wait(t, false, txn, inv.signal));
+      const e =
+        data.read(t, txn) ?? (await data.wait(t, false, txn, txn?.signalWith(inv.signal) ?? inv.signal));
       return { found: true, records: [toRecord(e)] };
     },
     async WAIT_TO_TAKE(inv) {
@@ -67,11 +68,17 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
       const txn = txnOf(inv);
       const now = await data.take(t, txn);
       if (now) return { found: true, records: [toRecord(now)] };
-      const e = await data.wait(t, true, txn, inv.signal);
+      const e = await data.wait(t, true, txn, txn?.signalWith(inv.signal) ?? inv.signal);
       if (inv.signal?.aborted && !txn) {
         // the caller went away while the tuple was on its way: it goes back, nothing is lost
         data.restore(e);
         throw inv.signal.reason;
+      }
+      // handed over just before its transaction ended: the take counts if the transaction committed
+      if (txn && txn.state !== 'open' && !(await txn.outcome)) {
+        throw BackplaneError.incorrectState('the transaction was aborted while the call waited', {
+          reason: 'TXN_ENDED',
+        });
       }
       await data.finishWaitTake(e, txn);
       return { found: true, records: [toRecord(e)] };

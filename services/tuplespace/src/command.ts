@@ -74,6 +74,8 @@ export interface TSHandler {
    * after every server start. A handler resumes here what it started before (from `ts.settings`).
    */
   open?(ts: SpaceHandle): void;
+  /** Called when it leaves the stack (its factory removed, or replaced by AddHandler): stop what it started. */
+  close?(): void;
 }
 
 /** The seed's TSFactory: produces the handler for a command, or passes (undefined). */

@@ -45,7 +45,11 @@ export class EventHub {
         `the subscriber fell more than ${MAX_EVENT_BACKLOG} events behind`,
       ),
     };
+    if (signal?.aborted) return { async *[Symbol.asyncIterator]() {} };
     this.subscribers.add(sub);
+    // the caller going away ends the registration even if it never started reading it
+    const drop = () => this.subscribers.delete(sub);
+    signal?.addEventListener('abort', drop, { once: true });
     const hub = this;
     return {
       async *[Symbol.asyncIterator]() {
@@ -53,6 +57,7 @@ export class EventHub {
           yield* sub.queue.drain(signal);
         } finally {
           hub.subscribers.delete(sub);
+          signal?.removeEventListener('abort', drop);
         }
       },
     };

@@ -2,12 +2,17 @@ import { TupleRecord } from '@backplane/proto/tuplespace';
 import type { StoreOp } from '@backplane/runtime';
 import type { Entry } from './tsdb';
 
-/** Keys: spaces `s/<name>`, tuples `t/<space>/<id, 16 digits>`, event sequence `q/<space>`, users `u/<name>`. */
+/**
+ * Keys: spaces `s/<name>`, tuples `t/<space>/<id, 16 digits>`, event sequence `q/<space>`, the next tuple
+ * id `n/<space>` (ids are never reused, also after the highest ones were taken and the server restarted),
+ * users `u/<name>`.
+ */
 export const keys = {
   space: (name: string) => `s/${name}`,
   tuplePrefix: (space: string) => `t/${space}/`,
   tuple: (space: string, id: number) => `t/${space}/${String(id).padStart(16, '0')}`,
   seq: (space: string) => `q/${space}`,
+  nextId: (space: string) => `n/${space}`,
   user: (name: string) => `u/${name}`,
 };
 

@@ -15,12 +15,19 @@ export function extendableFactory(): TSFactory {
     name: 'extendable',
     handles: (command) => handlers.get(command)?.handler,
     addHandler(command, handlerName, handler) {
+      const previous = handlers.get(command)?.handler;
       handlers.set(command, { name: handlerName, handler });
+      // a handler no command uses any more stops what it started
+      if (previous && previous !== handler && ![...handlers.values()].some((h) => h.handler === previous))
+        previous.close?.();
     },
     handlerNames: () => Object.fromEntries([...handlers].map(([c, h]) => [c, h.name])),
     open(ts) {
       // one handler module may serve several commands: resume it once
       for (const h of new Set([...handlers.values()].map((x) => x.handler))) h.open?.(ts);
+    },
+    close() {
+      for (const h of new Set([...handlers.values()].map((x) => x.handler))) h.close?.();
     },
   };
 }

@@ -44,6 +44,11 @@ export class SpaceData {
     return ttlMs && ttlMs > 0 ? this.now() + ttlMs : 0;
   }
 
+  /** The op that keeps the next tuple id (written with every batch that adds tuples). */
+  private nextIdOp(): StoreOp {
+    return { type: 'put', key: keys.nextId(this.name), value: String(this.db.nextId) };
+  }
+
   /** Reserves sequence numbers for `n` events and the op that persists the counter. */
   private reserve(n: number): { first: number; op: StoreOp[] } {
     if (n === 0) return { first: this.seq + 1, op: [] };
@@ -72,7 +77,7 @@ export class SpaceData {
       return entries;
     }
     const { first, op } = this.reserve(entries.length);
-    await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op]);
+    await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op, this.nextIdOp()]);
     entries.forEach((e, i) => {
       this.db.insert(e);
       this.emit(first + i, EventKind.EVENT_KIND_WRITE, e);
@@ -290,7 +295,7 @@ export class SpaceData {
       n++;
     }
     const { first, op } = this.reserve(n);
-    return { ops: [...ops, ...op], seqFirst: first };
+    return { ops: [...ops, ...op, this.nextIdOp()], seqFirst: first };
   }
 
   /** After the commit's batch is written: writes become visible, takes final; events in order. */

@@ -19,6 +19,12 @@ export class Txn {
   /** Calls in progress that use it (a long WAIT_TO_TAKE keeps it from being reaped as idle). */
   active = 0;
   state: 'open' | 'ending' = 'open';
+  private readonly ending = new AbortController();
+  private settle!: (committed: boolean) => void;
+  /** Resolves once it is over: true when committed, false when aborted (or its commit failed). */
+  readonly outcome = new Promise<boolean>((resolve) => {
+    this.settle = resolve;
+  });
 
   constructor(
     readonly id: string,
@@ -46,6 +52,28 @@ export class Txn {
 
   took(space: SpaceData, id: number, kind: EventKind): void {
     this.of(space).takes.set(id, kind);
+  }
+
+  /**
+   * `signal` joined with the transaction's end: a call waiting inside the transaction stops when it is
+   * committed or aborted (nothing may be handed to it after that).
+   */
+  signalWith(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.ending.signal]) : this.ending.signal;
+  }
+
+  /** Commit or abort begins: its waiting calls end now, before its changes are gathered. */
+  end(): void {
+    this.state = 'ending';
+    this.ending.abort(
+      BackplaneError.incorrectState('the transaction was committed or aborted while the call waited', {
+        reason: 'TXN_ENDED',
+      }),
+    );
+  }
+
+  settled(committed: boolean): void {
+    this.settle(committed);
   }
 }
 
@@ -108,12 +136,13 @@ export class Transactions {
 
   async commit(id: string, user: string): Promise<void> {
     const t = this.required(id, user);
-    t.state = 'ending';
-    const parts = [...t.changes].map(([space, c]) => ({
-      space,
-      c,
-      ...space.commitOps(c.writes, c.takes.keys()),
-    }));
+    t.end();
+    // what it did up to now (nothing can be added from here on)
+    const parts = [...t.changes].map(([space, c]) => {
+      const writes = new Set(c.writes);
+      const takes = new Map(c.takes);
+      return { space, writes, takes, ...space.commitOps(writes, takes.keys()) };
+    });
     try {
       await this.committer.commit(parts.flatMap((p) => p.ops));
     } catch (err) {
@@ -121,7 +150,8 @@ export class Transactions {
       throw err;
     }
     this.txns.delete(id);
-    for (const p of parts) p.space.applyCommit(id, p.c.writes, p.c.takes, p.seqFirst);
+    for (const p of parts) p.space.applyCommit(id, p.writes, p.takes, p.seqFirst);
+    t.settled(true);
   }
 
   async abort(id: string, user: string): Promise<void> {
@@ -135,9 +165,10 @@ export class Transactions {
   }
 
   private finishAbort(t: Txn): void {
-    t.state = 'ending';
+    t.end();
     this.txns.delete(t.id);
     for (const [space, c] of t.changes) space.applyAbort(t.id, c.writes, c.takes.keys());
+    t.settled(false);
   }
 
   private reapIdle(): void {

@@ -73,6 +73,8 @@ export class TupleSpaces {
   readonly transactions: Transactions;
   private readonly committer: GroupCommitter;
   private readonly spaces = new Map<string, Space>();
+  /** Spaces being deleted: creating one of the same name waits until its old tuples are gone. */
+  private readonly deleting = new Map<string, Promise<void>>();
   private readonly plugins: PluginLoader;
   private readonly log: Logger;
   private readonly reaper: NodeJS.Timeout;
@@ -109,6 +111,10 @@ export class TupleSpaces {
       if (!space) continue;
       space.data.db.insert(decodeEntry(value));
       loaded++;
+    }
+    for await (const [key, value] of store.iterator({ gte: 'n/', lt: 'n0' })) {
+      const space = ts.spaces.get(String(key).slice(2));
+      if (space) space.data.db.nextId = Math.max(space.data.db.nextId, Number(value));
     }
     if (!ts.spaces.has(DEFAULT_SPACE)) {
       await ts.saveMeta({
@@ -269,6 +275,7 @@ export class TupleSpaces {
         'AUTHENTICATION_FAILED',
         'creating a space needs a user (authorization: Basic …)',
       );
+    await this.deleting.get(name)?.catch(() => {});
     if (!SPACE_NAME.test(name))
       throw BackplaneError.badParameter('space names are 1-128 of A-Z a-z 0-9 . _ -', {
         reason: 'BAD_SPACE_NAME',
@@ -304,11 +311,27 @@ export class TupleSpaces {
       space,
       BackplaneError.notFound(`space ${name} was deleted`, { reason: 'SPACE_NOT_FOUND' }),
     );
+    const done = this.removeSpaceData(name);
+    this.deleting.set(name, done);
+    try {
+      await done;
+    } finally {
+      if (this.deleting.get(name) === done) this.deleting.delete(name);
+    }
+  }
+
+  /**
+   * A deleted space's tuples go from the store once every write already on its way has landed, then its
+   * record: a crash in between leaves the space, empty; its ids and event numbers go on where they were.
+   */
+  private async removeSpaceData(name: string): Promise<void> {
+    await this.committer.flush();
+    await this.options.store.clear({ gte: keys.tuplePrefix(name), lt: `t/${name}0` });
     await this.committer.commit([
       { type: 'del', key: keys.space(name) },
       { type: 'del', key: keys.seq(name) },
+      { type: 'del', key: keys.nextId(name) },
     ]);
-    await this.options.store.clear({ gte: keys.tuplePrefix(name), lt: `t/${name}0` });
   }
 
   listSpaces(

@@ -43,13 +43,26 @@ export const staleBefore = (ms: number): Template => ({
  * START is kept with the space (its settings), so after a restart the deleter runs again by itself.
  */
 export function staleTupleHandler(): TSHandler {
+  /** The spaces this handler ran in: close() stops their deleters. */
+  const spaces = new Set<SpaceHandle>();
   return {
     attributes: (command): Permission[] => (command === 'START' ? ['ADMIN'] : ['WRITE']),
     open(ts) {
+      spaces.add(ts);
       const howOften = Number(ts.settings.get(HOW_OFTEN));
       if (howOften > 0) startDeleter(ts, stateOf(ts), howOften);
     },
+    close() {
+      for (const ts of spaces) {
+        const state = stateOf(ts);
+        if (state.timer) clearInterval(state.timer);
+        state.timer = undefined;
+        state.enabled = false;
+      }
+      spaces.clear();
+    },
     async command(ts, command, inv) {
+      spaces.add(ts);
       const state = stateOf(ts);
       if (command === 'WRITE') {
         let tuple = inv.arg;
