@@ -353,6 +353,9 @@ export class Depot {
    * writes are gathered and committed together a few milliseconds later (one level batch for many areas).
    */
   private save(live: Live, extra: StoreOp[] = []): Promise<void> {
+    // a freed area's record is gone for good: a late write (a store or CHNG that finished after the free)
+    // must not bring it back
+    if (live.freed) return Promise.resolve();
     live.rec.version += 1;
     const id = live.rec.id;
     const snapshot = JSON.stringify(live.rec);
@@ -615,7 +618,7 @@ export class Depot {
           break;
         }
         case 'CIRCULAR_QUEUE':
-          crc = await this.storeCircular(live, total, chunks, sync);
+          crc = await this.storeCircular(live, total, chunks, sync, signal);
           break;
       }
       if (live.freed) {
@@ -628,10 +631,20 @@ export class Depot {
       }
       if (rec.type === 'BUFFER') {
         const old = this.path(rec);
+        const before = { size: rec.size, generation: rec.generation };
         rec.size = total;
         rec.generation += 1;
         // from here on the record names the new file; its one extent replaces the old one
-        await this.save(live, [extentOp(rec.id, 0, total, crc)]);
+        try {
+          await this.save(live, [extentOp(rec.id, 0, total, crc)]);
+        } catch (err) {
+          // not recorded: the old contents stay, the new file goes
+          const written = this.path(rec);
+          Object.assign(rec, before);
+          this.files.forget(written);
+          await rm(written, { force: true });
+          throw err;
+        }
         this.files.forget(old);
         await rm(old, { force: true });
       } else if (rec.type === 'BYTE_ARRAY') {
@@ -639,10 +652,11 @@ export class Depot {
         rec.size += total;
         const ops: StoreOp[] = total > 0 ? [extentOp(rec.id, offset, total, crc)] : [];
         if (inlineData && total > 0) await this.saveInline(live, offset, inlineData, ops);
-        else await this.save(live, ops);
+        else await this.saveGrowth(live, offset, ops);
       } else if (rec.type === 'FIFO') {
+        const before = rec.size;
         rec.size += total;
-        await this.save(live);
+        await this.saveGrowth(live, before);
       }
       live.data.notifyAll();
       return { stored: total, currentSize: rec.size, crc32: crc };
@@ -672,6 +686,16 @@ export class Depot {
       throw err;
     } finally {
       live.readable = undefined;
+    }
+  }
+
+  /** Saves a record whose size grew from `before`: if it is not written, the size goes back (the bytes do not count). */
+  private async saveGrowth(live: Live, before: number, ops: StoreOp[] = []): Promise<void> {
+    try {
+      await this.save(live, ops);
+    } catch (err) {
+      live.rec.size = before;
+      throw err;
     }
   }
 
@@ -724,11 +748,15 @@ export class Depot {
     total: number,
     chunks: AsyncIterable<Chunk> | Iterable<Chunk>,
     sync: boolean,
+    signal?: AbortSignal,
   ): Promise<number> {
     const rec = live.rec;
     const stage = `${this.path(rec)}.stage`;
     const crc = await this.receive(stage, total, chunks, (fh, buf, at) => writeFully(fh, buf, at), sync, 'w');
-    const releaseReader = await live.reader.acquire();
+    const releaseReader = await live.reader.acquire(signal).catch(async (err: unknown) => {
+      await rm(stage, { force: true }); // the caller gave up while a reader held the ring
+      throw err;
+    });
     let redoWritten = false;
     try {
       // a redo record makes the ring update restartable: after a crash (or a failed write) in the middle
@@ -1028,6 +1056,7 @@ export class Depot {
     command: ManageCommand,
     capType: 'READ' | 'WRITE' | undefined,
     change: { attributes?: Partial<Attributes>; size?: number } = {},
+    signal?: AbortSignal,
   ): Promise<Probe> {
     const live = this.authorize(manageCap, 'MANAGE', 'manage_cap');
     const rec = live.rec;
@@ -1046,9 +1075,19 @@ export class Depot {
       }
       case 'PROBE':
         break;
-      case 'CHNG':
-        await this.change(live, change.attributes ?? {}, change.size ?? 0);
+      case 'CHNG': {
+        // after a store in progress (its room was checked against the old size, its fsync decided by
+        // the old reliability), and before the next
+        const release = await live.writer.acquire(signal);
+        try {
+          if (live.freed)
+            throw BackplaneError.notFound('the area was freed', { reason: 'IBP_E_CAP_NOT_FOUND' });
+          await this.change(live, change.attributes ?? {}, change.size ?? 0);
+        } finally {
+          release();
+        }
         break;
+      }
     }
     return this.probe(rec);
   }
@@ -1102,35 +1141,31 @@ export class Depot {
   /**
    * An inline area grown past INLINE_MAX gets a file: its bytes are written there (and fsynced when
    * STABLE) while no store runs, then the record says so in the same batch that drops the inline copy
-   * (a crash before that batch leaves the area inline, its file removed at start-up).
+   * (a crash before that batch leaves the area inline, its file removed at start-up). The caller holds
+   * the area's writer lock.
    */
   private async moveToFile(live: Live): Promise<void> {
-    const release = await live.writer.acquire();
+    const rec = live.rec;
+    if (!rec.inline || live.freed) return; // a concurrent CHNG moved it, or it was freed
+    const data = await readInline(this.options.store, rec.id, 0, rec.size);
+    const path = this.path(rec);
+    const fh = await open(path, 'w');
     try {
-      const rec = live.rec;
-      if (!rec.inline || live.freed) return; // a concurrent CHNG moved it, or it was freed
-      const data = await readInline(this.options.store, rec.id, 0, rec.size);
-      const path = this.path(rec);
-      const fh = await open(path, 'w');
-      try {
-        await writeFully(fh, data, 0);
-        if (rec.reliability === 'STABLE') await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      if (live.freed) {
-        await rm(path, { force: true });
-        return;
-      }
-      const drop = await inlineKeys(this.options.store, rec.id);
-      rec.inline = undefined;
-      await this.save(
-        live,
-        drop.map((key) => ({ type: 'del', key })),
-      );
+      await writeFully(fh, data, 0);
+      if (rec.reliability === 'STABLE') await fh.sync();
     } finally {
-      release();
+      await fh.close();
     }
+    if (live.freed) {
+      await rm(path, { force: true });
+      return;
+    }
+    const drop = await inlineKeys(this.options.store, rec.id);
+    rec.inline = undefined;
+    await this.save(
+      live,
+      drop.map((key) => ({ type: 'del', key })),
+    );
   }
 
   private probe(rec: AllocationRecord): Probe {

@@ -176,7 +176,7 @@ export function depotService(
       stored: await remoteStore(depot, req.writeCap, req.host, req.port, req.size, allowed, ctx.signal),
     }),
 
-    manage: async (req) => {
+    manage: async (req, ctx) => {
       const command = COMMANDS[req.command];
       if (!command) throw BackplaneError.badParameter('command must be INCR, DECR, PROBE or CHNG');
       const capType =
@@ -186,16 +186,22 @@ export function depotService(
             ? 'WRITE'
             : undefined;
       const a = req.attributes;
-      const p = await depot.manage(req.manageCap, command, capType, {
-        attributes: a
-          ? {
-              duration: a.duration === -1 ? undefined : a.duration,
-              reliability: RELIABILITIES[a.reliability],
-              type: TYPES[a.type],
-            }
-          : undefined,
-        size: req.size,
-      });
+      const p = await depot.manage(
+        req.manageCap,
+        command,
+        capType,
+        {
+          attributes: a
+            ? {
+                duration: a.duration === -1 ? undefined : a.duration,
+                reliability: RELIABILITIES[a.reliability],
+                type: TYPES[a.type],
+              }
+            : undefined,
+          size: req.size,
+        },
+        ctx.signal,
+      );
       return {
         readRefCount: p.readRefCount,
         writeRefCount: p.writeRefCount,

@@ -170,7 +170,7 @@ describe('Depot: small BYTE_ARRAY areas inline in level', () => {
     expect(await read(caps.readCap)).toBe('stays');
   });
 
-  it('answers reads at once after a store whose area became VOLATILE while its bytes arrived', async () => {
+  it('answers reads at once after a store whose area is made VOLATILE while its bytes arrive (the CHNG waits for it)', async () => {
     const caps = await depot.allocate(100, attrs('BYTE_ARRAY', 'STABLE'));
     let go!: () => void;
     const gate = new Promise<void>((r) => {
@@ -183,9 +183,12 @@ describe('Depot: small BYTE_ARRAY areas inline in level', () => {
     }
     const storing = depot.store(caps.writeCap, 23, slow());
     await new Promise((r) => setTimeout(r, 10));
-    await depot.manage(caps.manageCap, 'CHNG', undefined, { attributes: { reliability: 'VOLATILE' } });
+    const changing = depot.manage(caps.manageCap, 'CHNG', undefined, {
+      attributes: { reliability: 'VOLATILE' },
+    });
     go();
     await storing;
+    expect((await changing).attributes.reliability).toBe('VOLATILE');
     expect(await read(caps.readCap)).toBe('first half, second half');
     expect(await depot.verify(caps.readCap)).toEqual({ extents: 1, bytes: 23, corruptOffsets: [] });
   });
