@@ -70,9 +70,10 @@ interface Watcher {
 
 /**
  * The embedded engine: every key in memory (the answer to get), level as the durable copy (the answer
- * to list, and the history watches resume from). A change is applied in memory at once, so puts and
- * compare-and-sets are checked in call order, and acknowledged (and shown to watchers) only once its
- * group-committed batch is written.
+ * to list, and the history watches resume from). Readers see only what is written: a change waits in
+ * `pending` until its group-committed batch is, and only then is it in `entries`, acknowledged and shown
+ * to watchers. Checks (compare-and-set, a commit's reads) compare with the latest value, pending changes
+ * included, so they are decided in call order.
  */
 export class LevelProperties implements PropertiesEngine {
   readonly kind = 'embedded' as const;
@@ -83,7 +84,12 @@ export class LevelProperties implements PropertiesEngine {
   private readonly log: Logger;
   private readonly history: number;
   private readonly reaper: NodeJS.Timeout;
+  /** The last revision given out (written or not). */
   private head = 0;
+  /** The last revision written: what a reader has seen at most. */
+  private durableHead = 0;
+  /** Keys with changes not written yet: the latest of them, and how many are in flight. */
+  private readonly pending = new Map<string, { entry: Entry | undefined; inFlight: number }>();
   /** The oldest revision still in the history (watches from before it are refused). */
   private oldest = 1;
   private sinceCompaction = 0;
@@ -106,6 +112,7 @@ export class LevelProperties implements PropertiesEngine {
     }
     for await (const k of store.keys({ gte: LOG, lt: prefixEnd(LOG), reverse: true, limit: 1 }))
       p.head = Number.parseInt(String(k).slice(LOG.length), 16);
+    p.durableHead = p.head;
     for await (const k of store.keys({ gte: LOG, lt: prefixEnd(LOG), limit: 1 }))
       p.oldest = Number.parseInt(String(k).slice(LOG.length), 16);
     return p;
@@ -120,33 +127,39 @@ export class LevelProperties implements PropertiesEngine {
     return this.live(key);
   }
 
+  /** The latest value, changes not written yet included: what checks compare with. */
+  private latest(key: string, now = Date.now()): Entry | undefined {
+    const p = this.pending.get(key);
+    const e = p ? p.entry : this.entries.get(key);
+    return e && (e.expiresAt === 0 || e.expiresAt > now) ? e : undefined;
+  }
+
   private check(key: string, expected: number | undefined): void {
     if (expected === undefined) return;
-    const actual = this.live(key)?.revision ?? 0;
+    const actual = this.latest(key)?.revision ?? 0;
     if (actual !== expected) throw revisionMismatch(key, expected, actual);
   }
 
-  /** Applies changes in memory (each its own revision) and resolves once they are written. */
+  /**
+   * Gives the changes their revisions and writes them; they count for checks at once and are seen by
+   * readers and watchers once written. Resolves with the last revision.
+   */
   private apply(changes: Array<Omit<Change, 'revision'>>): Promise<number> {
     const ops: StoreOp[] = [];
-    const done: Change[] = [];
+    const done: Array<{ change: Change; entry: Entry | undefined }> = [];
     for (const c of changes) {
       const change = { ...c, revision: ++this.head } as Change;
-      done.push(change);
-      if (change.kind === 'PUT') {
-        const e: Entry = {
-          key: c.key,
-          value: c.value as Uint8Array,
-          revision: change.revision,
-          expiresAt: c.expiresAt,
-        };
-        this.entries.set(c.key, e);
-        if (e.expiresAt) this.expiry.push(e.expiresAt, e.key);
-        ops.push({ type: 'put', key: VALUE + c.key, value: encodeValue(e) });
-      } else {
-        this.entries.delete(c.key);
-        ops.push({ type: 'del', key: VALUE + c.key });
-      }
+      const entry: Entry | undefined =
+        change.kind === 'PUT'
+          ? { key: c.key, value: c.value as Uint8Array, revision: change.revision, expiresAt: c.expiresAt }
+          : undefined;
+      done.push({ change, entry });
+      const p = this.pending.get(c.key) ?? { entry, inFlight: 0 };
+      p.entry = entry;
+      p.inFlight++;
+      this.pending.set(c.key, p);
+      if (entry) ops.push({ type: 'put', key: VALUE + c.key, value: encodeValue(entry) });
+      else ops.push({ type: 'del', key: VALUE + c.key });
       ops.push({ type: 'put', key: revKey(change.revision), value: encodeChange(change) });
     }
     this.sinceCompaction += done.length;
@@ -158,10 +171,30 @@ export class LevelProperties implements PropertiesEngine {
         .catch((err) => this.log.warn({ err }, 'compacting the history failed'));
     }
     const last = this.head;
-    return this.committer.commit(ops).then(() => {
-      for (const change of done) this.notify(change);
-      return last;
-    });
+    return this.committer.commit(ops).then(
+      () => {
+        for (const { change, entry } of done) {
+          this.settle(change.key);
+          if (entry) {
+            this.entries.set(change.key, entry);
+            if (entry.expiresAt) this.expiry.push(entry.expiresAt, entry.key);
+          } else this.entries.delete(change.key);
+          this.durableHead = change.revision;
+          this.notify(change);
+        }
+        return last;
+      },
+      (err: unknown) => {
+        // not written: nothing changes (their revisions stay unused)
+        for (const { change } of done) this.settle(change.key);
+        throw err;
+      },
+    );
+  }
+
+  private settle(key: string): void {
+    const p = this.pending.get(key);
+    if (p && --p.inFlight === 0) this.pending.delete(key);
   }
 
   async put(key: string, value: Uint8Array, options: PutOptions = {}): Promise<number> {
@@ -172,7 +205,7 @@ export class LevelProperties implements PropertiesEngine {
 
   async remove(key: string, expectRevision?: number): Promise<number | undefined> {
     this.check(key, expectRevision);
-    if (!this.live(key)) return undefined;
+    if (!this.latest(key)) return undefined;
     return this.apply([{ kind: 'DELETE', key, expiresAt: 0 }]);
   }
 
@@ -204,7 +237,7 @@ export class LevelProperties implements PropertiesEngine {
   async commit(txn: Transaction): Promise<CommitResult> {
     const conflicts: Conflict[] = [];
     for (const r of txn.reads) {
-      const actual = this.live(r.key)?.revision ?? 0;
+      const actual = this.latest(r.key)?.revision ?? 0;
       if (actual !== r.revision) conflicts.push({ key: r.key, expected: r.revision, actual });
     }
     if (conflicts.length > 0) return { committed: false, conflicts };
@@ -217,10 +250,10 @@ export class LevelProperties implements PropertiesEngine {
         expiresAt: p.ttlMs ? now + p.ttlMs : 0,
       })),
       ...txn.removes
-        .filter((k) => this.live(k))
+        .filter((k) => this.latest(k))
         .map((key) => ({ kind: 'DELETE' as const, key, expiresAt: 0 })),
     ];
-    if (changes.length === 0) return { committed: true, revision: this.head };
+    if (changes.length === 0) return { committed: true, revision: this.durableHead };
     return { committed: true, revision: await this.apply(changes) };
   }
 
@@ -237,20 +270,19 @@ export class LevelProperties implements PropertiesEngine {
     try {
       let sent = 0;
       if (options.fromRevision === 0) {
-        sent = this.head;
+        // the current values at one moment (taken at once): later changes come from the queue
+        sent = this.durableHead;
         const now = Date.now();
         const keys = options.prefix
           ? [...this.entries.keys()].filter((k) => k.startsWith(key)).sort()
           : this.entries.has(key)
             ? [key]
             : [];
-        for (const k of keys) {
-          const e = this.live(k, now);
-          if (e)
-            yield {
-              change: { kind: 'PUT', key: k, revision: e.revision, value: e.value, expiresAt: e.expiresAt },
-            };
-        }
+        const current = keys.map((k) => this.live(k, now)).filter((e): e is Entry => e !== undefined);
+        for (const e of current)
+          yield {
+            change: { kind: 'PUT', key: e.key, revision: e.revision, value: e.value, expiresAt: e.expiresAt },
+          };
         yield { synced: true };
       } else {
         if (options.fromRevision < this.oldest)
@@ -285,8 +317,9 @@ export class LevelProperties implements PropertiesEngine {
     for (let top = this.expiry.peek(); top && top.at <= now; top = this.expiry.peek()) {
       this.expiry.pop();
       const e = this.entries.get(top.id);
-      // a stale heap entry (the key was rewritten or removed since) is skipped
-      if (e && e.expiresAt === top.at) expired.push({ kind: 'EXPIRE', key: e.key, expiresAt: 0 });
+      // a stale heap entry (the key was rewritten or removed since, or is being) is skipped
+      if (e && e.expiresAt === top.at && !this.pending.has(e.key))
+        expired.push({ kind: 'EXPIRE', key: e.key, expiresAt: 0 });
     }
     if (expired.length === 0) return;
     try {

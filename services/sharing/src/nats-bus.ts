@@ -34,11 +34,13 @@ export class NatsBus implements EventBus {
       });
       return this.flushing;
     }
-    // a flush is on the wire already, sent before this publish: wait for the one after it
-    this.next ??= this.flushing.then(() => {
+    // a flush is on the wire already, sent before this publish: wait for the one after it (also when
+    // that one failed, a disconnect say: this publish's flush is its own)
+    const after = () => {
       this.next = undefined;
       return this.flush();
-    });
+    };
+    this.next ??= this.flushing.then(after, after);
     return this.next;
   }
 

@@ -140,6 +140,8 @@ export class Sharing {
   /** Subscribes; the subscription lasts until `signal` aborts or Unsubscribe(id). */
   async subscribe(pattern: string, signal: AbortSignal): Promise<SubscriptionHandle> {
     validatePattern(pattern);
+    // gone already (it cancelled while being authenticated): an abort listener would never fire
+    if (signal.aborted) throw BackplaneError.of('CANCELLED', 'the call was cancelled before it subscribed');
     if (this.subscriptions.size >= this.limits.maxSubscriptions)
       throw BackplaneError.of(
         'RESOURCE_EXHAUSTED',

@@ -1,0 +1,75 @@
+import { openStore } from '@backplane/runtime';
+import { tempDir } from '@backplane/runtime/testing';
+import { LevelProperties } from '../src/level-properties';
+import { LocalBus } from '../src/local-bus';
+import { singleNode } from '../src/ring';
+import { Sharing } from '../src/sharing';
+
+const enc = (s: string) => Buffer.from(s);
+const dec = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString();
+
+/** The embedded engine shows readers only what is written, and a write that fails changes nothing. */
+describe('embedded engine: durability as readers see it', () => {
+  const dir = tempDir();
+  let store: Awaited<ReturnType<typeof openStore>>;
+  let props: LevelProperties;
+
+  beforeEach(async () => {
+    store = await openStore(`${dir.path}/${Date.now()}-${Math.random()}`);
+    props = await LevelProperties.open({ store, reapEveryMs: 20 });
+  });
+  afterEach(async () => {
+    await props.close();
+    await store.close();
+  });
+  afterAll(() => dir.remove());
+
+  it('a put is seen by get only once it is written; a compare-and-set meanwhile is checked against it', async () => {
+    const first = await props.put('k', enc('v1'));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const original = store.batch.bind(store) as (...a: unknown[]) => Promise<void>;
+    const batch = jest.spyOn(store, 'batch').mockImplementation((async (...a: unknown[]) => {
+      await gate;
+      return original(...a);
+    }) as never);
+    const second = props.put('k', enc('v2'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(dec((await props.get('k'))?.value)).toBe('v1'); // not written yet: not seen
+    // a compare-and-set against the revision readers saw loses to the write in flight
+    await expect(props.put('k', enc('v3'), { expectRevision: first })).rejects.toMatchObject({ code: 9 });
+    open();
+    const rev = await second;
+    batch.mockRestore();
+    const now = await props.get('k');
+    expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v2', revision: rev });
+  });
+
+  it('a write whose batch fails changes nothing that readers or checks see', async () => {
+    const first = await props.put('k', enc('v1'));
+    const batch = jest.spyOn(store, 'batch').mockRejectedValueOnce(new Error('disk full') as never);
+    await expect(props.put('k', enc('v2'))).rejects.toThrow('disk full');
+    batch.mockRestore();
+    const now = await props.get('k');
+    expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v1', revision: first });
+    // the revision readers saw is still the one to compare with
+    expect(await props.put('k', enc('v3'), { expectRevision: first })).toBeGreaterThan(first);
+  });
+
+  it('refuses a subscription whose caller is already gone, and keeps no trace of it', async () => {
+    // room for one subscription: a leaked one would take it
+    const sharing = new Sharing(props, new LocalBus(), singleNode({ id: 'a', address: 'x' }), {
+      maxSubscriptions: 1,
+      maxWatches: 1,
+    });
+    const ac = new AbortController();
+    ac.abort();
+    await expect(sharing.subscribe('topic', ac.signal)).rejects.toMatchObject({ code: 1 });
+    const live = new AbortController();
+    const ok = await sharing.subscribe('topic', live.signal);
+    expect(ok.id).toBeTruthy();
+    live.abort();
+  });
+});
