@@ -1,4 +1,4 @@
-import { type CallOptions, serverStream, unary } from '@backplane/client-core';
+import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/client-core';
 import {
   type PublishRequest,
   SharingServiceService,
@@ -160,18 +160,31 @@ export class SharedEvents {
     return sub;
   }
 
-  /** The events of `topic` as an async iterator (ends when `signal` aborts). */
+  /**
+   * The events of `topic` as an async iterator (ends when `signal` aborts). A consumer more than
+   * `maxQueued` events (default 10,000) behind gets the ones queued, then RESOURCE_EXHAUSTED (memory stays
+   * bounded; it can subscribe again).
+   */
   async *events(
     topic: string,
     opts: { signal?: AbortSignal; maxQueued?: number } = {},
   ): AsyncGenerator<SharedEvent> {
+    const max = opts.maxQueued ?? 10_000;
     const queue: SharedEvent[] = [];
     let wake: (() => void) | undefined;
     let failure: unknown;
-    const sub = await this.subscribe(
+    let sub: Subscription | undefined;
+    sub = await this.subscribe(
       topic,
       (_se, _t, _v, e) => {
-        queue.push(e);
+        if (failure) return;
+        if (queue.length >= max) {
+          failure = BackplaneError.of(
+            'RESOURCE_EXHAUSTED',
+            `the consumer fell more than ${max} events behind`,
+          );
+          void sub?.unsubscribe();
+        } else queue.push(e);
         wake?.();
       },
       (err) => {

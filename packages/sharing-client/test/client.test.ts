@@ -134,6 +134,26 @@ describe('sharing client against an embedded node', () => {
     await until(() => server.sharing.subscriptionCount === 0);
   });
 
+  it('ends an iterator that falls more than maxQueued events behind with RESOURCE_EXHAUSTED, memory bounded', async () => {
+    const it = events.events('slow', { maxQueued: 3 });
+    const first = it.next();
+    await until(() => server.sharing.subscriptionCount === 1);
+    for (let i = 0; i < 10; i++) await events.publish('slow', `e${i}`);
+    const got = [((await first).value as SharedEvent).value];
+    await new Promise((r) => setTimeout(r, 300)); // the rest arrive while nobody reads
+    const err = await (async () => {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return undefined;
+        got.push((r.value as SharedEvent).value);
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 8 });
+    expect(got.length).toBeLessThanOrEqual(5);
+    expect(got).toEqual(Array.from({ length: got.length }, (_, i) => `e${i}`));
+    await until(() => server.sharing.subscriptionCount === 0);
+  });
+
   it('frees a subscription when the client goes away', async () => {
     const c = new SharingConnection(server.address);
     const ev = new SharedEvents(c);
