@@ -446,12 +446,15 @@ export class Registry {
     });
   }
 
-  /** Renews a lease. Leases live in memory (a restart grants a grace period), so this costs no write. */
+  /**
+   * Renews a lease. Leases live in memory (a restart grants a grace period), so this costs no write. The
+   * address's one entry in the lease heap stays: when it comes up, the expiry checks the renewed time and
+   * puts it back for then (a heap entry per renewal grew without bound under frequent KeepAlives).
+   */
   keepAlive(addressId: string, ownerSecret: string): { leaseExpiresAt?: number; leaseTtlMs: number } {
     const address = this.ownedAddress(addressId, ownerSecret);
     if (address.leaseTtlMs === 0) return { leaseTtlMs: 0 };
     address.leaseExpiresAt = this.now() + address.leaseTtlMs;
-    this.leases.push(address.leaseExpiresAt, address.id);
     return { leaseExpiresAt: address.leaseExpiresAt, leaseTtlMs: address.leaseTtlMs };
   }
 
@@ -540,7 +543,12 @@ export class Registry {
       for (let e = this.leases.peek(); e && e.at <= this.now(); e = this.leases.peek()) {
         this.leases.pop();
         const address = this.addresses.get(e.id);
-        if (!address || address.leaseTtlMs === 0 || (address.leaseExpiresAt ?? 0) > this.now()) continue;
+        if (!address || address.leaseTtlMs === 0) continue;
+        if ((address.leaseExpiresAt ?? 0) > this.now()) {
+          // renewed since: its entry comes back for the new time
+          if (e.at < (address.leaseExpiresAt ?? 0)) this.leases.push(address.leaseExpiresAt ?? 0, address.id);
+          continue;
+        }
         revision ||= ++this.revision;
         for (const record of [...address.names]) {
           const removed = this.removeBinding(record, revision);
