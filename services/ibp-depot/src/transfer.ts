@@ -229,6 +229,8 @@ export async function copy(
         length = n;
       },
       beforeConsume: async () => {
+        // an empty queue still sends the one message that names the target (a Store of 0 bytes)
+        if (first) await send(Buffer.alloc(0));
         call.end();
         await response;
       },

@@ -267,6 +267,18 @@ describe('DepotService over gRPC', () => {
     }
   });
 
+  it('copies an empty CIRCULAR_QUEUE: 0 bytes, not an error', async () => {
+    const src = await allocate(client, 8, AllocationType.ALLOCATION_TYPE_CIRCULAR_QUEUE);
+    const dst = await allocate(client, 64);
+    const r = await unary(client.copy.bind(client), {
+      sourceReadCap: src.readCap,
+      targetWriteCap: dst.writeCap,
+      offset: 0,
+      size: -1,
+    });
+    expect(Number(r.copied)).toBe(0);
+  });
+
   it.each([
     ['BYTE_ARRAY', AllocationType.ALLOCATION_TYPE_BYTE_ARRAY, 'abcdefgh', 'cdef', 'cdef', 'abcdefgh'],
     ['BUFFER', AllocationType.ALLOCATION_TYPE_BUFFER, 'abcdefgh', 'cdef', 'cdef', 'abcdefgh'],
