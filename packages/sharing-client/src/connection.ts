@@ -105,11 +105,12 @@ export class SharingConnection {
     pick: (stub: SharingServiceClient) => UnaryMethod<Req, Res>,
     request: Req,
     opts?: CallOptions,
+    conditional = false,
   ): Promise<Res> {
     return this.withFailover((stub) => {
       const pipeline = stub === this.client ? this.pipeline : undefined;
       return pipelinedUnary(pipeline, method, pick(stub).bind(stub), request, this.callOptions(opts));
-    });
+    }, conditional);
   }
 
   /** The node in use. */
@@ -160,8 +161,12 @@ export class SharingConnection {
    * Runs `fn` against the node in use; on UNAVAILABLE moves to the next node and runs it again, once
    * per known node. Calls are retried only when they failed to reach a node or the node went away:
    * a put or publish may then apply twice (the same value or event), never zero times unseen.
+   *
+   * A `conditional` write (compare-and-set, a remove at a revision, a commit with reads) is run again only
+   * when it never reached a node: after one that may have applied, a second try would report a conflict
+   * with itself. It fails instead with UNAVAILABLE, reason OUTCOME_UNKNOWN (read the keys to find out).
    */
-  async withFailover<T>(fn: (stub: SharingServiceClient) => Promise<T>): Promise<T> {
+  async withFailover<T>(fn: (stub: SharingServiceClient) => Promise<T>, conditional = false): Promise<T> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < Math.max(2, this.nodes.length + 1); attempt++) {
       const stub = this.stub;
@@ -171,6 +176,12 @@ export class SharingConnection {
         lastErr = err;
         if (!isUnavailable(err)) throw err;
         this.failover(stub);
+        if (conditional && !neverSent(err)) {
+          throw BackplaneError.unavailable(
+            `the node went away during a conditional write, which may or may not have applied: ${BackplaneError.from(err).message}`,
+            { reason: 'OUTCOME_UNKNOWN', cause: err },
+          );
+        }
       }
     }
     throw lastErr;
@@ -194,4 +205,11 @@ export class SharingConnection {
 
 export function isUnavailable(err: unknown): boolean {
   return (err as { code?: number })?.code === status.UNAVAILABLE;
+}
+
+/** grpc-js could not connect to the node: the call never left this process. */
+function neverSent(err: unknown): boolean {
+  return String(
+    (err as { details?: string; message?: string })?.details ?? (err as Error)?.message ?? '',
+  ).includes('No connection established');
 }

@@ -108,16 +108,18 @@ export class PropertiesTransaction {
 
   /** Resolves with the revision of the writes. */
   async commit(opts?: CallOptions): Promise<number> {
-    const res = await this.props.connection.withFailover((stub) =>
-      unary(
-        stub.commit.bind(stub),
-        CommitRequest.fromPartial({
-          reads: [...this.reads].map(([key, revision]) => ({ key, revision })),
-          puts: [...this.puts].map(([key, p]) => ({ key, value: p.value, ttlMs: p.ttlMs })),
-          removes: [...this.removes],
-        }),
-        this.props.connection.callOptions(opts),
-      ),
+    const res = await this.props.connection.withFailover(
+      (stub) =>
+        unary(
+          stub.commit.bind(stub),
+          CommitRequest.fromPartial({
+            reads: [...this.reads].map(([key, revision]) => ({ key, revision })),
+            puts: [...this.puts].map(([key, p]) => ({ key, value: p.value, ttlMs: p.ttlMs })),
+            removes: [...this.removes],
+          }),
+          this.props.connection.callOptions(opts),
+        ),
+      this.reads.size > 0,
     );
     if (!res.committed) throw new TransactionConflict(res.conflicts);
     return res.revision;
@@ -159,6 +161,7 @@ export class SharedProperties {
       (s) => s.remove,
       RemoveRequest.fromPartial({ key, expectedRevision: opts.expectedRevision ?? 0 }),
       opts,
+      (opts.expectedRevision ?? 0) > 0,
     )) as { removed: boolean };
     return res.removed;
   }
@@ -180,6 +183,7 @@ export class SharedProperties {
         ttlMs: opts.ttlMs ?? 0,
       }),
       opts,
+      true,
     )) as { revision: number };
     return res.revision;
   }
