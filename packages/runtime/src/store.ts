@@ -66,8 +66,20 @@ export class GroupCommitter {
     this.writing = undefined;
   }
 
-  /** Resolves when everything asked for so far is written. */
+  /** Resolves when the committer is idle: everything asked for so far, and since, is written. */
   async flush(): Promise<void> {
     while (this.writing) await this.writing;
+  }
+
+  /**
+   * Resolves once everything asked for before this call is written (or failed), however busy the
+   * committer stays after it (flush() waits for idle, which a steady load may never give).
+   */
+  barrier(): Promise<void> {
+    if (!this.writing && this.pending.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.pending.push({ ops: [], resolve, reject: () => resolve() });
+      if (!this.writing) this.writing = this.drain();
+    });
   }
 }

@@ -325,7 +325,7 @@ export class TupleSpaces {
    * record: a crash in between leaves the space, empty; its ids and event numbers go on where they were.
    */
   private async removeSpaceData(name: string): Promise<void> {
-    await this.committer.flush();
+    await this.committer.barrier();
     await this.options.store.clear({ gte: keys.tuplePrefix(name), lt: `t/${name}0` });
     await this.committer.commit([
       { type: 'del', key: keys.space(name) },
