@@ -1,19 +1,28 @@
 import { BackplaneError } from '@backplane/client-core';
 
+/** A byte budget for a queue whose items vary in size (events of up to a megabyte, say). */
+export interface QueueBytes<T> {
+  max: number;
+  sizeOf(item: T): number;
+}
+
 /**
  * A bounded queue between a producer that must not block (an event listener) and an async consumer
- * (a stream handler). Overflow ends the consumer with RESOURCE_EXHAUSTED rather than growing memory
- * without bound; an aborted signal ends it with the signal's reason.
+ * (a stream handler). Overflow — more than `maxItems` items, or more than `bytes.max` bytes of them —
+ * ends the consumer with RESOURCE_EXHAUSTED rather than growing memory without bound; an aborted signal
+ * ends it with the signal's reason.
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
   private items: T[] = [];
   private wake: (() => void) | undefined;
   private failure: unknown;
   private ended = false;
+  private queuedBytes = 0;
 
   constructor(
     private readonly maxItems: number,
     private readonly overflowMessage = `consumer too slow: more than ${maxItems} items waiting`,
+    private readonly bytes?: QueueBytes<T>,
   ) {}
 
   get length(): number {
@@ -25,6 +34,19 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     if (this.items.length >= this.maxItems) {
       this.fail(BackplaneError.of('RESOURCE_EXHAUSTED', this.overflowMessage));
       return;
+    }
+    if (this.bytes) {
+      const size = this.bytes.sizeOf(item);
+      if (this.queuedBytes + size > this.bytes.max && this.items.length > 0) {
+        this.fail(
+          BackplaneError.of(
+            'RESOURCE_EXHAUSTED',
+            `consumer too slow: more than ${this.bytes.max} bytes waiting`,
+          ),
+        );
+        return;
+      }
+      this.queuedBytes += size;
     }
     this.items.push(item);
     this.wake?.();
@@ -41,6 +63,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.failure ??= err;
     this.ended = true;
     this.items = [];
+    this.queuedBytes = 0;
     this.wake?.();
   }
 
@@ -54,6 +77,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         if (this.failure !== undefined) throw this.failure;
         const item = this.items.shift();
         if (item !== undefined) {
+          if (this.bytes) this.queuedBytes -= this.bytes.sizeOf(item);
           yield item;
           continue;
         }

@@ -24,6 +24,7 @@ export {
   unary,
 } from '@backplane/client-core';
 export { AsyncLock, Condition } from './async-lock';
+export type { QueueBytes } from './async-queue';
 export { AsyncQueue } from './async-queue';
 export { bearerTokenAuth, secretKey, secretsEqual } from './auth';
 export type { CommonConfig, ConfigOf, ConfigSpec, Setting } from './config';

@@ -1,4 +1,4 @@
-import { BackplaneError } from '@backplane/runtime';
+import { BackplaneError, type QueueBytes } from '@backplane/runtime';
 
 /** One key's value as stored. */
 export interface Entry {
@@ -101,3 +101,27 @@ export function revisionMismatch(key: string, expected: number, actual: number):
     { reason: 'REVISION_MISMATCH' },
   );
 }
+
+/** What one subscriber or watcher may have waiting, in bytes (values and events are up to 1 MiB each). */
+export const QUEUED_BYTES_MAX = 64 * 1024 * 1024;
+
+/** The byte budget of an event subscriber's queue (a string counts two bytes a character, as in memory). */
+export const EVENT_BYTES: QueueBytes<EventPayload> = {
+  max: QUEUED_BYTES_MAX,
+  sizeOf: (e) =>
+    64 +
+    e.topic.length * 2 +
+    (e.payload.$case === 'text' ? e.payload.text.length * 2 : e.payload.data.length),
+};
+
+/** The byte budget of a watcher's queue. */
+export const CHANGE_BYTES: QueueBytes<Change> = {
+  max: QUEUED_BYTES_MAX,
+  sizeOf: (c) => 64 + c.key.length * 2 + (c.value?.length ?? 0),
+};
+
+/** The same for queues of watch items. */
+export const WATCH_ITEM_BYTES: QueueBytes<WatchItem> = {
+  max: QUEUED_BYTES_MAX,
+  sizeOf: (i) => ('change' in i ? CHANGE_BYTES.sizeOf(i.change) : 16),
+};

@@ -10,6 +10,7 @@ import {
   silentLogger,
 } from '@backplane/runtime';
 import {
+  CHANGE_BYTES,
   type Change,
   type ChangeKind,
   type CommitResult,
@@ -264,6 +265,7 @@ export class LevelProperties implements PropertiesEngine {
       queue: new AsyncQueue(
         this.options.watchQueue ?? 10_000,
         'watcher too slow: more than 10000 changes behind',
+        CHANGE_BYTES,
       ),
     };
     this.watchers.add(watcher);

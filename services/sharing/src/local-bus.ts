@@ -1,5 +1,5 @@
 import { AsyncQueue, BackplaneError } from '@backplane/runtime';
-import type { EventBus, EventPayload } from './engine';
+import { EVENT_BYTES, type EventBus, type EventPayload } from './engine';
 import { topicMatches } from './limits';
 
 interface Subscriber {
@@ -29,7 +29,11 @@ export class LocalBus implements EventBus {
   async subscribe(pattern: string, signal: AbortSignal): Promise<AsyncIterable<EventPayload>> {
     const sub: Subscriber = {
       pattern,
-      queue: new AsyncQueue(this.maxQueued, `subscriber too slow: more than ${this.maxQueued} events behind`),
+      queue: new AsyncQueue(
+        this.maxQueued,
+        `subscriber too slow: more than ${this.maxQueued} events behind`,
+        EVENT_BYTES,
+      ),
     };
     const wild = /(^|\.)(\*|>)(\.|$)/.test(pattern);
     if (wild) this.wildcard.add(sub);

@@ -1,6 +1,6 @@
 import { AsyncQueue, BackplaneError } from '@backplane/runtime';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import type { EventBus, EventPayload } from './engine';
+import { EVENT_BYTES, type EventBus, type EventPayload } from './engine';
 
 /** Marks an event sent as text (the seed's string events); without it the payload is bytes. */
 const TEXT = 'Backplane-Text';
@@ -60,6 +60,7 @@ export class NatsBus implements EventBus {
     const queue = new AsyncQueue<EventPayload>(
       this.maxQueued,
       `subscriber too slow: more than ${this.maxQueued} events behind`,
+      EVENT_BYTES,
     );
     const skip = this.prefix.length + 1;
     const sub = this.nc.subscribe(`${this.prefix}.${pattern}`, {

@@ -21,6 +21,7 @@ import {
   type PutOptions,
   revisionMismatch,
   type Transaction,
+  WATCH_ITEM_BYTES,
   type WatchItem,
   type WatchOptions,
   watchCovers,
@@ -270,6 +271,7 @@ export class NatsProperties implements PropertiesEngine {
     const queue = new AsyncQueue<WatchItem>(
       this.options.watchQueue ?? 10_000,
       'watcher too slow: more than 10000 changes behind',
+      WATCH_ITEM_BYTES,
     );
     const initialPhase = options.fromRevision === 0;
     let delivered = 0;
