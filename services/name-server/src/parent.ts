@@ -16,12 +16,18 @@ export class ParentNameServer implements ParentResolver {
     this.client = new NamingServiceClient(address, peer.credentials);
   }
 
-  async resolve(name: string, expectedType: string): Promise<Resolution> {
+  async resolve(
+    name: string,
+    expectedType: string,
+    call: { deadline?: number; signal?: AbortSignal } = {},
+  ): Promise<Resolution> {
+    // the caller's deadline when it is sooner than ours; its cancellation cancels the delegation
+    const left = call.deadline === undefined ? this.timeoutMs : Math.max(1, call.deadline - Date.now());
     try {
       const res = await unary(
         this.client.resolve.bind(this.client),
         { scope: this.scope, name, expectedType },
-        { timeoutMs: this.timeoutMs, metadata: this.peer.metadata },
+        { timeoutMs: Math.min(this.timeoutMs, left), signal: call.signal, metadata: this.peer.metadata },
       );
       if (!res.binding)
         throw BackplaneError.unavailable(`parent name server ${this.address} sent an empty answer`);

@@ -25,7 +25,12 @@ import { listNames, loadState, ops, type StoreOp } from './store';
 
 /** Where a miss goes when this name server has a parent name server. */
 export interface ParentResolver {
-  resolve(name: string, expectedType: string): Promise<Resolution>;
+  /** `call`: the caller's deadline (ms since the epoch) and cancellation, which the delegation keeps to. */
+  resolve(
+    name: string,
+    expectedType: string,
+    call?: { deadline?: number; signal?: AbortSignal },
+  ): Promise<Resolution>;
 }
 
 export interface Resolution {
@@ -565,7 +570,12 @@ export class Registry {
 
   // ---- queries ------------------------------------------------------------------------------------
 
-  async resolve(scopeInput: string, nameInput: string, expectedTypeInput: string): Promise<Resolution> {
+  async resolve(
+    scopeInput: string,
+    nameInput: string,
+    expectedTypeInput: string,
+    call?: { deadline?: number; signal?: AbortSignal },
+  ): Promise<Resolution> {
     const scope = validateScope(scopeInput);
     const name = validateName(nameInput);
     const expectedType = expectedTypeInput === '' ? '' : validateType(expectedTypeInput, 'expected_type');
@@ -583,7 +593,7 @@ export class Registry {
       const self = this.options.self;
       return { binding, nameServer: typeof self === 'function' ? self() : (self ?? '') };
     }
-    if (this.options.parent) return this.options.parent.resolve(name, expectedType);
+    if (this.options.parent) return this.options.parent.resolve(name, expectedType, call);
     throw BackplaneError.notFound(
       `no server named "${name}" in scope "${scope}" (looked in ${chain.join(' → ')})`,
     );

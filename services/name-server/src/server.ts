@@ -63,8 +63,8 @@ export function namingService(registry: Registry): ServiceRegistration {
       return { bindings: moved.map(bindingToProto) };
     },
 
-    resolve: async (req) => {
-      const r = await registry.resolve(req.scope, req.name, req.expectedType);
+    resolve: async (req, ctx) => {
+      const r = await registry.resolve(req.scope, req.name, req.expectedType, ctx);
       return { binding: bindingToProto(r.binding), nameServer: r.nameServer };
     },
 

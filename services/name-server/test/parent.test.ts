@@ -1,6 +1,8 @@
+import { createServer, type Socket } from 'node:net';
 import { unary } from '@backplane/runtime';
 import { status } from '@grpc/grpc-js';
 import { startNameServer } from '../src';
+import { ParentNameServer } from '../src/parent';
 import { expectCode, memoryStore, namingClient } from './helpers';
 
 const loc = (port: number) => ({ host: '127.0.0.1', port, metadata: {} });
@@ -59,6 +61,36 @@ describe('a name server with a parent name server (another process)', () => {
       c.close();
       await child.close();
       await parent.close();
+    }
+  });
+
+  it("keeps to the caller's deadline when the parent does not answer", async () => {
+    // a parent that accepts connections and never says anything
+    const held: Socket[] = [];
+    const silent = createServer((sock) => held.push(sock));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as { port: number }).port;
+    const parent = new ParentNameServer(`127.0.0.1:${port}`, '');
+    try {
+      const t0 = Date.now();
+      const err = await parent
+        .resolve('nowhere', '', { deadline: Date.now() + 300 })
+        .catch((e: { code: number }) => e);
+      expect((err as { code: number }).code).toBe(status.UNAVAILABLE);
+      expect(Date.now() - t0).toBeLessThan(2000); // not the delegation's own 5 s
+      // and the caller's cancellation ends it at once
+      const ac = new AbortController();
+      const cancelled = parent
+        .resolve('nowhere', '', { signal: ac.signal })
+        .catch((e: { code: number }) => e);
+      setTimeout(() => ac.abort(), 100);
+      const t1 = Date.now();
+      expect(((await cancelled) as { code: number }).code).toBe(status.CANCELLED);
+      expect(Date.now() - t1).toBeLessThan(2000);
+    } finally {
+      parent.close();
+      for (const s of held) s.destroy();
+      silent.close();
     }
   });
 });
