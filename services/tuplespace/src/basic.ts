@@ -3,6 +3,7 @@ import { BackplaneError } from '@backplane/runtime';
 import type { Invocation, Outcome, TSFactory, TSHandler } from './command';
 import { type SpaceData, toRecord } from './space';
 import type { Transactions } from './transactions';
+import type { Entry } from './tsdb';
 import { validateTemplate, validateTuple } from './tuple';
 
 /** Most tuples a SCAN or CONSUMING_SCAN returns (and the default limit). */
@@ -32,6 +33,15 @@ const template = (inv: Invocation) => validateTemplate(inv.template);
  */
 export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
   const txnOf = (inv: Invocation) => txns.use(inv.txnId, inv.principal.user);
+  /**
+   * A take whose caller went away while its removal was being written: nobody will get the answer, so the
+   * tuples are written back (they were acknowledged once and must not vanish unseen).
+   */
+  const putBackIfGone = async (inv: Invocation, taken: Entry[]) => {
+    if (!inv.signal?.aborted) return;
+    await data.putBack(taken);
+    throw inv.signal.reason;
+  };
   const impl: Record<string, (inv: Invocation) => Promise<Outcome>> = {
     async WRITE(inv) {
       const tuple = validateTuple(inv.arg);
@@ -53,7 +63,9 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
       return e ? { found: true, records: [toRecord(e)] } : { found: false };
     },
     async TAKE(inv) {
-      const e = await data.take(template(inv), txnOf(inv));
+      const txn = txnOf(inv);
+      const e = await data.take(template(inv), txn);
+      if (e && !txn) await putBackIfGone(inv, [e]);
       return e ? { found: true, records: [toRecord(e)] } : { found: false };
     },
     async WAIT_TO_READ(inv) {
@@ -67,7 +79,10 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
       const t = template(inv);
       const txn = txnOf(inv);
       const now = await data.take(t, txn);
-      if (now) return { found: true, records: [toRecord(now)] };
+      if (now) {
+        if (!txn) await putBackIfGone(inv, [now]);
+        return { found: true, records: [toRecord(now)] };
+      }
       const e = await data.wait(t, true, txn, txn?.signalWith(inv.signal) ?? inv.signal);
       if (inv.signal?.aborted && !txn) {
         // the caller went away while the tuple was on its way: it goes back, nothing is lost
@@ -81,6 +96,7 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
         });
       }
       await data.finishWaitTake(e, txn);
+      if (!txn) await putBackIfGone(inv, [e]);
       return { found: true, records: [toRecord(e)] };
     },
     async SCAN(inv) {
@@ -90,6 +106,7 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
       const txn = txnOf(inv);
       const found = data.scan(template(inv), txn, limitOf(inv));
       await data.removeEntries(found, EventKind.EVENT_KIND_TAKE, txn);
+      if (!txn) await putBackIfGone(inv, found);
       return { records: found.map(toRecord) };
     },
     async COUNT(inv) {

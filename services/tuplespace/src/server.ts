@@ -104,7 +104,12 @@ export function tupleSpaceService(ts: TupleSpaces): ServiceRegistration {
       return { found: Boolean(o.found), record: one(o) };
     },
     take: async (req, ctx) => {
-      const o = await run(ctx, req.space, { command: 'TAKE', template: req.template, txnId: req.txnId });
+      const o = await run(ctx, req.space, {
+        command: 'TAKE',
+        template: req.template,
+        txnId: req.txnId,
+        signal: ctx.signal,
+      });
       return { found: Boolean(o.found), record: one(o) };
     },
     waitToRead: async (req, ctx) => {
@@ -140,6 +145,7 @@ export function tupleSpaceService(ts: TupleSpaces): ServiceRegistration {
         template: req.template,
         limit: req.limit,
         txnId: req.txnId,
+        signal: ctx.signal,
       });
       await stream(o.records ?? [], (m) => sink.send(m));
     },

@@ -185,6 +185,21 @@ export class SpaceData {
     return e;
   }
 
+  /**
+   * Writes back entries whose removal is already in the store, with their ids (a taker that went away
+   * before it could be answered): they are in the space again, announced as writes.
+   */
+  async putBack(entries: Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const { first, op } = this.reserve(entries.length);
+    await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op]);
+    entries.forEach((e, i) => {
+      if (!this.db.get(e.id)) this.db.insert(e);
+      this.emit(first + i, EventKind.EVENT_KIND_WRITE, e);
+    });
+    for (const e of entries) this.offer(e);
+  }
+
   /** Puts an entry back (a failed store write, a waiter that went away after it was handed the tuple). */
   restore(e: Entry): void {
     if (!this.db.get(e.id)) this.db.insert(e);
