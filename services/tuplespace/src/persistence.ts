@@ -3,8 +3,9 @@ import type { StoreOp } from '@backplane/runtime';
 import type { Entry } from './tsdb';
 
 /**
- * Keys: spaces `s/<name>`, tuples `t/<space>/<id, 16 digits>`, event sequence `q/<space>`, the next tuple
- * id `n/<space>` (ids are never reused, also after the highest ones were taken and the server restarted),
+ * Keys: spaces `s/<name>`, tuples `t/<space>/<id, 16 digits>`, event sequence `q/<space>`, a mark above
+ * every tuple id given out `n/<space>` (ids are reserved in blocks and never reused, also after the
+ * highest ones were taken and the server restarted),
  * users `u/<name>`.
  */
 export const keys = {

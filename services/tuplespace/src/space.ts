@@ -18,6 +18,9 @@ interface Waiter {
 
 export const toRecord = (e: Entry): TupleRecord => ({ id: e.id, tuple: e.tuple, expiresAt: e.expiresAt });
 
+/** Tuple ids are reserved in the store this many at a time. */
+const ID_BLOCK = 1024;
+
 /**
  * The data side of one TupleSpace: its TSDB, the callers blocked in WAIT_TO_READ/WAIT_TO_TAKE, its event
  * registrations and their sequence numbers, and the transactional visibility rules. Every change is in
@@ -45,9 +48,15 @@ export class SpaceData {
   }
 
   /** The op that keeps the next tuple id (written with every batch that adds tuples). */
-  private nextIdOp(): StoreOp {
-    return { type: 'put', key: keys.nextId(this.name), value: String(this.db.nextId) };
+  private nextIdOp(): StoreOp[] {
+    if (this.db.nextId <= this.idHigh) return [];
+    // ids are reserved in blocks: one small write per ID_BLOCK tuples (a restart skips the rest of a block)
+    this.idHigh = this.db.nextId + ID_BLOCK;
+    return [{ type: 'put', key: keys.nextId(this.name), value: String(this.idHigh) }];
   }
+
+  /** The next-id mark in the store: ids below it may have been given out (set at load). */
+  idHigh = 0;
 
   /** Reserves sequence numbers for `n` events and the op that persists the counter. */
   private reserve(n: number): { first: number; op: StoreOp[] } {
@@ -77,7 +86,13 @@ export class SpaceData {
       return entries;
     }
     const { first, op } = this.reserve(entries.length);
-    await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op, this.nextIdOp()]);
+    const high = this.idHigh;
+    try {
+      await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op, ...this.nextIdOp()]);
+    } catch (err) {
+      this.idHigh = Math.min(this.idHigh, high); // its mark was not written either
+      throw err;
+    }
     entries.forEach((e, i) => {
       this.db.insert(e);
       this.emit(first + i, EventKind.EVENT_KIND_WRITE, e);
@@ -310,7 +325,7 @@ export class SpaceData {
       n++;
     }
     const { first, op } = this.reserve(n);
-    return { ops: [...ops, ...op, this.nextIdOp()], seqFirst: first };
+    return { ops: [...ops, ...op, ...this.nextIdOp()], seqFirst: first };
   }
 
   /** After the commit's batch is written: writes become visible, takes final; events in order. */

@@ -114,7 +114,9 @@ export class TupleSpaces {
     }
     for await (const [key, value] of store.iterator({ gte: 'n/', lt: 'n0' })) {
       const space = ts.spaces.get(String(key).slice(2));
-      if (space) space.data.db.nextId = Math.max(space.data.db.nextId, Number(value));
+      if (!space) continue;
+      space.data.idHigh = Number(value);
+      space.data.db.nextId = Math.max(space.data.db.nextId, Number(value));
     }
     if (!ts.spaces.has(DEFAULT_SPACE)) {
       await ts.saveMeta({
