@@ -1,5 +1,5 @@
 import { openStore } from '@backplane/runtime';
-import { tempDir } from '@backplane/runtime/testing';
+import { holdBatches, tempDir } from '@backplane/runtime/testing';
 import { LevelProperties } from '../src/level-properties';
 import { LocalBus } from '../src/local-bus';
 import { singleNode } from '../src/ring';
@@ -26,23 +26,15 @@ describe('embedded engine: durability as readers see it', () => {
 
   it('a put is seen by get only once it is written; a compare-and-set meanwhile is checked against it', async () => {
     const first = await props.put('k', enc('v1'));
-    let open!: () => void;
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const original = store.batch.bind(store) as (...a: unknown[]) => Promise<void>;
-    const batch = jest.spyOn(store, 'batch').mockImplementation((async (...a: unknown[]) => {
-      await gate;
-      return original(...a);
-    }) as never);
+    const held = holdBatches(store);
     const second = props.put('k', enc('v2'));
     await new Promise((r) => setTimeout(r, 20));
     expect(dec((await props.get('k'))?.value)).toBe('v1'); // not written yet: not seen
     // a compare-and-set against the revision readers saw loses to the write in flight
     await expect(props.put('k', enc('v3'), { expectRevision: first })).rejects.toMatchObject({ code: 9 });
-    open();
+    held.release();
     const rev = await second;
-    batch.mockRestore();
+    held.restore();
     const now = await props.get('k');
     expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v2', revision: rev });
   });

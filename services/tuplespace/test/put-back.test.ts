@@ -1,5 +1,5 @@
 import { GroupCommitter, silentLogger } from '@backplane/runtime';
-import { memoryStore } from '@backplane/runtime/testing';
+import { holdBatches, memoryStore } from '@backplane/runtime/testing';
 import { basicFactory } from '../src/basic';
 import type { Invocation, SpaceHandle } from '../src/command';
 import { SpaceData } from '../src/space';
@@ -22,24 +22,16 @@ describe('takes cancelled while their removal is written', () => {
     const basic = basicFactory(data, txns);
     await data.write([tupleOf('job')], 0, undefined);
     // hold the removal's batch until the caller has gone
-    let open!: () => void;
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const original = store.batch.bind(store) as (...a: unknown[]) => Promise<void>;
-    const batch = jest.spyOn(store, 'batch').mockImplementation((async (...a: unknown[]) => {
-      await gate;
-      return original(...a);
-    }) as never);
+    const held = holdBatches(store);
     const ac = new AbortController();
     const inv: Invocation = { command, template: templateOf('job'), principal, signal: ac.signal };
     const handler = basic.handles(command, inv);
     const taking = handler?.command({} as SpaceHandle, command, inv).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 20));
     ac.abort(new Error('the caller went away'));
-    open();
+    held.release();
     expect(await taking).toBeInstanceOf(Error);
-    batch.mockRestore();
+    held.restore();
     expect(data.count(templateOf('job') as never, undefined)).toBe(1);
     await committer.flush();
     const keys: string[] = [];

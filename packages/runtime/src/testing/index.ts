@@ -2,6 +2,8 @@ export { healthCheck, reflectionListServices } from '../probes';
 export type { ServiceBinary } from './binaries';
 export { startServiceBinary, undocumentedSettings } from './binaries';
 export { makeTestCertificates } from './certs';
+export type { HeldBatches } from './hold-batches';
+export { holdBatches } from './hold-batches';
 export { memoryStore } from './memory-store';
 export type { NatsCluster, NatsServer } from './nats';
 export { natsServerBinary, startNats, startNatsCluster } from './nats';
