@@ -128,7 +128,11 @@ describe('Registry', () => {
     try {
       const r = await child.resolve('', 'fs', FS);
       expect(r.nameServer).toBe('parent:7000');
-      expect(parent.resolve).toHaveBeenCalledWith('fs', FS);
+      expect(parent.resolve).toHaveBeenCalledWith('fs', FS, undefined);
+      // the caller's deadline and cancellation go with the delegation
+      const call = { deadline: Date.now() + 1000, signal: new AbortController().signal };
+      await child.resolve('', 'fs', FS, call);
+      expect(parent.resolve).toHaveBeenLastCalledWith('fs', FS, call);
     } finally {
       await child.close();
     }
