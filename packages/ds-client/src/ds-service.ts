@@ -33,6 +33,8 @@ const UNREAD_CHUNK = 1024 * 1024;
 const STREAM_HIGH_WATER_MARK = 256 * 1024;
 /** How long a handoff waits for a stream the coordinator announced but this node has not opened yet. */
 const STREAM_APPEAR_MS = 5000;
+/** Closed stream ids a client's state remembers. */
+const MAX_CLOSED_IDS = 1024;
 
 export interface DsServiceOptions {
   /** host:port of the coordinator's control plane; default $BACKPLANE_DS_COORDINATOR or 127.0.0.1:7400. */
@@ -287,6 +289,11 @@ export class DsService extends EventEmitter implements ClientOwner {
       if (owner.streams.get(ds.id) === ds) {
         owner.streams.delete(ds.id);
         owner.closedIds.add(ds.id);
+        // only recent ones matter (a handoff listing a stream the coordinator has not seen close yet)
+        if (owner.closedIds.size > MAX_CLOSED_IDS) {
+          const oldest = owner.closedIds.values().next().value as string;
+          owner.closedIds.delete(oldest);
+        }
       }
       if (owner.streams.size === 0 && !owner.moving && this.clients.get(owner.url) === owner)
         this.clients.delete(owner.url);
@@ -347,6 +354,9 @@ export class DsService extends EventEmitter implements ClientOwner {
     this.checkOpen();
     const started = Date.now();
     await this.attachedWithin(timeoutMs);
+    // lost the coordinator and told not to attach again: nothing will ever come
+    if (!this.secret && this.options.reattach === false)
+      throw BackplaneError.unavailable('the coordinator session ended (reattach is off)');
     return this.served.take(timeoutMs < 0 ? timeoutMs : Math.max(0, timeoutMs - (Date.now() - started)));
   }
 

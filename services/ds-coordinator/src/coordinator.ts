@@ -332,6 +332,8 @@ export class Coordinator {
     stream.counters = node.counters;
     const seq = stream.granted();
     const timer = setTimeout(() => {
+      // whatever became of it, nothing waits for this grant any more (a handoff's wait ends)
+      grant.dialled.resolve();
       if (this.grants.delete(key) && !stream.closed) {
         stream.dialFailed(seq);
         this.log.warn({ node: node.url, stream: stream.id }, 'a node did not dial its data connection');
@@ -356,6 +358,7 @@ export class Coordinator {
     // a detached node still dials the streams it was given, so their output reaches the client
     if (!grant || grant.stream.closed || !(current || grant.stream.isClosing)) {
       socket.destroy();
+      grant?.dialled.resolve(); // refused: a handoff waiting for it goes on
       return;
     }
     grant.stream.attachData(socket);

@@ -270,6 +270,9 @@ export class RelayStream {
   /** The node failed: drop its data connection; the stream waits for the next node. */
   detachForFailure(): void {
     const data = this.data;
+    // a grant the failed node never dialled no longer concerns the stream (its timeout must not close it)
+    this.awaitingDial = false;
+    this.grantSeq++;
     this.stopInput();
     data?.destroy();
     this.releasing?.resolve();

@@ -79,6 +79,21 @@ describe('ds failures around data connections and handoffs', () => {
     }
   });
 
+  it('keeps a client whose node failed before dialling until another node takes it, past the dial timeout', async () => {
+    const mute = muteNode(c, 'mute-dies');
+    await mute.attached;
+    const s = await t.client('127.0.9.7');
+    await new Promise((r) => setTimeout(r, 100)); // granted to the mute node
+    mute.close(); // its session ends: the client waits to be re-homed
+    await new Promise((r) => setTimeout(r, 700)); // past the 400 ms dial timeout of the mute node's grant
+    expect(s.readableEnded || s.destroyed).toBe(false);
+    const b = await t.node();
+    const moved = await b.receiveHandoff(5000);
+    expect(moved.arrival?.reason).toBe('node-failed');
+    await write(s, 'still');
+    expect(String(await readBytes(moved.getStreams()[0] as never, 5))).toBe('still');
+  });
+
   it('does not wait for a stream the application closed just before a handoff', async () => {
     const a = await t.node();
     const b = await t.node();

@@ -316,13 +316,17 @@ export class LevelProperties implements PropertiesEngine {
   private async reap(): Promise<void> {
     const now = Date.now();
     const expired: Array<Omit<Change, 'revision'>> = [];
+    const later: Array<{ at: number; id: string }> = [];
     for (let top = this.expiry.peek(); top && top.at <= now; top = this.expiry.peek()) {
       this.expiry.pop();
       const e = this.entries.get(top.id);
-      // a stale heap entry (the key was rewritten or removed since, or is being) is skipped
-      if (e && e.expiresAt === top.at && !this.pending.has(e.key))
-        expired.push({ kind: 'EXPIRE', key: e.key, expiresAt: 0 });
+      // a stale heap entry (the key was rewritten or removed since) is skipped; a key with a change in
+      // flight is looked at again next time (the change may fail and leave this value)
+      if (!e || e.expiresAt !== top.at) continue;
+      if (this.pending.has(e.key)) later.push(top);
+      else expired.push({ kind: 'EXPIRE', key: e.key, expiresAt: 0 });
     }
+    for (const t of later) this.expiry.push(t.at, t.id);
     if (expired.length === 0) return;
     try {
       await this.apply(expired);

@@ -57,6 +57,8 @@ export class SpaceData {
 
   /** The next-id mark in the store: ids below it may have been given out (set at load). */
   idHigh = 0;
+  /** Deleted, or the server is stopping. */
+  private closed = false;
 
   /** Reserves sequence numbers for `n` events and the op that persists the counter. */
   private reserve(n: number): { first: number; op: StoreOp[] } {
@@ -205,7 +207,8 @@ export class SpaceData {
    * before it could be answered): they are in the space again, announced as writes.
    */
   async putBack(entries: Entry[]): Promise<void> {
-    if (entries.length === 0) return;
+    // a deleted space takes nothing back (its tuples are being cleared from the store)
+    if (entries.length === 0 || this.closed) return;
     const { first, op } = this.reserve(entries.length);
     await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op]);
     entries.forEach((e, i) => {
@@ -299,6 +302,7 @@ export class SpaceData {
 
   /** Ends every waiter and registration (the space is deleted or the server stops). */
   close(reason: BackplaneError): void {
+    this.closed = true;
     const waiters = this.waiters.splice(0);
     for (const w of waiters) w.reject(reason);
     this.events.closeAll(reason);
@@ -310,8 +314,15 @@ export class SpaceData {
 
   // ---- transactions ------------------------------------------------------------------------------
 
-  /** The store ops that make a transaction's changes here final. */
-  commitOps(writes: Iterable<number>, takes: Iterable<number>): { ops: StoreOp[]; seqFirst: number } {
+  /**
+   * The store ops that make a transaction's changes here final. `idHighBefore` puts the id mark back if
+   * they are not written.
+   */
+  commitOps(
+    writes: Iterable<number>,
+    takes: Iterable<number>,
+  ): { ops: StoreOp[]; seqFirst: number; idHighBefore: number } {
+    const idHighBefore = this.idHigh;
     const ops: StoreOp[] = [];
     let n = 0;
     for (const id of writes) {
@@ -325,7 +336,7 @@ export class SpaceData {
       n++;
     }
     const { first, op } = this.reserve(n);
-    return { ops: [...ops, ...op, ...this.nextIdOp()], seqFirst: first };
+    return { ops: [...ops, ...op, ...this.nextIdOp()], seqFirst: first, idHighBefore };
   }
 
   /** After the commit's batch is written: writes become visible, takes final; events in order. */

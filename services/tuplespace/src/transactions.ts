@@ -146,6 +146,7 @@ export class Transactions {
     try {
       await this.committer.commit(parts.flatMap((p) => p.ops));
     } catch (err) {
+      for (const p of parts) p.space.idHigh = Math.min(p.space.idHigh, p.idHighBefore);
       this.finishAbort(t);
       throw err;
     }

@@ -10,6 +10,8 @@ export const STALE_TTL = 'staleTtl';
 interface State {
   enabled: boolean;
   timer?: NodeJS.Timeout;
+  /** The handler instance that started the deleter (only its close stops it). */
+  startedBy?: object;
   deleted: number;
 }
 
@@ -45,18 +47,21 @@ export const staleBefore = (ms: number): Template => ({
 export function staleTupleHandler(): TSHandler {
   /** The spaces this handler ran in: close() stops their deleters. */
   const spaces = new Set<SpaceHandle>();
-  return {
+  const self: TSHandler = {
     attributes: (command): Permission[] => (command === 'START' ? ['ADMIN'] : ['WRITE']),
     open(ts) {
       spaces.add(ts);
       const howOften = Number(ts.settings.get(HOW_OFTEN));
-      if (howOften > 0) startDeleter(ts, stateOf(ts), howOften);
+      if (howOften > 0) startDeleter(ts, stateOf(ts), howOften, self);
     },
     close() {
       for (const ts of spaces) {
         const state = stateOf(ts);
+        // another instance of this module (WRITE and START added separately) keeps its deleter
+        if (state.startedBy !== self) continue;
         if (state.timer) clearInterval(state.timer);
         state.timer = undefined;
+        state.startedBy = undefined;
         state.enabled = false;
       }
       spaces.clear();
@@ -90,7 +95,7 @@ export function staleTupleHandler(): TSHandler {
         const howOften = f.intValue;
         // kept with the space, so the deleter comes back after a restart (see open)
         await ts.settings.set(HOW_OFTEN, String(howOften));
-        startDeleter(ts, state, howOften);
+        startDeleter(ts, state, howOften, self);
         return {
           result: {
             fields: [{ name: 'howOften', value: { kind: { $case: 'intValue', intValue: howOften } } }],
@@ -100,12 +105,14 @@ export function staleTupleHandler(): TSHandler {
       throw BackplaneError.badParameter(`the stale-tuple handler implements WRITE and START, not ${command}`);
     },
   };
+  return self;
 }
 
 const HOW_OFTEN = 'stale-tuple.howOften';
 
-function startDeleter(ts: SpaceHandle, state: State, howOften: number): void {
+function startDeleter(ts: SpaceHandle, state: State, howOften: number, by: object): void {
   if (state.timer) clearInterval(state.timer);
+  state.startedBy = by;
   let running = false;
   const timer = setInterval(() => {
     if (running) return;
