@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { BackplaneError } from '@backplane/runtime';
 
 /** Largest chunk a read yields (and a ring write splits into). */
 export const CHUNK = 1024 * 1024;
@@ -24,8 +25,12 @@ export async function readFully(
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    // the record says the bytes are there and the file does not have them (lost in a crash, truncated)
     if (bytesRead === 0)
-      throw new Error(`short read: file ends at ${position + done}, wanted ${position + length}`);
+      throw BackplaneError.of(
+        'DATA_LOSS',
+        `short read: the area's file ends at ${position + done}, its record says ${position + length}`,
+      );
     done += bytesRead;
   }
   return buf;
