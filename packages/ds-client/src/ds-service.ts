@@ -357,7 +357,7 @@ export class DsService extends EventEmitter implements ClientOwner {
     // lost the coordinator and told not to attach again: nothing will ever come
     if (!this.secret && this.options.reattach === false)
       throw BackplaneError.unavailable('the coordinator session ended (reattach is off)');
-    return this.served.take(timeoutMs < 0 ? timeoutMs : Math.max(0, timeoutMs - (Date.now() - started)));
+    return this.served.take(remaining(timeoutMs, started));
   }
 
   /** Waits for the first attach, at most `timeoutMs` (< 0: as long as it takes); its failure is thrown. */
@@ -432,11 +432,7 @@ export class DsService extends EventEmitter implements ClientOwner {
       targets.map((t) => t.nodeUrl),
       { clients: new Map(targets.map((t) => [t.nodeUrl, t.clients])) },
     );
-    return this.move(
-      target,
-      client,
-      timeoutMs < 0 ? timeoutMs : Math.max(0, timeoutMs - (Date.now() - startedAt)),
-    );
+    return this.move(target, client, remaining(timeoutMs, startedAt));
   }
 
   /** Hands the client (all its streams here) to the node `target` (ds://<node>/<name>). */
@@ -586,6 +582,11 @@ export class DsService extends EventEmitter implements ClientOwner {
     this.clients.clear();
     this.stub.close();
   }
+}
+
+/** What is left of a timeout (ms; < 0 waits forever) started at `since`. */
+function remaining(timeoutMs: number, since: number): number {
+  return timeoutMs < 0 ? timeoutMs : Math.max(0, timeoutMs - (Date.now() - since));
 }
 
 function appeared(st: ClientState, id: string, ms: number): Promise<DsStream | undefined> {

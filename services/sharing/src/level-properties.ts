@@ -69,6 +69,11 @@ interface Watcher {
   queue: AsyncQueue<Change>;
 }
 
+/** The entry unless it has expired by `now`. */
+function unexpired(e: Entry | undefined, now: number): Entry | undefined {
+  return e && (e.expiresAt === 0 || e.expiresAt > now) ? e : undefined;
+}
+
 /**
  * The embedded engine: every key in memory (the answer to get), level as the durable copy (the answer
  * to list, and the history watches resume from). Readers see only what is written: a change waits in
@@ -120,8 +125,7 @@ export class LevelProperties implements PropertiesEngine {
   }
 
   private live(key: string, now = Date.now()): Entry | undefined {
-    const e = this.entries.get(key);
-    return e && (e.expiresAt === 0 || e.expiresAt > now) ? e : undefined;
+    return unexpired(this.entries.get(key), now);
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -131,8 +135,7 @@ export class LevelProperties implements PropertiesEngine {
   /** The latest value, changes not written yet included: what checks compare with. */
   private latest(key: string, now = Date.now()): Entry | undefined {
     const p = this.pending.get(key);
-    const e = p ? p.entry : this.entries.get(key);
-    return e && (e.expiresAt === 0 || e.expiresAt > now) ? e : undefined;
+    return unexpired(p ? p.entry : this.entries.get(key), now);
   }
 
   private check(key: string, expected: number | undefined): void {

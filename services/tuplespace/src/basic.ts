@@ -2,7 +2,7 @@ import { EventKind } from '@backplane/proto/tuplespace';
 import { BackplaneError } from '@backplane/runtime';
 import type { Invocation, Outcome, TSFactory, TSHandler } from './command';
 import { type SpaceData, toRecord } from './space';
-import type { Transactions } from './transactions';
+import type { Transactions, Txn } from './transactions';
 import type { Entry } from './tsdb';
 import { validateTemplate, validateTuple } from './tuple';
 
@@ -37,8 +37,9 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
    * A take whose caller went away while its removal was being written: nobody will get the answer, so the
    * tuples are written back (they were acknowledged once and must not vanish unseen).
    */
-  const putBackIfGone = async (inv: Invocation, taken: Entry[]) => {
-    if (!inv.signal?.aborted) return;
+  const putBackIfGone = async (inv: Invocation, txn: Txn | undefined, taken: Entry[]) => {
+    // inside a transaction the take is undone by its abort
+    if (txn || !inv.signal?.aborted) return;
     await data.putBack(taken);
     throw inv.signal.reason;
   };
@@ -65,7 +66,7 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
     async TAKE(inv) {
       const txn = txnOf(inv);
       const e = await data.take(template(inv), txn);
-      if (e && !txn) await putBackIfGone(inv, [e]);
+      if (e) await putBackIfGone(inv, txn, [e]);
       return e ? { found: true, records: [toRecord(e)] } : { found: false };
     },
     async WAIT_TO_READ(inv) {
@@ -80,7 +81,7 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
       const txn = txnOf(inv);
       const now = await data.take(t, txn);
       if (now) {
-        if (!txn) await putBackIfGone(inv, [now]);
+        await putBackIfGone(inv, txn, [now]);
         return { found: true, records: [toRecord(now)] };
       }
       const e = await data.wait(t, true, txn, txn?.signalWith(inv.signal) ?? inv.signal);
@@ -96,7 +97,7 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
         });
       }
       await data.finishWaitTake(e, txn);
-      if (!txn) await putBackIfGone(inv, [e]);
+      await putBackIfGone(inv, txn, [e]);
       return { found: true, records: [toRecord(e)] };
     },
     async SCAN(inv) {
@@ -106,7 +107,7 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
       const txn = txnOf(inv);
       const found = data.scan(template(inv), txn, limitOf(inv));
       await data.removeEntries(found, EventKind.EVENT_KIND_TAKE, txn);
-      if (!txn) await putBackIfGone(inv, found);
+      await putBackIfGone(inv, txn, found);
       return { records: found.map(toRecord) };
     },
     async COUNT(inv) {

@@ -87,20 +87,28 @@ export class SpaceData {
       }
       return entries;
     }
-    const { first, op } = this.reserve(entries.length);
     const high = this.idHigh;
     try {
-      await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op, ...this.nextIdOp()]);
+      await this.commitWrites(entries, this.nextIdOp());
     } catch (err) {
       this.idHigh = Math.min(this.idHigh, high); // its mark was not written either
       throw err;
     }
+    return entries;
+  }
+
+  /**
+   * Writes tuples (new ones, or ones put back with their ids) to the store, then makes them visible,
+   * announces them as writes and offers them to waiters.
+   */
+  private async commitWrites(entries: Entry[], extra: StoreOp[] = []): Promise<void> {
+    const { first, op } = this.reserve(entries.length);
+    await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op, ...extra]);
     entries.forEach((e, i) => {
-      this.db.insert(e);
+      if (!this.db.get(e.id)) this.db.insert(e);
       this.emit(first + i, EventKind.EVENT_KIND_WRITE, e);
     });
     for (const e of entries) this.offer(e);
-    return entries;
   }
 
   /** UPDATE: replaces a tuple (same id); ttlMs 0 keeps the expiry, -1 clears it. */
@@ -209,13 +217,7 @@ export class SpaceData {
   async putBack(entries: Entry[]): Promise<void> {
     // a deleted space takes nothing back (its tuples are being cleared from the store)
     if (entries.length === 0 || this.closed) return;
-    const { first, op } = this.reserve(entries.length);
-    await this.committer.commit([...entries.map((e) => putTuple(this.name, e)), ...op]);
-    entries.forEach((e, i) => {
-      if (!this.db.get(e.id)) this.db.insert(e);
-      this.emit(first + i, EventKind.EVENT_KIND_WRITE, e);
-    });
-    for (const e of entries) this.offer(e);
+    await this.commitWrites(entries);
   }
 
   /** Puts an entry back (a failed store write, a waiter that went away after it was handed the tuple). */
