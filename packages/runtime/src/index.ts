@@ -54,6 +54,8 @@ export type { Logger } from './logger';
 export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logger';
 export type { MainOptions } from './main';
 export { hasRelayMallocEnv, RELAY_MALLOC_ENV, runMain, runService } from './main';
+export type { NatsConnectOptions } from './nats';
+export { closeNats, connectNats, jetStreamReady, NATS_RECONNECT, NatsLink, natsTls } from './nats';
 export type { PeerAccess } from './peer';
 export { PLAIN_PEER, peerAccess } from './peer';
 export { healthCheck, reflectionListServices } from './probes';

@@ -86,6 +86,11 @@ export interface RunningService {
   readonly shutdownSignal: AbortSignal;
   /** Calls in progress. */
   inFlight(): number;
+  /**
+   * Health of every served service (and of ""): false while a backend the service needs is out of reach
+   * (its NATS connection, say), so supervisors and clients go elsewhere. Ignored once shutdown started.
+   */
+  setServing(serving: boolean): void;
   addCloseHook(hook: () => unknown): void;
   /** Runs as soon as shutdown starts, while calls drain (e.g. leave the name server, so no new clients come). */
   addShutdownHook(hook: () => unknown): void;
@@ -240,6 +245,10 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     serviceNames,
     shutdownSignal: shutdown.signal,
     inFlight: () => inFlight.count,
+    setServing: (serving) => {
+      if (shutdown.signal.aborted) return;
+      for (const n of ['', ...serviceNames]) health.setStatus(n, serving ? 'SERVING' : 'NOT_SERVING');
+    },
     addCloseHook: (hook) => closeHooks.push(hook),
     addShutdownHook: (hook) => shutdownHooks.push(hook),
     close,

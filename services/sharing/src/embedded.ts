@@ -1,13 +1,17 @@
 import { join } from 'node:path';
 import {
   type CallLimits,
+  closeNats,
+  connectNats,
+  jetStreamReady,
   type Logger,
+  NatsLink,
   openStore,
   type RunningService,
   startService,
   type TlsFiles,
 } from '@backplane/runtime';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { LevelProperties } from './level-properties';
 import { LocalBus } from './local-bus';
 import { NatsBus } from './nats-bus';
@@ -50,19 +54,21 @@ export async function startSharingServer(options: SharingServerOptions): Promise
   const id = newNodeId();
   const bucket = options.bucket ?? 'backplane-sharing';
   let nc: NatsConnection | undefined;
+  let link: NatsLink | undefined;
   let sharing: Sharing;
   let closeStore: (() => Promise<void>) | undefined;
   if (options.natsUrl) {
-    nc = await connect({
-      servers: options.natsUrl.split(','),
+    nc = await connectNats({
+      servers: options.natsUrl,
       name: `backplane-sharing-${id}`,
-      tls: natsTls(options.natsTls),
-      // nats.js otherwise builds two Error objects (stack traces) per request in case it times out: 18% of
-      // a node's CPU under gets. Our errors carry their own context (the call that failed)
-      noAsyncTraces: true,
+      tls: options.natsTls,
+      log: options.log,
     });
+    const conn = nc;
+    link = new NatsLink(nc, { ready: () => jetStreamReady(conn, { stream: `KV_${bucket}` }) });
     const properties = await NatsProperties.open({
       nc,
+      link,
       bucket,
       replicas: options.replicas,
       history: Math.min(options.history ?? 16, 64),
@@ -71,7 +77,7 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     });
     sharing = new Sharing(
       properties,
-      new NatsBus(nc, options.subjectPrefix ?? 'backplane.events'),
+      new NatsBus(nc, options.subjectPrefix ?? 'backplane.events', link),
       singleNode({ id, address: '' }),
     );
   } else {
@@ -96,8 +102,15 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     limits: options.limits,
     maxStreamsPerConnection: options.maxStreamsPerConnection,
-    onClose: [() => closeStore?.(), () => nc?.drain(), () => sharing.close()],
+    onClose: [() => closeStore?.(), () => nc && closeNats(nc), () => sharing.close()],
   });
+  if (link) {
+    // NOT_SERVING while the node has no NATS connection, so supervisors and clients go elsewhere
+    link.onChange((up) => running.setServing(up));
+    if (!link.connected) running.setServing(false);
+    const following = link;
+    running.addCloseHook(() => following.stop());
+  }
   // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
   running.addShutdownHook(() => sharing.ring.close());
   const self = { id, address: `${options.advertiseHost ?? running.host}:${running.port}` };
@@ -105,11 +118,4 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
     : singleNode(self);
   return Object.assign(running, { sharing });
-}
-
-/** nats.js TLS options from our TLS files; undefined (plaintext, unless the URL says tls://) when none. */
-function natsTls(tls: TlsFiles | undefined) {
-  if (!tls?.ca && !tls?.cert && !tls?.key) return undefined;
-  if (!tls.cert !== !tls.key) throw new Error('a NATS client certificate needs both a certificate and a key');
-  return { caFile: tls.ca, certFile: tls.cert, keyFile: tls.key };
 }

@@ -1,4 +1,4 @@
-import { AsyncQueue, BackplaneError } from '@backplane/runtime';
+import { AsyncQueue, BackplaneError, type NatsLink } from '@backplane/runtime';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { EVENT_BYTES, type EventBus, type EventPayload } from './engine';
 
@@ -17,13 +17,28 @@ export class NatsBus implements EventBus {
   private flushing: Promise<void> | undefined;
   private next: Promise<void> | undefined;
   private readonly queues = new Set<AsyncQueue<EventPayload>>();
+  private readonly stopFollowing: () => void;
 
+  /**
+   * With `link`, publishes and subscribes fail fast while the NATS connection is lost, and the
+   * subscriptions end with UNAVAILABLE when it is lost: events published meanwhile would be missed
+   * without a word, so the client subscribes again (on another node, or here once NATS is back).
+   */
   constructor(
     private readonly nc: NatsConnection,
     private readonly prefix: string,
+    private readonly link?: NatsLink,
     private readonly maxQueued = 10_000,
   ) {
     this.textHeaders.set(TEXT, '1');
+    this.stopFollowing =
+      link?.onChange((up) => {
+        if (up) return;
+        const err = BackplaneError.unavailable('this node lost its NATS connection: subscribe again', {
+          reason: 'NATS_DISCONNECTED',
+        });
+        for (const q of this.queues) q.fail(err);
+      }) ?? (() => undefined);
   }
 
   /** One PING/PONG for every publish made before it started. */
@@ -45,6 +60,7 @@ export class NatsBus implements EventBus {
   }
 
   async publish(event: EventPayload): Promise<void> {
+    this.link?.ensure();
     try {
       const subject = `${this.prefix}.${event.topic}`;
       if (event.payload.$case === 'text')
@@ -57,6 +73,7 @@ export class NatsBus implements EventBus {
   }
 
   async subscribe(pattern: string, signal: AbortSignal): Promise<AsyncIterable<EventPayload>> {
+    this.link?.ensure();
     const queue = new AsyncQueue<EventPayload>(
       this.maxQueued,
       `subscriber too slow: more than ${this.maxQueued} events behind`,
@@ -103,6 +120,7 @@ export class NatsBus implements EventBus {
   }
 
   async close(): Promise<void> {
+    this.stopFollowing();
     const err = BackplaneError.unavailable('the sharing node is stopping');
     for (const q of this.queues) q.fail(err);
   }

@@ -1,4 +1,11 @@
-import { AsyncQueue, BackplaneError, ExpiryHeap, type Logger, silentLogger } from '@backplane/runtime';
+import {
+  AsyncQueue,
+  BackplaneError,
+  ExpiryHeap,
+  type Logger,
+  NatsLink,
+  silentLogger,
+} from '@backplane/runtime';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -34,6 +41,8 @@ const REASON = 'Backplane-Reason';
 
 export interface NatsPropertiesOptions {
   nc: NatsConnection;
+  /** The connection's state (default: followed here): calls fail fast and watches end while it is lost. */
+  link?: NatsLink;
   /** The JetStream KV bucket (stream KV_<bucket>); created when missing. */
   bucket: string;
   replicas?: number;
@@ -66,6 +75,11 @@ export class NatsProperties implements PropertiesEngine {
   private readonly expiring = new Map<string, { at: number; revision: number }>();
   private reaper: NodeJS.Timeout | undefined;
   private stopReaperWatch: (() => void) | undefined;
+  private readonly link: NatsLink;
+  private readonly ownLink: boolean;
+  private readonly stopFollowing: () => void;
+  /** The queues of the watches in progress: ended with UNAVAILABLE when the NATS connection is lost. */
+  private readonly watches = new Set<AsyncQueue<WatchItem>>();
 
   private constructor(
     private readonly options: NatsPropertiesOptions,
@@ -76,6 +90,28 @@ export class NatsProperties implements PropertiesEngine {
     this.log = options.log ?? silentLogger();
     this.stream = `KV_${options.bucket}`;
     this.prefix = `$KV.${options.bucket}.`;
+    this.ownLink = !options.link;
+    this.link = options.link ?? new NatsLink(options.nc);
+    this.stopFollowing = this.link.onChange((up) => (up ? this.reconnected() : this.lost()));
+  }
+
+  /**
+   * The connection is lost: watches end with UNAVAILABLE, so their clients resume from the last revision
+   * they saw (on another node, or here once NATS is back) rather than wait on a consumer that may be gone.
+   */
+  private lost(): void {
+    const err = BackplaneError.unavailable('this node lost its NATS connection: resume the watch', {
+      reason: 'NATS_DISCONNECTED',
+    });
+    for (const q of this.watches) q.fail(err);
+  }
+
+  /** The connection is back: the reaper follows the bucket again from each key's last message. */
+  private reconnected(): void {
+    if (!this.reaper) return;
+    this.stopReaperWatch?.();
+    this.stopReaperWatch = undefined;
+    this.followExpiries().catch((err) => this.log.warn({ err }, 'following expiries again failed'));
   }
 
   static async open(options: NatsPropertiesOptions): Promise<NatsProperties> {
@@ -118,6 +154,7 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   private async last(key: string): Promise<Msg | null> {
+    this.link.ensure();
     try {
       // a direct get, as NATS KV's own get (served by any replica: on R3 a read can trail a write on
       // another node by the replication delay, exactly as with the raw KV client)
@@ -139,6 +176,7 @@ export class NatsProperties implements PropertiesEngine {
     h: MsgHdrs | undefined,
     expect?: number,
   ): Promise<number> {
+    this.link.ensure();
     try {
       const ack = await this.js.publish(this.prefix + key, data, {
         headers: h,
@@ -257,6 +295,7 @@ export class NatsProperties implements PropertiesEngine {
 
   /** Every key with a message in the stream under `prefix`'s subject filter (deleted ones included). */
   private async keysUnder(prefix: string): Promise<string[]> {
+    this.link.ensure();
     try {
       const info = await this.jsm.streams.info(this.stream, {
         subjects_filter: this.prefix + subjectFilter(prefix),
@@ -268,6 +307,7 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   async *watch(key: string, options: WatchOptions): AsyncIterable<WatchItem> {
+    this.link.ensure();
     const queue = new AsyncQueue<WatchItem>(
       this.options.watchQueue ?? 10_000,
       'watcher too slow: more than 10000 changes behind',
@@ -297,9 +337,13 @@ export class NatsProperties implements PropertiesEngine {
     initial = c.initial;
     if (initialPhase && (initial === 0 || delivered >= initial)) queue.push({ synced: true });
     void c.closed.then(() => queue.fail(BackplaneError.unavailable('the NATS watch ended')));
+    this.watches.add(queue);
+    // lost between the check above and now: the consumer may never deliver
+    if (!this.link.connected) this.lost();
     try {
       yield* queue.drain(options.signal);
     } finally {
+      this.watches.delete(queue);
       c.stop();
     }
   }
@@ -360,6 +404,13 @@ export class NatsProperties implements PropertiesEngine {
    * conditional on the revision that carried the expiry (so a key rewritten meanwhile survives).
    */
   private async startReaper(): Promise<void> {
+    await this.followExpiries();
+    this.reaper = setInterval(() => void this.reap(), this.options.reapEveryMs ?? 250);
+    this.reaper.unref();
+  }
+
+  /** Follows the bucket's headers from each key's last message, noting which keys expire and when. */
+  private async followExpiries(): Promise<void> {
     const c = await this.consume('>', { from: 'last-per-key', headersOnly: true }, (m) => {
       const change = this.toChange(this.asMsg(m));
       if (change.kind === 'PUT' && change.expiresAt) {
@@ -368,11 +419,10 @@ export class NatsProperties implements PropertiesEngine {
       } else this.expiring.delete(change.key);
     });
     this.stopReaperWatch = c.stop;
-    this.reaper = setInterval(() => void this.reap(), this.options.reapEveryMs ?? 250);
-    this.reaper.unref();
   }
 
   private async reap(): Promise<void> {
+    if (!this.link.connected) return;
     const now = Date.now();
     for (let top = this.expiry.peek(); top && top.at <= now; top = this.expiry.peek()) {
       this.expiry.pop();
@@ -391,6 +441,9 @@ export class NatsProperties implements PropertiesEngine {
 
   async close(): Promise<void> {
     clearInterval(this.reaper);
+    this.reaper = undefined;
+    this.stopFollowing();
+    if (this.ownLink) this.link.stop();
     this.stopReaperWatch?.();
     this.direct.close();
   }
