@@ -16,7 +16,7 @@ import {
   TupleSpaceServiceClient,
   TupleSpaceServiceService,
 } from '@backplane/proto/tuplespace';
-import { type ChannelCredentials, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials as grpcCredentials, Metadata, status } from '@grpc/grpc-js';
 import type { Template, Tuple } from './tuples';
 
 export const DEFAULT_ADDRESS = '127.0.0.1:8200';
@@ -65,8 +65,26 @@ export type Options = CallOptions & TxnOption;
 
 const txnId = (o?: TxnOption) => (typeof o?.txn === 'string' ? o.txn : (o?.txn?.id ?? ''));
 
+/** Notes, on the transaction given as `{ txn }`, a take that failed other than by finding nothing. */
+async function noteFailedTake<T>(o: TxnOption | undefined, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    const e = BackplaneError.from(err);
+    if (o?.txn instanceof Transaction && e.reason !== 'NO_MATCH_IN_TIME') o.txn.failedTake ??= e;
+    throw err;
+  }
+}
+
 /** A transaction on the server: pass it as `{ txn }` to space calls, then commit() or abort(). */
 export class Transaction {
+  /**
+   * The first take in this transaction (take, waitToTake, consumingScan) that failed in a way that leaves
+   * open whether it took something: committing would then consume a tuple the caller never saw.
+   * A WaitToTake answered DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME took nothing, and is not one.
+   */
+  failedTake: BackplaneError | undefined;
+
   constructor(
     readonly id: string,
     private readonly client: TupleSpaceClient,
@@ -189,17 +207,38 @@ export class TupleSpaceClient {
     await unary(this.raw.abort.bind(this.raw), { txnId: id }, this.opts(o));
   }
 
-  /** Runs `fn` in a transaction: committed when it resolves, aborted when it throws. */
-  async transaction<T>(fn: (txn: Transaction) => Promise<T>, o?: CallOptions): Promise<T> {
+  /**
+   * Runs `fn` in a transaction: committed when it resolves, aborted when it throws. Also aborted when a
+   * take inside it (given `{ txn }`) failed other than by finding nothing, even if `fn` caught that error
+   * and resolved: the take may have reached the server and taken a tuple the caller never saw, which a
+   * commit would consume. transaction() then rejects with ABORTED, reason TAKE_FAILED_IN_TXN, the take's
+   * error as its cause. `commitAfterFailedTake: true` commits anyway.
+   */
+  async transaction<T>(
+    fn: (txn: Transaction) => Promise<T>,
+    o: CallOptions & { commitAfterFailedTake?: boolean } = {},
+  ): Promise<T> {
     const txn = await this.begin(o);
+    let out: T;
     try {
-      const out = await fn(txn);
-      await txn.commit(o);
-      return out;
+      out = await fn(txn);
     } catch (err) {
       await txn.abort(o).catch(() => undefined);
       throw err;
     }
+    const failed = txn.failedTake;
+    if (failed && !o.commitAfterFailedTake) {
+      await txn.abort(o);
+      throw new BackplaneError(
+        status.ABORTED,
+        'TAKE_FAILED_IN_TXN',
+        `the transaction was aborted: a take inside it failed (${failed.message}) and may have taken a ` +
+          'tuple the caller never saw; pass commitAfterFailedTake to commit anyway',
+        { cause: failed },
+      );
+    }
+    await txn.commit(o);
+    return out;
   }
 
   async putUser(name: string, password: string, groups: string[] = [], o?: CallOptions): Promise<void> {
@@ -277,11 +316,14 @@ export class Space {
 
   /** TAKE: removes and returns the oldest match, or undefined. */
   async take(template: Template, o?: Options): Promise<TupleRecord | undefined> {
-    const r = await this.client.call(
-      TupleSpaceServiceService.take,
-      this.raw.take.bind(this.raw),
-      { space: this.name, template, txnId: txnId(o) },
+    const r = await noteFailedTake(
       o,
+      this.client.call(
+        TupleSpaceServiceService.take,
+        this.raw.take.bind(this.raw),
+        { space: this.name, template, txnId: txnId(o) },
+        o,
+      ),
     );
     return r.found ? r.record : undefined;
   }
@@ -297,13 +339,21 @@ export class Space {
     return r.record as TupleRecord;
   }
 
-  /** WAIT_TO_TAKE: waits for a match and takes it. A cancelled wait takes nothing. */
+  /**
+   * WAIT_TO_TAKE: waits for a match and takes it. A cancelled wait takes nothing. With a deadline, the
+   * server hands nothing over in its last 50 ms and fails the call with DEADLINE_EXCEEDED, reason
+   * NO_MATCH_IN_TIME (nothing was taken); a DEADLINE_EXCEEDED with another reason is this client's own
+   * deadline, and a tuple may then have been taken on the way (see transaction()).
+   */
   async waitToTake(template: Template, o?: Options): Promise<TupleRecord> {
-    const r = await this.client.call(
-      TupleSpaceServiceService.waitToTake,
-      this.raw.waitToTake.bind(this.raw),
-      { space: this.name, template, txnId: txnId(o) },
+    const r = await noteFailedTake(
       o,
+      this.client.call(
+        TupleSpaceServiceService.waitToTake,
+        this.raw.waitToTake.bind(this.raw),
+        { space: this.name, template, txnId: txnId(o) },
+        o,
+      ),
     );
     return r.record as TupleRecord;
   }
@@ -323,12 +373,23 @@ export class Space {
     template: Template,
     o: Options & { limit?: number } = {},
   ): AsyncGenerator<TupleRecord> {
-    for await (const m of serverStream(
-      this.raw.consumingScan.bind(this.raw),
-      { space: this.name, template, limit: o.limit ?? 0, txnId: txnId(o) },
-      this.client.opts(o),
-    ))
-      yield* m.records;
+    let whole = false;
+    try {
+      for await (const m of serverStream(
+        this.raw.consumingScan.bind(this.raw),
+        { space: this.name, template, limit: o.limit ?? 0, txnId: txnId(o) },
+        this.client.opts(o),
+      ))
+        yield* m.records;
+      whole = true;
+    } catch (err) {
+      if (o.txn instanceof Transaction) o.txn.failedTake ??= BackplaneError.from(err);
+      throw err;
+    } finally {
+      // left before the end: the server took what was not read yet
+      if (!whole && o.txn instanceof Transaction)
+        o.txn.failedTake ??= BackplaneError.of('CANCELLED', 'a consumingScan was left before its end');
+    }
   }
 
   async count(template: Template, o?: Options): Promise<number> {

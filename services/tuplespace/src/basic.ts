@@ -79,6 +79,8 @@ export function basicFactory(data: SpaceData, txns: Transactions): TSFactory {
     async WAIT_TO_TAKE(inv) {
       const t = template(inv);
       const txn = txnOf(inv);
+      // gone already, or too near its deadline to be handed anything (the server's margin)
+      if (inv.signal?.aborted) throw inv.signal.reason;
       const now = await data.take(t, txn);
       if (now) {
         await putBackIfGone(inv, txn, [now]);

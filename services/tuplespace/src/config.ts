@@ -11,6 +11,13 @@ export const tupleSpaceSettings = {
     "the admin's password on first start; empty = generated into <data dir>/admin-password",
     '',
   ),
+  waitMarginMs: settings.int(
+    'BACKPLANE_TS_WAIT_MARGIN_MS',
+    "WaitToTake hands no tuple over this close to the caller's deadline, so the answer can reach it",
+    50,
+    0,
+    60_000,
+  ),
   pluginsDir: settings.string(
     'BACKPLANE_TS_PLUGINS_DIR',
     'directory of factory/handler modules AddFactory/AddHandler may load by name',

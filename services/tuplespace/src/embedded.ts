@@ -24,6 +24,11 @@ export interface TupleSpaceServerOptions {
   /** Used when the admin user does not exist yet; empty = generate one into <dataDir>/admin-password. */
   adminPassword?: string;
   pluginsDir?: string;
+  /**
+   * WaitToTake hands no tuple over in the last `waitMarginMs` before the caller's deadline (default 50): a
+   * tuple handed over then might reach the caller after it gave up, and be lost to everyone.
+   */
+  waitMarginMs?: number;
   log?: Logger;
   tls?: TlsFiles;
   shutdownTimeoutMs?: number;
@@ -67,7 +72,7 @@ export async function startTupleSpaceServer(
   }
   const running = await startService({
     name: 'tuplespace',
-    services: [tupleSpaceService(spaces)],
+    services: [tupleSpaceService(spaces, { waitMarginMs: options.waitMarginMs })],
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 8200,
     log: options.log,

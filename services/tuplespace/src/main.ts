@@ -13,6 +13,7 @@ runService(tupleSpaceSettings, 'tuplespace', async (config, log) => {
     adminUser: config.adminUser,
     adminPassword: config.adminPassword,
     pluginsDir: config.pluginsDir,
+    waitMarginMs: config.waitMarginMs,
     log,
   });
   await registerService(running, {

@@ -40,8 +40,51 @@ const one = (o: Outcome): TupleRecord | undefined => o.records?.[0];
 /** Records per streamed message of a scan. */
 const SCAN_BATCH = 256;
 
+/** The default of TupleSpaceServerOptions.waitMarginMs. */
+export const DEFAULT_WAIT_MARGIN_MS = 50;
+
+/**
+ * The signal a WAIT_TO_TAKE waits with: the call's own, aborted `marginMs` before the call's deadline
+ * with DEADLINE_EXCEEDED, reason NO_MATCH_IN_TIME. A server cannot know whether a unary answer arrived;
+ * one sent a margin before the deadline normally does, so a tuple is handed over only then, and a caller
+ * that gets DEADLINE_EXCEEDED from the server took nothing.
+ */
+function handOverSignal(ctx: CallContext, marginMs: number): { signal: AbortSignal; done(): void } {
+  if (ctx.deadline === undefined || !Number.isFinite(ctx.deadline) || marginMs <= 0)
+    return { signal: ctx.signal, done: () => undefined };
+  const ac = new AbortController();
+  const parent = ctx.signal;
+  const onParent = () => ac.abort(parent.reason);
+  if (parent.aborted) onParent();
+  else parent.addEventListener('abort', onParent, { once: true });
+  const tooLate = () =>
+    ac.abort(
+      BackplaneError.of(
+        'TIMEOUT',
+        `no match before the deadline (no tuple is handed over in its last ${marginMs} ms, so that ` +
+          'an answer reaches the caller in time): nothing was taken',
+        { reason: 'NO_MATCH_IN_TIME' },
+      ),
+    );
+  const left = ctx.deadline - marginMs - Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  if (left <= 0) tooLate();
+  else timer = setTimeout(tooLate, left);
+  return {
+    signal: ac.signal,
+    done: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onParent);
+    },
+  };
+}
+
 /** TupleSpaceService RPCs ↔ TupleSpaces: every space command goes through the space's factory stack. */
-export function tupleSpaceService(ts: TupleSpaces): ServiceRegistration {
+export function tupleSpaceService(
+  ts: TupleSpaces,
+  options: { waitMarginMs?: number | undefined } = {},
+): ServiceRegistration {
+  const waitMarginMs = options.waitMarginMs ?? DEFAULT_WAIT_MARGIN_MS;
   const who = (ctx: CallContext): Promise<Principal> => {
     const h = ctx.metadata.get('authorization')[0];
     return ts.users.authenticate(typeof h === 'string' ? h : h?.toString('utf8'));
@@ -122,13 +165,18 @@ export function tupleSpaceService(ts: TupleSpaces): ServiceRegistration {
       return { record: one(o) };
     },
     waitToTake: async (req, ctx) => {
-      const o = await run(ctx, req.space, {
-        command: 'WAIT_TO_TAKE',
-        template: req.template,
-        txnId: req.txnId,
-        signal: ctx.signal,
-      });
-      return { record: one(o) };
+      const handOver = handOverSignal(ctx, waitMarginMs);
+      try {
+        const o = await run(ctx, req.space, {
+          command: 'WAIT_TO_TAKE',
+          template: req.template,
+          txnId: req.txnId,
+          signal: handOver.signal,
+        });
+        return { record: one(o) };
+      } finally {
+        handOver.done();
+      }
     },
     scan: async (req, sink, ctx) => {
       const o = await run(ctx, req.space, {

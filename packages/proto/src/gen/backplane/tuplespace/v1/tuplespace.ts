@@ -6859,6 +6859,16 @@ export const TupleSpaceServiceService = {
   /**
    * WAIT_TO_TAKE: like TAKE, but waits for a match. A waiter that goes away
    * takes nothing: the tuple stays in the space for the next taker.
+   * With a deadline, the server hands no tuple over in the deadline's last
+   * 50 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
+   * DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME instead: that answer means
+   * nothing was taken. A DEADLINE_EXCEEDED without that reason is the caller's
+   * own deadline passing first; a server cannot know whether a unary answer
+   * arrived, so when the caller's clock or network is slower than the margin,
+   * a tuple handed over just before that deadline can still be on its way:
+   * outside a transaction it is then lost, inside one it is taken by the
+   * transaction, which the caller should abort. A deadline shorter than the
+   * margin is answered NO_MATCH_IN_TIME at once: use TAKE for those.
    */
   waitToTake: {
     path: "/backplane.tuplespace.v1.TupleSpaceService/WaitToTake" as const,
@@ -7084,6 +7094,16 @@ export interface TupleSpaceServiceServer extends UntypedServiceImplementation {
   /**
    * WAIT_TO_TAKE: like TAKE, but waits for a match. A waiter that goes away
    * takes nothing: the tuple stays in the space for the next taker.
+   * With a deadline, the server hands no tuple over in the deadline's last
+   * 50 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
+   * DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME instead: that answer means
+   * nothing was taken. A DEADLINE_EXCEEDED without that reason is the caller's
+   * own deadline passing first; a server cannot know whether a unary answer
+   * arrived, so when the caller's clock or network is slower than the margin,
+   * a tuple handed over just before that deadline can still be on its way:
+   * outside a transaction it is then lost, inside one it is taken by the
+   * transaction, which the caller should abort. A deadline shorter than the
+   * margin is answered NO_MATCH_IN_TIME at once: use TAKE for those.
    */
   waitToTake: handleUnaryCall<WaitToTakeRequest, WaitToTakeResponse>;
   /** SCAN: every matching tuple (up to `limit`), oldest first, streamed. */
@@ -7273,6 +7293,16 @@ export interface TupleSpaceServiceClient extends Client {
   /**
    * WAIT_TO_TAKE: like TAKE, but waits for a match. A waiter that goes away
    * takes nothing: the tuple stays in the space for the next taker.
+   * With a deadline, the server hands no tuple over in the deadline's last
+   * 50 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
+   * DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME instead: that answer means
+   * nothing was taken. A DEADLINE_EXCEEDED without that reason is the caller's
+   * own deadline passing first; a server cannot know whether a unary answer
+   * arrived, so when the caller's clock or network is slower than the margin,
+   * a tuple handed over just before that deadline can still be on its way:
+   * outside a transaction it is then lost, inside one it is taken by the
+   * transaction, which the caller should abort. A deadline shorter than the
+   * margin is answered NO_MATCH_IN_TIME at once: use TAKE for those.
    */
   waitToTake(
     request: WaitToTakeRequest,
