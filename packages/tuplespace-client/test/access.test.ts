@@ -1,73 +1,77 @@
 import { tempDir } from '@backplane/runtime/testing';
 import { type RunningTupleSpaceServer, startTupleSpaceServer } from '@backplane/tuplespace';
 import { status } from '@grpc/grpc-js';
-import { type Space, TupleSpaceClient, template, tuple } from '../src';
+import { type Space, TupleSpaceClient, template, tuple, values } from '../src';
 
 const ADMIN = { user: 'admin', password: 'admin-password-1' };
 
+type Needs = Array<'READ' | 'WRITE' | 'ADMIN'> | 'SERVER';
+
 /**
  * Every command against a space the caller may not use: each must be refused, and nothing may change.
- * `needs` is the permission the command needs on the space (SERVER for the server-admin commands).
+ * `needs` is what the command needs on the space (SERVER for the server-admin commands): a command that
+ * takes tuples shows what it removes, so it needs READ as well as WRITE. `ids` are ids of tuples in `s`.
  */
 const COMMANDS: Array<{
   name: string;
-  needs: 'READ' | 'WRITE' | 'ADMIN' | 'SERVER';
-  run: (s: Space, c: TupleSpaceClient) => Promise<unknown>;
+  needs: Needs;
+  run: (s: Space, c: TupleSpaceClient, ids: number[]) => Promise<unknown>;
 }> = [
-  { name: 'Write', needs: 'WRITE', run: (s) => s.write(tuple('x')) },
-  { name: 'MultiWrite', needs: 'WRITE', run: (s) => s.multiWrite([tuple('x'), tuple('y')]) },
-  { name: 'Read', needs: 'READ', run: (s) => s.read(template('kept')) },
-  { name: 'Take', needs: 'WRITE', run: (s) => s.take(template('kept')) },
+  { name: 'Write', needs: ['WRITE'], run: (s) => s.write(tuple('x')) },
+  { name: 'MultiWrite', needs: ['WRITE'], run: (s) => s.multiWrite([tuple('x'), tuple('y')]) },
+  { name: 'Read', needs: ['READ'], run: (s) => s.read(template('kept')) },
+  { name: 'Take', needs: ['READ', 'WRITE'], run: (s) => s.take(template('kept')) },
   {
     name: 'WaitToRead',
-    needs: 'READ',
-    run: (s) => s.waitToRead(template('kept'), { deadline: new Date(Date.now() + 2000) }),
+    needs: ['READ'],
+    run: (s) => s.waitToRead(template('kept', Number), { deadline: new Date(Date.now() + 2000) }),
   },
   {
     name: 'WaitToTake',
-    needs: 'WRITE',
-    run: (s) => s.waitToTake(template('kept'), { deadline: new Date(Date.now() + 2000) }),
+    needs: ['READ', 'WRITE'],
+    run: (s) => s.waitToTake(template('kept', Number), { deadline: new Date(Date.now() + 2000) }),
   },
   {
     name: 'Scan',
-    needs: 'READ',
+    needs: ['READ'],
     run: async (s) => {
       for await (const _ of s.scan(template('kept')));
     },
   },
   {
     name: 'ConsumingScan',
-    needs: 'WRITE',
+    needs: ['READ', 'WRITE'],
     run: async (s) => {
       for await (const _ of s.consumingScan(template('kept')));
     },
   },
-  { name: 'Count', needs: 'READ', run: (s) => s.count(template('kept')) },
-  { name: 'Delete', needs: 'WRITE', run: (s) => s.delete(template('kept')) },
-  { name: 'Update', needs: 'WRITE', run: (s) => s.update(1, tuple('changed')) },
-  { name: 'ReadById', needs: 'READ', run: (s) => s.readById(1) },
-  { name: 'EventRegister', needs: 'READ', run: (s) => s.events(template('kept')) },
-  { name: 'Command WRITE', needs: 'WRITE', run: (s) => s.command('WRITE', tuple('x')) },
+  { name: 'Count', needs: ['READ'], run: (s) => s.count(template('kept')) },
+  { name: 'Delete', needs: ['WRITE'], run: (s) => s.delete(template('kept')) },
+  { name: 'Update', needs: ['WRITE'], run: (s, _c, ids) => s.update(ids[0] as number, tuple('changed')) },
+  { name: 'ReadById', needs: ['READ'], run: (s, _c, ids) => s.readById(ids[0] as number) },
+  { name: 'EventRegister', needs: ['READ'], run: (s) => s.events(template('kept')) },
+  { name: 'Command WRITE', needs: ['WRITE'], run: (s) => s.command('WRITE', tuple('x')) },
   {
     name: 'Command TAKE',
-    needs: 'WRITE',
+    needs: ['READ', 'WRITE'],
     run: (s) => s.command('TAKE', undefined, { template: template('kept') }),
   },
   {
     name: 'Command COUNT',
-    needs: 'READ',
+    needs: ['READ'],
     run: (s) => s.command('COUNT', undefined, { template: template('kept') }),
   },
-  { name: 'AddFactory', needs: 'ADMIN', run: (s) => s.addFactory('stale-tuple') },
-  { name: 'RemoveFactory', needs: 'ADMIN', run: (s) => s.removeFactory(0) },
-  { name: 'ListFactories', needs: 'READ', run: (s) => s.factories() },
-  { name: 'AddHandler', needs: 'ADMIN', run: (s) => s.addHandler('WRITE', 'timestamping') },
+  { name: 'AddFactory', needs: ['ADMIN'], run: (s) => s.addFactory('stale-tuple') },
+  { name: 'RemoveFactory', needs: ['ADMIN'], run: (s) => s.removeFactory(0) },
+  // any permission on the space (a caller with none cannot see the space)
+  { name: 'ListFactories', needs: [], run: (s) => s.factories() },
+  { name: 'AddHandler', needs: ['ADMIN'], run: (s) => s.addHandler('WRITE', 'timestamping') },
   {
     name: 'SetAcl',
-    needs: 'ADMIN',
+    needs: ['ADMIN'],
     run: (s, c) => c.setAcl(s.name, [{ principal: '*', permissions: ['READ', 'WRITE', 'ADMIN'] }]),
   },
-  { name: 'DeleteSpace', needs: 'ADMIN', run: (s, c) => c.deleteSpace(s.name) },
+  { name: 'DeleteSpace', needs: ['ADMIN'], run: (s, c) => c.deleteSpace(s.name) },
   { name: 'PutUser', needs: 'SERVER', run: (_s, c) => c.putUser('mallory', 'mallory-password', ['admin']) },
   { name: 'DeleteUser', needs: 'SERVER', run: (_s, c) => c.deleteUser('reader') },
   { name: 'ListUsers', needs: 'SERVER', run: (_s, c) => c.listUsers() },
@@ -78,6 +82,7 @@ describe('tuple-space access control, command by command', () => {
   let server: RunningTupleSpaceServer;
   let admin: TupleSpaceClient;
   let acl: unknown;
+  const keptIds: number[] = [];
   const clients: TupleSpaceClient[] = [];
   const as = (user?: string, password?: string) => {
     const c = new TupleSpaceClient(server.address, user === undefined ? {} : { user, password });
@@ -93,7 +98,7 @@ describe('tuple-space access control, command by command', () => {
     const guarded = await admin.createSpace('guarded', {
       acl: [{ principal: 'reader', permissions: ['READ'] }],
     });
-    for (let i = 0; i < 5; i += 1) await guarded.write(tuple('kept', i));
+    for (let i = 0; i < 5; i += 1) keptIds.push(await guarded.write(tuple('kept', i)));
     acl = (await admin.listSpaces()).find((s) => s.name === 'guarded')?.acl;
   });
   afterAll(async () => {
@@ -114,7 +119,7 @@ describe('tuple-space access control, command by command', () => {
 
   it.each(COMMANDS)('$name: a wrong password is UNAUTHENTICATED', async ({ run }) => {
     const c = as('reader', 'not-the-password');
-    await expect(run(c.space('guarded'), c)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(run(c.space('guarded'), c, keptIds)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     await unchanged();
   });
 
@@ -123,7 +128,7 @@ describe('tuple-space access control, command by command', () => {
     async ({ run, needs }) => {
       const c = as('stranger', 'stranger-password');
       const expected = needs === 'SERVER' ? status.PERMISSION_DENIED : status.NOT_FOUND;
-      await expect(run(c.space('guarded'), c)).rejects.toMatchObject({ code: expected });
+      await expect(run(c.space('guarded'), c, keptIds)).rejects.toMatchObject({ code: expected });
       await unchanged();
     },
   );
@@ -131,18 +136,66 @@ describe('tuple-space access control, command by command', () => {
   it.each(COMMANDS)('$name: an anonymous caller is refused', async ({ run, needs }) => {
     const c = as();
     const expected = needs === 'SERVER' ? status.PERMISSION_DENIED : status.NOT_FOUND;
-    await expect(run(c.space('guarded'), c)).rejects.toMatchObject({ code: expected });
+    await expect(run(c.space('guarded'), c, keptIds)).rejects.toMatchObject({ code: expected });
     await unchanged();
   });
 
-  it.each(COMMANDS.filter((c) => c.needs !== 'READ'))(
+  it.each(COMMANDS.filter((c) => c.needs === 'SERVER' || c.needs.some((p) => p !== 'READ')))(
     '$name: a READ-only user is PERMISSION_DENIED',
     async ({ run }) => {
       const c = as('reader', 'reader-password');
-      await expect(run(c.space('guarded'), c)).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+      await expect(run(c.space('guarded'), c, keptIds)).rejects.toMatchObject({
+        code: status.PERMISSION_DENIED,
+      });
       await unchanged();
     },
   );
+
+  /** A space of its own for a command that is allowed (it may change the space), with `kept` tuples. */
+  let spaces = 0;
+  const spaceFor = async (permissions: Array<'READ' | 'WRITE'>) => {
+    const name = `granted-${++spaces}`;
+    const sp = await admin.createSpace(name, { acl: [{ principal: 'granted', permissions }] });
+    const ids = await sp.multiWrite([0, 1, 2, 3, 4].map((i) => tuple('kept', i)));
+    return { name, ids };
+  };
+  const grantedUser = async (permissions: Array<'READ' | 'WRITE'>) => {
+    if (!(await admin.listUsers()).some((u) => u.name === 'granted'))
+      await admin.putUser('granted', 'granted-password');
+    const c = as('granted', 'granted-password');
+    return { c, ...(await spaceFor(permissions)) };
+  };
+  const allows = (needs: Needs, held: Array<'READ' | 'WRITE'>) =>
+    needs !== 'SERVER' && needs.every((p) => (held as string[]).includes(p));
+
+  describe.each([
+    ['READ only', ['READ'] as Array<'READ' | 'WRITE'>],
+    ['WRITE only', ['WRITE'] as Array<'READ' | 'WRITE'>],
+    ['READ and WRITE', ['READ', 'WRITE'] as Array<'READ' | 'WRITE'>],
+  ])('a user with %s on a space', (_label, held) => {
+    it.each(COMMANDS.filter((c) => allows(c.needs, held)))('$name is allowed', async ({ run }) => {
+      const { c, name, ids } = await grantedUser(held);
+      await expect(run(c.space(name), c, ids)).resolves.not.toThrow();
+    });
+
+    it.each(COMMANDS.filter((c) => c.needs !== 'SERVER' && !allows(c.needs, held)))(
+      '$name is PERMISSION_DENIED, and the space is unchanged',
+      async ({ run, needs }) => {
+        const { c, name, ids } = await grantedUser(held);
+        const missing = (needs as string[]).find((p) => !(held as string[]).includes(p));
+        await expect(run(c.space(name), c, ids)).rejects.toMatchObject({
+          code: status.PERMISSION_DENIED,
+          message: expect.stringContaining(`${missing} on space`),
+        });
+        const sp = admin.space(name);
+        expect(await sp.count(template('kept', Number))).toBe(5);
+        expect(await sp.count(template())).toBe(0);
+        expect(await sp.count(template('x'))).toBe(0);
+        expect(values((await sp.readById(ids[0] as number))?.tuple)).toEqual(['kept', 0]);
+        expect((await sp.factories()).map((f) => f.name)).toEqual(['basic']);
+      },
+    );
+  });
 
   it('transactions belong to the user who began them; Commit and Abort need an id', async () => {
     const reader = as('reader', 'reader-password');

@@ -10,22 +10,29 @@ export interface Principal {
   readonly groups: readonly string[];
 }
 
-/** The built-in commands (the seed's TupleSpace.WRITE, …) and the permission each needs by default. */
-export const BUILTIN_PERMISSIONS: Record<string, Permission> = {
-  WRITE: 'WRITE',
-  MULTI_WRITE: 'WRITE',
-  READ: 'READ',
-  TAKE: 'WRITE',
-  WAIT_TO_READ: 'READ',
-  WAIT_TO_TAKE: 'WRITE',
-  SCAN: 'READ',
-  CONSUMING_SCAN: 'WRITE',
-  COUNT: 'READ',
-  DELETE: 'WRITE',
-  UPDATE: 'WRITE',
-  READ_BY_ID: 'READ',
-  EVENT_REGISTER: 'READ',
+/**
+ * The built-in commands (the seed's TupleSpace.WRITE, …) and the permissions each needs by default (all of
+ * them; the seed's `attributes()` returns an array). A take shows the caller what it removes, so TAKE,
+ * WAIT_TO_TAKE and CONSUMING_SCAN need READ as well as WRITE; DELETE answers only a count, and needs WRITE.
+ */
+export const BUILTIN_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> = {
+  WRITE: ['WRITE'],
+  MULTI_WRITE: ['WRITE'],
+  READ: ['READ'],
+  TAKE: ['READ', 'WRITE'],
+  WAIT_TO_READ: ['READ'],
+  WAIT_TO_TAKE: ['READ', 'WRITE'],
+  SCAN: ['READ'],
+  CONSUMING_SCAN: ['READ', 'WRITE'],
+  COUNT: ['READ'],
+  DELETE: ['WRITE'],
+  UPDATE: ['WRITE'],
+  READ_BY_ID: ['READ'],
+  EVENT_REGISTER: ['READ'],
 };
+
+/** A custom command's default (a handler's `attributes()` may ask for more or less). */
+export const CUSTOM_COMMAND_PERMISSIONS: readonly Permission[] = ['WRITE'];
 
 /**
  * One command sent to a space: the seed's (command, argTuple) plus the typed arguments built-in commands
@@ -66,8 +73,8 @@ export interface Outcome {
 
 /** The seed's TSHandler: implements one or more commands. */
 export interface TSHandler {
-  /** The permissions a caller needs for this command (default: the built-in's, or WRITE for others). */
-  attributes?(command: string, inv: Invocation): Permission[];
+  /** The permissions a caller needs for this command, all of them (default: BUILTIN_PERMISSIONS', or WRITE). */
+  attributes?(command: string, inv: Invocation): readonly Permission[];
   command(ts: SpaceHandle, command: string, inv: Invocation): Promise<Outcome>;
   /**
    * Called once the handler is on a space's stack with the space loaded: after AddHandler, and again

@@ -11,6 +11,7 @@ import { type AclEntry, permissionsOf, Users, validateAcl } from './access';
 import { basicFactory } from './basic';
 import {
   BUILTIN_PERMISSIONS,
+  CUSTOM_COMMAND_PERMISSIONS,
   type Invocation,
   type Outcome,
   type Permission,
@@ -440,7 +441,8 @@ export class TupleSpaces {
         `no factory of space ${space.meta.name} handles ${inv.command}: add a factory or handler that does`,
         { reason: 'UNKNOWN_COMMAND' },
       );
-    const needed = handler.attributes?.(inv.command, inv) ?? [BUILTIN_PERMISSIONS[inv.command] ?? 'WRITE'];
+    const needed =
+      handler.attributes?.(inv.command, inv) ?? BUILTIN_PERMISSIONS[inv.command] ?? CUSTOM_COMMAND_PERMISSIONS;
     const perms = permissionsOf(inv.principal, space.meta.acl);
     for (const p of needed)
       if (!perms.has(p))

@@ -22,7 +22,8 @@ export const counterTemplate = (name: string): Template => ({
 export function counterHandler(): TSHandler {
   const locks = new Map<string, AsyncLock>();
   return {
-    attributes: (): Permission[] => ['WRITE'],
+    // INCR answers the new value: it reads the counter as well as changing it
+    attributes: (): Permission[] => ['READ', 'WRITE'],
     async command(ts, command, inv) {
       if (command !== 'INCR')
         throw BackplaneError.badParameter(`the counter handler implements INCR, not ${command}`);
