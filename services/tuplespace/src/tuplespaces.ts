@@ -442,7 +442,9 @@ export class TupleSpaces {
         { reason: 'UNKNOWN_COMMAND' },
       );
     const needed =
-      handler.attributes?.(inv.command, inv) ?? BUILTIN_PERMISSIONS[inv.command] ?? CUSTOM_COMMAND_PERMISSIONS;
+      handler.attributes?.(inv.command, inv) ??
+      BUILTIN_PERMISSIONS[inv.command] ??
+      CUSTOM_COMMAND_PERMISSIONS;
     const perms = permissionsOf(inv.principal, space.meta.acl);
     for (const p of needed)
       if (!perms.has(p))
