@@ -66,6 +66,7 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     });
     const conn = nc;
     link = new NatsLink(nc, { ready: () => jetStreamReady(conn, { stream: `KV_${bucket}` }) });
+    // a connection that reconnects for ever must be closed when the node cannot start
     const properties = await NatsProperties.open({
       nc,
       link,
@@ -74,6 +75,10 @@ export async function startSharingServer(options: SharingServerOptions): Promise
       history: Math.min(options.history ?? 16, 64),
       log: options.log,
       reapEveryMs: options.reapEveryMs,
+    }).catch(async (err: unknown) => {
+      link?.stop();
+      await closeNats(conn);
+      throw err;
     });
     sharing = new Sharing(
       properties,
@@ -91,31 +96,45 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     });
     sharing = new Sharing(properties, new LocalBus(), singleNode({ id, address: '' }));
   }
-  const running = await startService({
-    name: 'sharing',
-    services: [sharingService(sharing)],
-    host: options.host ?? '127.0.0.1',
-    port: options.port ?? 8400,
-    log: options.log,
-    tls: options.tls,
-    authToken: options.authToken,
-    shutdownTimeoutMs: options.shutdownTimeoutMs,
-    limits: options.limits,
-    maxStreamsPerConnection: options.maxStreamsPerConnection,
-    onClose: [() => closeStore?.(), () => nc && closeNats(nc), () => sharing.close()],
-  });
-  if (link) {
-    // NOT_SERVING while the node has no NATS connection, so supervisors and clients go elsewhere
-    link.onChange((up) => running.setServing(up));
-    if (!link.connected) running.setServing(false);
-    const following = link;
-    running.addCloseHook(() => following.stop());
+  let running: RunningService | undefined;
+  try {
+    running = await startService({
+      name: 'sharing',
+      services: [sharingService(sharing)],
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 8400,
+      log: options.log,
+      tls: options.tls,
+      authToken: options.authToken,
+      shutdownTimeoutMs: options.shutdownTimeoutMs,
+      limits: options.limits,
+      maxStreamsPerConnection: options.maxStreamsPerConnection,
+      onClose: [() => closeStore?.(), () => nc && closeNats(nc), () => sharing.close()],
+    });
+    const served = running;
+    if (link) {
+      // NOT_SERVING while the node has no NATS connection, so supervisors and clients go elsewhere
+      link.onChange((up) => served.setServing(up));
+      if (!link.connected) served.setServing(false);
+      const following = link;
+      served.addCloseHook(() => following.stop());
+    }
+    // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
+    served.addShutdownHook(() => sharing.ring.close());
+    const self = { id, address: `${options.advertiseHost ?? served.host}:${served.port}` };
+    sharing.ring = nc
+      ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
+      : singleNode(self);
+  } catch (err) {
+    // a node that cannot start lets go of what it opened (a NATS connection reconnects for ever)
+    if (running) await running.close();
+    else {
+      link?.stop();
+      await sharing.close().catch(() => undefined);
+      if (nc) await closeNats(nc);
+      await closeStore?.();
+    }
+    throw err;
   }
-  // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
-  running.addShutdownHook(() => sharing.ring.close());
-  const self = { id, address: `${options.advertiseHost ?? running.host}:${running.port}` };
-  sharing.ring = nc
-    ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
-    : singleNode(self);
   return Object.assign(running, { sharing });
 }
