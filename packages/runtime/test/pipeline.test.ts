@@ -11,19 +11,36 @@ import {
   service,
   unary,
 } from '../src';
-import { startTestService } from '../src/testing';
+import { type Gate, gate, startTestService } from '../src/testing';
 
 const echoMethod = EchoServiceService.echo;
 
-/** An echo service whose payload says what to do: fail, sleep, or wait for cancellation. */
-function echoService(seen: { aborted: string[] }) {
+interface Seen {
+  /** The `wait:` calls the handler has started, and those whose cancellation it saw. */
+  started: string[];
+  aborted: string[];
+  /** What `hold` calls wait for. */
+  release: Gate;
+}
+const newSeen = (): Seen => ({ started: [], aborted: [], release: gate() });
+
+/**
+ * An echo service whose payload says what to do: fail, sleep, wait for cancellation (`wait:`), or wait
+ * for the test to open `seen.release` (`hold`).
+ */
+function echoService(seen: Seen) {
   return service(EchoServiceService, {
     echo: async (req, ctx) => {
       const text = req.payload.toString();
       if (text === 'throw') throw new Error('handler bug');
       if (text === 'not-found') throw BackplaneError.notFound('no such thing', { reason: 'NO_THING' });
       if (text.startsWith('sleep:')) await new Promise((r) => setTimeout(r, Number(text.slice(6))));
+      if (text === 'hold') {
+        seen.started.push('hold');
+        await seen.release.opened;
+      }
       if (text.startsWith('wait:')) {
+        seen.started.push(text.slice(5));
         const signal = ctx.signal;
         await new Promise<void>((resolve) =>
           signal.addEventListener('abort', () => resolve(), { once: true }),
@@ -45,7 +62,7 @@ const until = async (check: () => boolean, ms = 3000) => {
 };
 
 describe('the call pipeline', () => {
-  const seen = { aborted: [] as string[] };
+  const seen = newSeen();
   let running: RunningService;
   let client: EchoServiceClient;
   let pipe: CallPipeline;
@@ -116,7 +133,8 @@ describe('the call pipeline', () => {
   it('cancels a call when its signal aborts, on both sides', async () => {
     const ac = new AbortController();
     const call = echo('wait:signal', { signal: ac.signal });
-    setTimeout(() => ac.abort(), 50);
+    await until(() => seen.started.includes('signal'));
+    ac.abort();
     await expect(call).rejects.toMatchObject({ code: status.CANCELLED });
     await until(() => seen.aborted.includes('signal'));
     expect((await echo('still')).payload.toString()).toBe('still');
@@ -153,8 +171,19 @@ describe('the call pipeline', () => {
     }
   });
 
-  it('counts pipelined calls in progress and lets the server drain nothing left behind', async () => {
+  it('counts each pipelined call in progress (and the stream that carries them), and none once they ended', async () => {
     await until(() => running.inFlight() === 0);
+    const ac = new AbortController();
+    const names = ['c0', 'c1', 'c2', 'c3', 'c4'];
+    const calls = names.map((n) => echo(`wait:${n}`, { signal: ac.signal }).catch((e: unknown) => e));
+    await until(() => names.every((n) => seen.started.includes(n)));
+    // the five calls, and the Calls stream that carries them
+    expect(running.inFlight()).toBe(6);
+    ac.abort();
+    for (const r of await Promise.all(calls)) expect(r).toMatchObject({ code: status.CANCELLED });
+    await until(() => names.every((n) => seen.aborted.includes(n)));
+    await until(() => running.inFlight() === 0);
+    expect(running.inFlight()).toBe(0);
   });
 });
 
@@ -162,7 +191,7 @@ describe('the Calls stream on the wire', () => {
   let running: RunningService;
   let rpc: PipelineServiceClient;
   beforeAll(async () => {
-    running = await startTestService({ name: 'echo', services: [echoService({ aborted: [] })] });
+    running = await startTestService({ name: 'echo', services: [echoService(newSeen())] });
     rpc = new PipelineServiceClient(running.address, credentials.createInsecure());
   });
   afterAll(async () => {
@@ -246,12 +275,14 @@ async function withPipe(
   options: Partial<Parameters<typeof startTestService>[0]>,
   fn: (t: {
     running: RunningService;
+    seen: Seen;
     send: (text: string, opts?: CallOptions) => Promise<{ payload: Buffer }>;
   }) => Promise<void>,
 ): Promise<void> {
+  const seen = newSeen();
   const running = await startTestService({
     name: 'echo',
-    services: [echoService({ aborted: [] })],
+    services: [echoService(seen)],
     ...options,
   });
   const client = new EchoServiceClient(running.address, credentials.createInsecure());
@@ -259,7 +290,7 @@ async function withPipe(
   const send = (text: string, opts?: CallOptions) =>
     pipe.unary(echoMethod, client.echo.bind(client), { payload: Buffer.from(text) }, opts);
   try {
-    await fn({ running, send });
+    await fn({ running, seen, send });
   } finally {
     pipe.close();
     client.close();
@@ -280,6 +311,7 @@ describe('the call pipeline with authentication, limits and old servers', () => 
   it('refuses calls beyond the per-client limit with RESOURCE_EXHAUSTED, as unary calls are', () =>
     withPipe({ limits: { maxCalls: 1000, maxCallsPerClient: 5 } }, async ({ send }) => {
       const results = await Promise.allSettled(Array.from({ length: 10 }, () => send('sleep:200')));
+      // (each refusal comes at once; the five admitted calls end 200 ms later)
       const refused = results.filter((r) => r.status === 'rejected');
       expect(refused).toHaveLength(5);
       for (const r of refused)
@@ -297,12 +329,13 @@ describe('the call pipeline with authentication, limits and old servers', () => 
     }));
 
   it('answers the calls in progress before the stream ends when the server shuts down', () =>
-    withPipe({}, async ({ running, send }) => {
-      const slow = send('sleep:200');
-      await new Promise((r) => setTimeout(r, 50));
+    withPipe({}, async ({ running, seen, send }) => {
+      const slow = send('hold');
+      await until(() => seen.started.includes('hold'));
       const t0 = Date.now();
       const closing = running.close();
-      expect((await slow).payload.toString()).toBe('sleep:200');
+      seen.release.open();
+      expect((await slow).payload.toString()).toBe('hold');
       await closing;
       // the server did not wait for the stream until its forced shutdown (2 s in tests)
       expect(Date.now() - t0).toBeLessThan(1500);

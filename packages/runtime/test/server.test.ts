@@ -2,7 +2,14 @@ import { EchoServiceClient, EchoServiceService } from '@backplane/proto/echo';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { credentials, status } from '@grpc/grpc-js';
 import { BackplaneError, bearerMetadata, MAX_DETAILS, type RunningService, service, unary } from '../src';
-import { healthCheck, reflectionListServices, startTestService } from '../src/testing';
+import {
+  type Gate,
+  gate,
+  healthCheck,
+  reflectionListServices,
+  startTestService,
+  waitFor,
+} from '../src/testing';
 
 function echoClient(address: string) {
   return new EchoServiceClient(address, credentials.createInsecure());
@@ -171,14 +178,15 @@ describe('startService with a bearer token', () => {
 describe('RunningService.close', () => {
   it('runs shutdown hooks at once, drains an in-flight call, then runs close hooks and refuses new calls', async () => {
     const order: string[] = [];
+    const finish = gate();
     const running = await startTestService({
       name: 'echo',
-      shutdownTimeoutMs: 3000,
+      shutdownTimeoutMs: 10_000,
       onClose: [() => order.push('store closed')],
       services: [
         service(EchoServiceService, {
           echo: async (req) => {
-            await new Promise((r) => setTimeout(r, 300));
+            await finish.opened;
             order.push('call done');
             return { payload: req.payload };
           },
@@ -188,50 +196,58 @@ describe('RunningService.close', () => {
     running.addShutdownHook(() => order.push('left the name server'));
     const client = echoClient(running.address);
     const inFlight = unary(client.echo.bind(client), { payload: Buffer.from('slow') });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(running.inFlight()).toBe(1);
-    await running.close();
+    await waitFor(() => running.inFlight() === 1);
+    const closing = running.close();
+    // the shutdown hooks run while the call is still in progress, the close hooks only after it
+    await waitFor(() => order.includes('left the name server'));
+    expect(order).toEqual(['left the name server']);
+    finish.open();
+    await closing;
     await expect(inFlight).resolves.toMatchObject({ payload: Buffer.from('slow') });
     expect(order).toEqual(['left the name server', 'call done', 'store closed']);
     await expect(
       unary(client.echo.bind(client), { payload: Buffer.from('late') }, { timeoutMs: 500 }),
-    ).rejects.toBeInstanceOf(BackplaneError);
+    ).rejects.toMatchObject({ code: status.UNAVAILABLE });
     client.close();
   });
 
   it('cancels calls still running after the shutdown timeout', async () => {
+    // a handler that ignores its cancellation signal: only the shutdown timeout ends its call
+    const stuck = gate();
     const running = await startTestService({
       name: 'echo',
       shutdownTimeoutMs: 200,
       services: [
         service(EchoServiceService, {
-          echo: async (req, ctx) => {
-            await new Promise((r) => setTimeout(r, 5000).unref());
-            return { payload: ctx.signal.aborted ? Buffer.from('aborted') : req.payload };
+          echo: async (req) => {
+            await stuck.opened;
+            return { payload: req.payload };
           },
         }),
       ],
     });
     const client = echoClient(running.address);
     const call = unary(client.echo.bind(client), { payload: Buffer.from('x') }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => running.inFlight() === 1);
     const started = Date.now();
     await running.close();
-    expect(Date.now() - started).toBeLessThan(2000);
-    expect(await call).toBeInstanceOf(BackplaneError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await call).toMatchObject({ code: status.CANCELLED });
+    stuck.open();
     client.close();
   });
 });
 
-/** An echo service under `limits` that sleeps as many ms as the payload says. */
-function sleepyEcho(limits: { maxCalls: number; maxCallsPerClient: number }) {
+/** An echo service under `limits` whose calls wait for `release` (each counted in `started` first). */
+function heldEcho(limits: { maxCalls: number; maxCallsPerClient: number }, release: Gate) {
   return startTestService({
     name: 'echo',
     limits,
     services: [
       service(EchoServiceService, {
         echo: async (req) => {
-          await new Promise((r) => setTimeout(r, Number(req.payload.toString())));
+          if (req.payload.toString() === 'hold') await release.opened;
           return { payload: req.payload };
         },
       }),
@@ -241,45 +257,51 @@ function sleepyEcho(limits: { maxCalls: number; maxCallsPerClient: number }) {
 
 describe('startService load shedding', () => {
   it('refuses calls beyond the per-client limit at once with RESOURCE_EXHAUSTED, and admits again when they end', async () => {
-    const running = await sleepyEcho({ maxCalls: 100, maxCallsPerClient: 3 });
+    const release = gate();
+    const running = await heldEcho({ maxCalls: 100, maxCallsPerClient: 3 }, release);
     const client = echoClient(running.address);
     try {
-      const slow = Array.from({ length: 3 }, () =>
-        unary(client.echo.bind(client), { payload: Buffer.from('400') }),
+      const held = Array.from({ length: 3 }, () =>
+        unary(client.echo.bind(client), { payload: Buffer.from('hold') }),
       );
-      await new Promise((r) => setTimeout(r, 100));
-      const started = Date.now();
+      await waitFor(() => running.inFlight() === 3);
+      // refused while the three are still held: at once, not queued behind them
       await expect(unary(client.echo.bind(client), { payload: Buffer.from('0') })).rejects.toMatchObject({
         code: status.RESOURCE_EXHAUSTED,
         reason: 'TOO_MANY_CALLS',
       });
-      expect(Date.now() - started).toBeLessThan(200);
-      await Promise.all(slow);
+      expect(running.inFlight()).toBe(3);
+      release.open();
+      await Promise.all(held);
       expect((await unary(client.echo.bind(client), { payload: Buffer.from('0') })).payload.toString()).toBe(
         '0',
       );
       expect(running.inFlight()).toBe(0);
     } finally {
+      release.open();
       client.close();
       await running.close();
     }
   });
 
   it('refuses calls beyond the process limit with OVERLOADED', async () => {
-    const running = await sleepyEcho({ maxCalls: 2, maxCallsPerClient: 100 });
+    const release = gate();
+    const running = await heldEcho({ maxCalls: 2, maxCallsPerClient: 100 }, release);
     const client = echoClient(running.address);
     try {
-      const slow = Array.from({ length: 2 }, () =>
-        unary(client.echo.bind(client), { payload: Buffer.from('300') }),
+      const held = Array.from({ length: 2 }, () =>
+        unary(client.echo.bind(client), { payload: Buffer.from('hold') }),
       );
-      await new Promise((r) => setTimeout(r, 100));
+      await waitFor(() => running.inFlight() === 2);
       await expect(unary(client.echo.bind(client), { payload: Buffer.from('0') })).rejects.toMatchObject({
         code: status.RESOURCE_EXHAUSTED,
         reason: 'OVERLOADED',
       });
-      await Promise.all(slow);
       expect(await healthCheck(running.address)).toBe('SERVING');
+      release.open();
+      await Promise.all(held);
     } finally {
+      release.open();
       client.close();
       await running.close();
     }

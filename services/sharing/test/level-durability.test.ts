@@ -13,11 +13,20 @@ describe('embedded engine: durability as readers see it', () => {
   const dir = tempDir();
   let store: Awaited<ReturnType<typeof openStore>>;
   let props: LevelProperties;
+  let path: string;
 
   beforeEach(async () => {
-    store = await openStore(`${dir.path}/${Date.now()}-${Math.random()}`);
+    path = `${dir.path}/${Date.now()}-${Math.random()}`;
+    store = await openStore(path);
     props = await LevelProperties.open({ store, reapEveryMs: 20 });
   });
+  /** Closes the store and opens it again, as a restarted node does. */
+  const reopen = async () => {
+    await props.close();
+    await store.close();
+    store = await openStore(path);
+    props = await LevelProperties.open({ store, reapEveryMs: 20 });
+  };
   afterEach(async () => {
     await props.close();
     await store.close();
@@ -28,7 +37,7 @@ describe('embedded engine: durability as readers see it', () => {
     const first = await props.put('k', enc('v1'));
     const held = holdBatches(store);
     const second = props.put('k', enc('v2'));
-    await new Promise((r) => setTimeout(r, 20));
+    await held.held();
     expect(dec((await props.get('k'))?.value)).toBe('v1'); // not written yet: not seen
     // a compare-and-set against the revision readers saw loses to the write in flight
     await expect(props.put('k', enc('v3'), { expectRevision: first })).rejects.toMatchObject({ code: 9 });
@@ -37,6 +46,10 @@ describe('embedded engine: durability as readers see it', () => {
     held.restore();
     const now = await props.get('k');
     expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v2', revision: rev });
+    // and so after a restart: the write that won is on disk, the refused one nowhere
+    await reopen();
+    const after = await props.get('k');
+    expect({ value: dec(after?.value), revision: after?.revision }).toEqual({ value: 'v2', revision: rev });
   });
 
   it('a write whose batch fails changes nothing that readers or checks see', async () => {
@@ -47,7 +60,13 @@ describe('embedded engine: durability as readers see it', () => {
     const now = await props.get('k');
     expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v1', revision: first });
     // the revision readers saw is still the one to compare with
-    expect(await props.put('k', enc('v3'), { expectRevision: first })).toBeGreaterThan(first);
+    const third = await props.put('k', enc('v3'), { expectRevision: first });
+    expect(third).toBeGreaterThan(first);
+    // after a restart: v3 at its revision, and the next revision above it (none reused, none skipped back)
+    await reopen();
+    const after = await props.get('k');
+    expect({ value: dec(after?.value), revision: after?.revision }).toEqual({ value: 'v3', revision: third });
+    expect(await props.put('k', enc('v4'))).toBeGreaterThan(third);
   });
 
   it('refuses a subscription whose caller is already gone, and keeps no trace of it', async () => {

@@ -2,6 +2,8 @@ export { healthCheck, reflectionListServices } from '../probes';
 export type { ServiceBinary } from './binaries';
 export { startServiceBinary, undocumentedSettings } from './binaries';
 export { makeTestCertificates } from './certs';
+export type { Gate } from './gate';
+export { gate } from './gate';
 export type { HeldBatches } from './hold-batches';
 export { holdBatches } from './hold-batches';
 export { memoryStore } from './memory-store';
