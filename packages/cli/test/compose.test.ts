@@ -16,7 +16,8 @@ interface ComposeService {
 }
 
 describe('docker-compose.yml', () => {
-  const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as {
+  // merge: the services take their build and image from the x-service anchor (<<: *service)
+  const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
     services: Record<string, ComposeService>;
   };
   const serviceDirs = readdirSync(join(root, 'services')).filter((d) =>
@@ -64,8 +65,6 @@ describe('docker-compose.yml', () => {
     const entrypoint = readFileSync(join(root, 'deploy', 'entrypoint.sh'), 'utf8');
     expect(entrypoint).toContain('/app/services/$service/dist/main.js');
     for (const entry of SERVICES)
-      expect(compose.services[entry.name]?.build?.dockerfile ?? 'deploy/Dockerfile').toBe(
-        'deploy/Dockerfile',
-      );
+      expect(compose.services[entry.name]?.build?.dockerfile).toBe('deploy/Dockerfile');
   });
 });

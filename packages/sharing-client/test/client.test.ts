@@ -1,5 +1,11 @@
 import { join } from 'node:path';
-import { type NatsCluster, spawnProcess, startNatsCluster, tempDir } from '@backplane/runtime/testing';
+import {
+  type NatsCluster,
+  spawnProcess,
+  startNatsCluster,
+  startServiceBinary,
+  tempDir,
+} from '@backplane/runtime/testing';
 import { type RunningSharingServer, safeConditionalWrites, startSharingServer } from '@backplane/sharing';
 import {
   parseBootstrapUrl,
@@ -10,6 +16,9 @@ import {
   SharingFactory,
   TransactionConflict,
 } from '../src';
+
+/** The sharing node's own binary, for a node that is killed -9. */
+const SHARING_MAIN = join(require.resolve('@backplane/sharing/package.json'), '..', 'dist', 'main.js');
 
 const until = async (cond: () => boolean | Promise<boolean>, ms = 5000) => {
   const deadline = Date.now() + ms;
@@ -140,7 +149,9 @@ describe('sharing client against an embedded node', () => {
     await until(() => server.sharing.subscriptionCount === 1);
     for (let i = 0; i < 10; i++) await events.publish('slow', `e${i}`);
     const got = [((await first).value as SharedEvent).value];
-    await new Promise((r) => setTimeout(r, 300)); // the rest arrive while nobody reads
+    // the rest arrive while nobody reads: the fourth one behind overflows the queue, and the client ends
+    // the subscription (the node sees it go)
+    await until(() => server.sharing.subscriptionCount === 0);
     const err = await (async () => {
       for (;;) {
         const r = await it.next();
@@ -151,7 +162,6 @@ describe('sharing client against an embedded node', () => {
     expect(err).toMatchObject({ code: 8 });
     expect(got.length).toBeLessThanOrEqual(5);
     expect(got).toEqual(Array.from({ length: got.length }, (_, i) => `e${i}`));
-    await until(() => server.sharing.subscriptionCount === 0);
   });
 
   it('frees a subscription when the client goes away', async () => {
@@ -270,27 +280,43 @@ describe('sharing ring on a 3-node NATS cluster', () => {
     }
   });
 
-  it('learns every node from one and fails over when its node is killed', async () => {
-    const conn = new SharingConnection(`boot@${nodes[2]?.address}`);
-    const nodesSeen = await conn.refresh();
-    expect(new Set(nodesSeen)).toEqual(new Set(nodes.map((n) => n.address)));
-    const p = new SharedProperties(conn);
-    const ev = new SharedEvents(conn);
-    await p.put('fo.k', 'before');
-    const got: string[] = [];
-    await ev.subscribe('fo.t', (_s, _t, v) => got.push(v));
-    const first = conn.address;
-    const victim = nodes.find((n) => n.address === first) as RunningSharingServer;
-    await victim.close();
-    // the next calls go to another node without the application doing anything
-    expect((await p.get('fo.k'))?.text()).toBe('before');
-    await p.put('fo.k', 'after');
-    expect(conn.address).not.toBe(first);
-    // the subscription moved too
-    await until(async () => {
-      await ev.publish('fo.t', 'ping');
-      return got.includes('ping');
-    }, 10_000);
-    conn.close();
+  it('learns every node from one and fails over when its node is killed (SIGKILL)', async () => {
+    // the node the client boots from and uses: a real process, so it can be killed -9
+    const dir = tempDir('sharing-victim-');
+    const victim = await startServiceBinary(SHARING_MAIN, {
+      dataDir: dir.path,
+      env: {
+        BACKPLANE_NATS_URL: cluster.servers[2]?.url as string,
+        BACKPLANE_SHARING_REPLICAS: '1',
+        BACKPLANE_NAMESERVER: '',
+      },
+      ready: /sharing node ready/,
+    });
+    const conn = new SharingConnection(`boot@${victim.address}`);
+    try {
+      const all = [victim.address, ...nodes.map((n) => n.address)];
+      await until(async () => new Set(await conn.refresh()).size === all.length);
+      expect(new Set(conn.knownNodes)).toEqual(new Set(all));
+      expect(conn.address).toBe(victim.address);
+      const p = new SharedProperties(conn);
+      const ev = new SharedEvents(conn);
+      await p.put('fo.k', 'before');
+      const got: string[] = [];
+      await ev.subscribe('fo.t', (_s, _t, v) => got.push(v));
+      await victim.proc.kill();
+      // the next calls go to another node without the application doing anything
+      expect((await p.get('fo.k'))?.text()).toBe('before');
+      await p.put('fo.k', 'after');
+      expect(conn.address).not.toBe(victim.address);
+      // the subscription moved too
+      await until(async () => {
+        await ev.publish('fo.t', 'ping');
+        return got.includes('ping');
+      }, 10_000);
+    } finally {
+      conn.close();
+      await victim.proc.kill();
+      dir.remove();
+    }
   }, 30_000);
 });

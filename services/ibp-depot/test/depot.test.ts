@@ -1,6 +1,7 @@
 import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { BackplaneError } from '@backplane/runtime';
 import { status } from '@grpc/grpc-js';
 import type { Depot } from '../src';
 import { attrs, chunked, collect, failure, KB, openTestDepot, type TestDepot } from './helpers';
@@ -95,9 +96,13 @@ describe.each([
     await store(caps.writeCap, 'ab');
     await store(caps.writeCap, 'cdef');
     expect(await pending).toBe('abcde');
-    const timeout = AbortSignal.timeout(100);
+    // the signal a call's deadline aborts (the runtime's CallContext), 100 ms from now
+    const deadline = new AbortController();
+    setTimeout(() => deadline.abort(BackplaneError.of('TIMEOUT', 'deadline exceeded')), 100);
     const started = Date.now();
-    expect(await failure(read(caps.readCap, 0, 10, timeout)).catch((e: unknown) => e)).toBeDefined();
+    const err = await failure(read(caps.readCap, 0, 10, deadline.signal));
+    expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
     expect(Date.now() - started).toBeLessThan(2000);
     // the timed-out read consumed nothing
     expect(await read(caps.readCap, 0, 1)).toBe('f');

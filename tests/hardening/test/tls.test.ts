@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { makeTestCertificates, tempDir } from '@backplane/runtime/testing';
+import { status } from '@grpc/grpc-js';
 import { SERVICE_NAMES, type ServiceName, ServiceProcess, TS_ADMIN } from '../src/services';
 
 const BIN = join(require.resolve('@backplane/cli/package.json'), '..', 'dist', 'bin.js');
@@ -8,7 +9,8 @@ const BIN = join(require.resolve('@backplane/cli/package.json'), '..', 'dist', '
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      // a process killed by a signal (or the timeout) has no exit code: -1, never a code a test expects
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
   });
 }
@@ -53,8 +55,11 @@ describe('TLS for every service and the CLI', () => {
         const ok = await cli([...args(tls.address, tls.port), '--tls-ca', certs.ca]);
         expect([ok.code, ok.stderr]).toEqual([0, '']);
         expect(ok.stdout).toMatch(shows);
+        // a plaintext client cannot connect: UNAVAILABLE, exit 10 + 14, said plainly (no crash, no stack)
         const plain = await cli(args(tls.address, tls.port));
-        expect(plain.code).not.toBe(0);
+        expect(plain.code).toBe(10 + status.UNAVAILABLE);
+        expect(plain.stderr).toMatch(/UNAVAILABLE/);
+        expect(plain.stderr).not.toMatch(/\n\s+at /);
       } finally {
         await tls.stop();
       }
@@ -76,8 +81,10 @@ describe('TLS for every service and the CLI', () => {
           certs.clientKey,
         ]);
         expect([withCert.code, withCert.stderr]).toEqual([0, '']);
+        // without a client certificate the handshake fails: UNAVAILABLE too
         const without = await cli([...args(mtls.address, mtls.port), '--tls-ca', certs.ca]);
-        expect(without.code).not.toBe(0);
+        expect(without.code).toBe(10 + status.UNAVAILABLE);
+        expect(without.stderr).toMatch(/UNAVAILABLE/);
       } finally {
         await mtls.stop();
         data.remove();
