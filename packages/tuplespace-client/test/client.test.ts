@@ -1,4 +1,4 @@
-import { tempDir } from '@backplane/runtime/testing';
+import { tempDir, waitFor } from '@backplane/runtime/testing';
 import { type RunningTupleSpaceServer, startTupleSpaceServer } from '@backplane/tuplespace';
 import { status } from '@grpc/grpc-js';
 import { M, named, TupleSpaceClient, template, tuple, values, where } from '../src';
@@ -86,7 +86,8 @@ describe('TupleSpaceClient against a tuple-space server', () => {
   it('wakes a blocked waitToTake with a later write, and one write wakes exactly one of many takers', async () => {
     const sp = await fresh();
     const waiting = sp.waitToTake(template('wake', Number), { timeoutMs: 5000 });
-    await new Promise((r) => setTimeout(r, 50));
+    // the waiter is blocked at the server before the write comes
+    await waitFor(() => server.spaces.stats().waiting === 1);
     await sp.write(tuple('wake', 1));
     expect(values((await waiting).tuple)).toEqual(['wake', 1]);
 
@@ -98,10 +99,12 @@ describe('TupleSpaceClient against a tuple-space server', () => {
       ),
     );
     const reader = sp.waitToRead(template('one', Number), { timeoutMs: 5000 });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => server.spaces.stats().waiting === 6);
     await sp.write(tuple('one', 42));
     expect(values((await reader).tuple)).toEqual(['one', 42]);
-    await new Promise((r) => setTimeout(r, 100));
+    // one taker got it (the others still wait); only then are the others cancelled
+    expect(await Promise.race(takers)).toBe(42);
+    expect(server.spaces.stats().waiting).toBe(4);
     for (const c of controllers) c.abort();
     const results = await Promise.all(takers);
     expect(results.filter((r) => r === 42)).toHaveLength(1);
@@ -113,13 +116,14 @@ describe('TupleSpaceClient against a tuple-space server', () => {
     const sp = await fresh();
     const c = new AbortController();
     const w = sp.waitToTake(template('c', Number), { signal: c.signal });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => server.spaces.stats().waiting === 1);
     c.abort();
     await expect(w).rejects.toMatchObject({ code: status.CANCELLED });
     await expect(sp.waitToTake(template('c', Number), { timeoutMs: 100 })).rejects.toMatchObject({
       code: status.DEADLINE_EXCEEDED,
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // both waiters are gone from the server before the tuple comes
+    await waitFor(() => server.spaces.stats().waiting === 0);
     await sp.write(tuple('c', 1));
     expect(await sp.count(template('c', Number))).toBe(1);
   });
@@ -130,7 +134,7 @@ describe('TupleSpaceClient against a tuple-space server', () => {
     await sp.write(tuple('e', 1), { ttlMs: 100 });
     await sp.write(tuple('e', 2));
     expect(await sp.count(template('e', Number))).toBe(2);
-    await new Promise((r) => setTimeout(r, 150));
+    await waitFor(async () => (await sp.count(template('e', Number))) === 1, 5000);
     expect(await sp.count(template('e', Number))).toBe(1);
     const ev = await events.next();
     expect(ev.value).toMatchObject({ kind: 'EXPIRE' });
@@ -187,8 +191,8 @@ describe('TupleSpaceClient against a tuple-space server', () => {
     const lost = await admin.begin({ idleTimeoutMs: 100 });
     await sp.take(template('t', 1), { txn: lost });
     expect(await sp.count(template('t', Number))).toBe(0);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await sp.count(template('t', Number))).toBe(1);
+    // idle for longer than its 100 ms: the reaper aborts it and the take is undone
+    await waitFor(async () => (await sp.count(template('t', Number))) === 1, 5000);
     await expect(lost.commit()).rejects.toMatchObject({ code: status.NOT_FOUND });
   });
 
@@ -213,8 +217,8 @@ describe('TupleSpaceClient against a tuple-space server', () => {
     expect(viaCommand.result?.fields[0]?.name).toBe('staleAt'); // the generic path reached the same handler
     const stamped = await sp.read(template(M.formal('timestamp'), 'key1', String));
     expect(stamped?.tuple?.fields[0]?.name).toBe('staleAt');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await sp.count(template(M.formal('timestamp'), String, String))).toBe(0);
+    // the deleter (every 50 ms) removes both once their 100 ms have passed
+    await waitFor(async () => (await sp.count(template(M.formal('timestamp'), String, String))) === 0, 5000);
     expect(await sp.count(template('plain', 1))).toBe(1);
 
     // the counter: concurrent INCRs lose nothing

@@ -1,4 +1,4 @@
-import { tempDir } from '@backplane/runtime/testing';
+import { tempDir, waitFor } from '@backplane/runtime/testing';
 import { type RunningTupleSpaceServer, startTupleSpaceServer } from '@backplane/tuplespace';
 import { status } from '@grpc/grpc-js';
 import { TupleSpaceClient, template, tuple, values } from '../src';
@@ -38,7 +38,7 @@ describe('tuple-space lifecycles', () => {
       const sp = await fresh();
       const txn = await admin.begin();
       const waiting = sp.waitToTake(template('job', Number), { txn, timeoutMs: 10_000 });
-      await new Promise((r) => setTimeout(r, 100));
+      await waitFor(() => server.spaces.stats().waiting === 1);
       await (end === 'abort' ? txn.abort() : txn.commit());
       await expect(waiting).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
       await sp.write(tuple('job', 1));

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { DsAdmin } from '@backplane/ds-client';
 import { CoordinatorServiceClient } from '@backplane/proto/ds';
+import { waitFor } from '@backplane/runtime/testing';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { clientUrlOf, parseClientUrl } from '../src';
 import { readBytes, startCoordinator, type TestCoordinator, tracker, write } from './helpers';
@@ -10,12 +11,18 @@ function muteNode(c: TestCoordinator, node: string) {
   const stub = new CoordinatorServiceClient(c.running.address, credentials.createInsecure());
   const call = stub.attach(new Metadata());
   const attached = new Promise<void>((resolve) => call.once('data', () => resolve()));
-  call.on('data', () => {});
+  // resolves when the coordinator grants this node a client's stream (which it will never dial)
+  const granted = new Promise<void>((resolve) =>
+    call.on('data', (m: { kind?: { $case: string } }) => {
+      if (m.kind?.$case === 'newStream') resolve();
+    }),
+  );
   call.on('error', () => {});
   call.write({ kind: { $case: 'attach', attach: { name: 'default', node } } });
   return {
     url: `ds://${node}/default`,
     attached,
+    granted,
     close: () => {
       call.cancel();
       stub.close();
@@ -83,9 +90,10 @@ describe('ds failures around data connections and handoffs', () => {
     const mute = muteNode(c, 'mute-dies');
     await mute.attached;
     const s = await t.client('127.0.9.7');
-    await new Promise((r) => setTimeout(r, 100)); // granted to the mute node
+    await mute.granted;
     mute.close(); // its session ends: the client waits to be re-homed
-    await new Promise((r) => setTimeout(r, 700)); // past the 400 ms dial timeout of the mute node's grant
+    // well past the 400 ms dial timeout of the mute node's grant: that timeout must not close the client
+    await new Promise((r) => setTimeout(r, 1000));
     expect(s.readableEnded || s.destroyed).toBe(false);
     const b = await t.node();
     const moved = await b.receiveHandoff(5000);
@@ -117,17 +125,22 @@ describe('ds failures around data connections and handoffs', () => {
     await a.serve(5000);
     await a.serve(5000);
     const b = await t.node();
+    let arrived = 0;
     const arrivals = (async () => {
-      for (let i = 0; i < 2; i++) await b.receiveHandoff(10_000);
+      for (let i = 0; i < 2; i++) {
+        await b.receiveHandoff(10_000);
+        arrived++;
+      }
     })();
     const admin = new DsAdmin(c.running.address);
     const drained = (async () => {
       const moved = [];
-      for await (const m of admin.drain(a.url, 2)) moved.push(m); // one client every 500 ms
+      for await (const m of admin.drain(a.url, 1)) moved.push(m); // one client a second
       return moved;
     })();
-    // a new client while a is draining (and has as few clients as b) goes to b
-    await new Promise((r) => setTimeout(r, 150));
+    // mid-drain: the first client has moved, the second waits its turn (a second later), so a and b have
+    // one client each; a new client now goes to b, as a is being drained
+    await waitFor(() => arrived === 1 && c.running.coordinator.node(a.url).draining > 0, 10_000, 5);
     const late = await t.client('127.0.9.6');
     const stream = await b.serve(5000);
     await write(late, 'late');

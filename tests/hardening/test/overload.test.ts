@@ -8,8 +8,6 @@ import {
 
 /** `pnpm overload`'s short mode: 10× the benchmark's concurrency, then a flood of waiting calls. */
 const OPTIONS = { seconds: 4, maxCallsPerClient: 1000, baselineMs: 2000 };
-/** Other suites run beside this one in CI, on two cores: recovery is judged against a lower bar here. */
-const RECOVERY = 0.3;
 
 describe('overload (short mode)', () => {
   const reports: OverloadReport[] = [];
@@ -24,9 +22,9 @@ describe('overload (short mode)', () => {
       reports.push(r);
       expect(r.exits).toBe(0);
       expect(r.healthy).toBe(true);
-      expect(r.during).toBeGreaterThan(0);
       expect(r.waitersRefused).toBe(r.waiters - OPTIONS.maxCallsPerClient);
-      expect(overloadProblems(r, RECOVERY)).toEqual([]);
+      // at least half the rate before during the load, and 80 % of it after
+      expect(overloadProblems(r)).toEqual([]);
     },
     60_000,
   );
@@ -35,6 +33,6 @@ describe('overload (short mode)', () => {
     const r = await overloadDs(OPTIONS);
     reports.push(r);
     expect(r.waitersRefused).toBe(50);
-    expect(overloadProblems(r, RECOVERY)).toEqual([]);
+    expect(overloadProblems(r)).toEqual([]);
   }, 60_000);
 });

@@ -109,9 +109,10 @@ def store(depot, write_cap, data, chunk=256 * 1024):
     return depot.Store(messages(), timeout=TIMEOUT)
 
 
-def read(depot, read_cap, offset=0, size=-1):
+def read(depot, read_cap, offset=0, size=-1, timeout=None):
     parts = []
-    for r in depot.Read(P[IBP + "ReadRequest"](read_cap=read_cap, offset=offset, size=size), timeout=TIMEOUT):
+    request = P[IBP + "ReadRequest"](read_cap=read_cap, offset=offset, size=size)
+    for r in depot.Read(request, timeout=timeout or TIMEOUT):
         expect(zlib.crc32(r.data) == r.crc32, "every chunk carries its CRC-32")
         parts.append(r.data)
     return b"".join(parts)
@@ -157,11 +158,11 @@ def ibp_allocate_store_read_copy():
 def ibp_fifo_read_waits_for_a_later_store():
     depot = P.stub(channel(CONFIG["depotA"]), IBP + "DepotService")
     fifo = allocate(depot, 64, "ALLOCATION_TYPE_FIFO")
+    # a read of an empty FIFO waits for its bytes: here until its deadline, having consumed nothing
+    expect_error(lambda: read(depot, fifo.read_cap, 0, 5, timeout=0.3), grpc.StatusCode.DEADLINE_EXCEEDED)
     got = queue.Queue()
     reader = threading.Thread(target=lambda: got.put(read(depot, fifo.read_cap, 0, 5)))
     reader.start()
-    time.sleep(0.2)
-    expect(got.empty(), "the FIFO read waits for its bytes")
     store(depot, fifo.write_cap, b"hello")
     expect(got.get(timeout=TIMEOUT) == b"hello", "the waiting read got the stored bytes")
     reader.join()

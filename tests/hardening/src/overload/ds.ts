@@ -3,7 +3,13 @@ import { DsService } from '@backplane/ds-client';
 import { tempDir } from '@backplane/runtime/testing';
 import { echoNode } from '../codes';
 import { ServiceProcess } from '../services';
-import { emptyOverloadReport, type OverloadOptions, type OverloadReport, watchHealth } from './run';
+import {
+  emptyOverloadReport,
+  OVERLOAD_FLOORS,
+  type OverloadOptions,
+  type OverloadReport,
+  watchHealth,
+} from './run';
 
 const BENCH_CLIENTS = 16;
 
@@ -76,7 +82,7 @@ export async function overloadDs(options: OverloadOptions): Promise<OverloadRepo
     report.codes['connections closed at once'] = report.waitersRefused;
     for (const s of flood) s.destroy();
     await new Promise((r) => setTimeout(r, 500));
-    for (let w = 0; w < 3 && report.after < 0.8 * report.before; w += 1)
+    for (let w = 0; w < 5 && report.after < OVERLOAD_FLOORS.recovery * report.before; w += 1)
       report.after = Math.max(report.after, await echoRate(port, BENCH_CLIENTS, options.baselineMs, 42 + w));
     report.rssAfterKb = proc.rssKb();
   } finally {
