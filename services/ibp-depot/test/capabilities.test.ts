@@ -136,6 +136,7 @@ describe('capability checks, RPC by RPC', () => {
   it("refuses another area's capability of the right kind for nothing but that area", async () => {
     // the other area's write capability stores into the other area, never into this one
     await storeVia(client, other.writeCap, Buffer.from('other'));
+    expect((await readVia(client, other.readCap)).toString()).toMatch(/other$/);
     await stillKept();
   });
 
