@@ -119,12 +119,15 @@ describe('ds failures around data connections and handoffs', () => {
     void s2;
   });
 
-  it('sends new clients to the other nodes while a node is drained', async () => {
+  it('sends new clients to the other nodes while a node is drained, even when it has fewer clients', async () => {
     const a = await t.node();
     const early = [await t.client('127.0.9.4'), await t.client('127.0.9.5')];
     await a.serve(5000);
     await a.serve(5000);
     const b = await t.node();
+    // b has a client of its own, so once a has given b one of its two, a has fewer clients than b
+    const own = await t.client('127.0.9.8');
+    await b.serve(5000);
     let arrived = 0;
     const arrivals = (async () => {
       for (let i = 0; i < 2; i++) {
@@ -138,8 +141,8 @@ describe('ds failures around data connections and handoffs', () => {
       for await (const m of admin.drain(a.url, 1)) moved.push(m); // one client a second
       return moved;
     })();
-    // mid-drain: the first client has moved, the second waits its turn (a second later), so a and b have
-    // one client each; a new client now goes to b, as a is being drained
+    // mid-drain: the first client has moved, the second waits its turn (a second later): a has one
+    // client, b two. least-clients alone would pick a; a node being drained takes no new client
     await waitFor(() => arrived === 1 && c.running.coordinator.node(a.url).draining > 0, 10_000, 5);
     const late = await t.client('127.0.9.6');
     const stream = await b.serve(5000);
@@ -149,6 +152,7 @@ describe('ds failures around data connections and handoffs', () => {
     await arrivals;
     admin.close();
     void early;
+    void own;
   });
 });
 
