@@ -32,12 +32,14 @@ export function holdBatches(store: Store): HeldBatches {
     await gate;
     return original.apply(store, args);
   };
-  gate.then(() => {
+  void gate.then(() => {
     released = true;
   });
   return {
     held: (count = 1) =>
-      holding >= count ? Promise.resolve(holding) : new Promise((resolve) => waiting.push({ count, resolve })),
+      holding >= count
+        ? Promise.resolve(holding)
+        : new Promise((resolve) => waiting.push({ count, resolve })),
     release,
     restore: () => {
       release();
