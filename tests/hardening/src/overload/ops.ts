@@ -41,6 +41,9 @@ export async function opsFor(name: Exclude<ServiceName, 'ds-coordinator'>, addre
         op: async (_i, ms) => {
           const caps = await c.allocate(data.length, { data, duration: 60 }, address, deadline(ms));
           await c.read(caps.readCap, deadline(ms));
+          // and freed (the read count drops to 0), so the depot holds as many areas after the load as
+          // before it: "after" measures recovery, not a depot grown by the 10x load's areas
+          await c.manage(caps.manageCap, 'DECR', { capType: 'READ' }, deadline(ms));
         },
         wait: (_i, ms) => c.read(fifo.readCap, { size: 1000, ...deadline(ms) }),
         close: () => c.close(),
