@@ -5,14 +5,14 @@ import type { TlsFiles } from './tls';
 
 /**
  * How a service reconnects to NATS: for as long as it runs (nats.js stops after 10 attempts, 2 s apart,
- * by default, and the connection is then closed for good), one attempt per server every second plus up to
- * half a second of jitter (so a cluster's clients do not all come back in the same instant).
+ * by default, and the connection is then closed for good), one attempt per server every half second plus
+ * up to a quarter second of jitter (so a cluster's clients do not all come back in the same instant).
  */
 export const NATS_RECONNECT = {
   maxReconnectAttempts: -1,
-  reconnectTimeWait: 1000,
-  reconnectJitter: 500,
-  reconnectJitterTLS: 1000,
+  reconnectTimeWait: 500,
+  reconnectJitter: 250,
+  reconnectJitterTLS: 500,
 } as const;
 
 export interface NatsConnectOptions {
@@ -51,59 +51,81 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   return nc;
 }
 
+/** What a node can do with its NATS connection. */
+export interface NatsState {
+  /** The connection is up (false from a disconnect until the reconnect, and for good once closed). */
+  connected: boolean;
+  /** Connected, and JetStream has answered since (the readiness probe; without one, = connected). */
+  ready: boolean;
+}
+
 /**
- * A NATS connection's state as its status events tell it: lost from a disconnect until the reconnect, and
- * for good once the connection is closed. Engines call `ensure()` first, so a call made while the node has
- * no NATS answers UNAVAILABLE at once (the client then tries another node) instead of waiting for a
- * request timeout, and end their long streams when the link is lost.
+ * A NATS connection's state as its status events tell it. Core NATS (publish, subscribe) works as soon as
+ * the connection is back; JetStream may need longer (a cluster that lost its meta leader elects another,
+ * 4 to 9 s), so `ready` waits for the readiness probe after every reconnect. Engines call `ensure()` or
+ * `ensureReady()` first, so a call made meanwhile answers UNAVAILABLE at once (the client then tries another
+ * node) instead of waiting for a request timeout, and end their long streams when the connection is lost.
  */
 export class NatsLink {
-  private up: boolean;
+  private state: NatsState;
   private generation = 0;
-  private readonly listeners = new Set<(connected: boolean) => void>();
+  private readonly listeners = new Set<(state: NatsState) => void>();
   private readonly statuses: AsyncIterable<Status> & { stop?(): void };
   private stopped = false;
 
   /**
-   * `ready`, when given, is asked after every reconnect until it resolves, and only then is the link up
-   * again: a JetStream cluster that restarted takes its clients back before it has elected the leaders
-   * that answer its API (see `jetStreamReady`).
+   * `ready`, when given, is asked after every reconnect until it resolves (see `jetStreamReady`).
    */
   constructor(
     nc: NatsConnection,
     private readonly options: { ready?: () => Promise<unknown>; retryMs?: number } = {},
   ) {
-    this.up = !nc.isClosed();
+    const up = !nc.isClosed();
+    this.state = { connected: up, ready: up };
     const statuses = nc.status() as AsyncIterable<Status> & { stop?(): void };
     this.statuses = statuses;
     void (async () => {
       for await (const s of statuses) {
-        if (s.type === 'disconnect' || s.type === 'close') this.set(false);
+        if (s.type === 'disconnect' || s.type === 'close') this.set({ connected: false, ready: false });
         else if (s.type === 'reconnect') void this.reconnected();
       }
     })();
     void nc.closed().then(() => {
       this.stopped = true;
-      this.set(false);
+      this.set({ connected: false, ready: false });
     });
   }
 
   get connected(): boolean {
-    return this.up;
+    return this.state.connected;
   }
 
-  /** Calls `listener(connected)` on every change; returns a function that stops calling it. */
-  onChange(listener: (connected: boolean) => void): () => void {
+  get ready(): boolean {
+    return this.state.ready;
+  }
+
+  /** Calls `listener(state)` on every change; returns a function that stops calling it. */
+  onChange(listener: (state: NatsState) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   /** Throws UNAVAILABLE (reason NATS_DISCONNECTED) while the connection is lost. */
   ensure(): void {
-    if (!this.up)
+    if (!this.state.connected)
       throw BackplaneError.unavailable(
         'this node has lost its NATS connection and is reconnecting: try another node or try again',
         { reason: 'NATS_DISCONNECTED' },
+      );
+  }
+
+  /** Throws UNAVAILABLE while the connection is lost (NATS_DISCONNECTED) or JetStream has not answered since. */
+  ensureReady(): void {
+    this.ensure();
+    if (!this.state.ready)
+      throw BackplaneError.unavailable(
+        "this node's NATS connection is back, but JetStream has not answered yet (a cluster electing its leaders): try another node or try again",
+        { reason: 'JETSTREAM_NOT_READY' },
       );
   }
 
@@ -117,22 +139,23 @@ export class NatsLink {
   private async reconnected(): Promise<void> {
     const generation = ++this.generation;
     const ready = this.options.ready;
+    this.set({ connected: true, ready: !ready });
     while (ready && !this.stopped && generation === this.generation) {
       try {
         await ready();
-        break;
+        if (!this.stopped && generation === this.generation) this.set({ connected: true, ready: true });
+        return;
       } catch {
         await new Promise((r) => setTimeout(r, this.options.retryMs ?? 250));
       }
     }
-    if (!this.stopped && generation === this.generation) this.set(true);
   }
 
-  private set(up: boolean): void {
-    if (!up) this.generation++;
-    if (this.up === up) return;
-    this.up = up;
-    for (const l of [...this.listeners]) l(up);
+  private set(next: NatsState): void {
+    if (!next.connected) this.generation++;
+    if (this.state.connected === next.connected && this.state.ready === next.ready) return;
+    this.state = next;
+    for (const l of [...this.listeners]) l(next);
   }
 }
 

@@ -32,8 +32,8 @@ export class NatsBus implements EventBus {
   ) {
     this.textHeaders.set(TEXT, '1');
     this.stopFollowing =
-      link?.onChange((up) => {
-        if (up) return;
+      link?.onChange((state) => {
+        if (state.connected) return;
         const err = BackplaneError.unavailable('this node lost its NATS connection: subscribe again', {
           reason: 'NATS_DISCONNECTED',
         });

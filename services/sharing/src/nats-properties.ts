@@ -92,7 +92,10 @@ export class NatsProperties implements PropertiesEngine {
     this.prefix = `$KV.${options.bucket}.`;
     this.ownLink = !options.link;
     this.link = options.link ?? new NatsLink(options.nc);
-    this.stopFollowing = this.link.onChange((up) => (up ? this.reconnected() : this.lost()));
+    this.stopFollowing = this.link.onChange((state) => {
+      if (!state.connected) this.lost();
+      else if (state.ready) this.reconnected();
+    });
   }
 
   /**
@@ -106,7 +109,7 @@ export class NatsProperties implements PropertiesEngine {
     for (const q of this.watches) q.fail(err);
   }
 
-  /** The connection is back: the reaper follows the bucket again from each key's last message. */
+  /** JetStream answers again: the reaper follows the bucket again from each key's last message. */
   private reconnected(): void {
     if (!this.reaper) return;
     this.stopReaperWatch?.();
@@ -154,7 +157,7 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   private async last(key: string): Promise<Msg | null> {
-    this.link.ensure();
+    this.link.ensureReady();
     try {
       // a direct get, as NATS KV's own get (served by any replica: on R3 a read can trail a write on
       // another node by the replication delay, exactly as with the raw KV client)
@@ -176,7 +179,7 @@ export class NatsProperties implements PropertiesEngine {
     h: MsgHdrs | undefined,
     expect?: number,
   ): Promise<number> {
-    this.link.ensure();
+    this.link.ensureReady();
     try {
       const ack = await this.js.publish(this.prefix + key, data, {
         headers: h,
@@ -295,7 +298,7 @@ export class NatsProperties implements PropertiesEngine {
 
   /** Every key with a message in the stream under `prefix`'s subject filter (deleted ones included). */
   private async keysUnder(prefix: string): Promise<string[]> {
-    this.link.ensure();
+    this.link.ensureReady();
     try {
       const info = await this.jsm.streams.info(this.stream, {
         subjects_filter: this.prefix + subjectFilter(prefix),
@@ -307,7 +310,7 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   async *watch(key: string, options: WatchOptions): AsyncIterable<WatchItem> {
-    this.link.ensure();
+    this.link.ensureReady();
     const queue = new AsyncQueue<WatchItem>(
       this.options.watchQueue ?? 10_000,
       'watcher too slow: more than 10000 changes behind',
@@ -422,7 +425,7 @@ export class NatsProperties implements PropertiesEngine {
   }
 
   private async reap(): Promise<void> {
-    if (!this.link.connected) return;
+    if (!this.link.ready) return;
     const now = Date.now();
     for (let top = this.expiry.peek(); top && top.at <= now; top = this.expiry.peek()) {
       this.expiry.pop();
