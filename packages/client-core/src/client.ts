@@ -117,3 +117,9 @@ export function bearerMetadata(token: string): Metadata {
   md.set('authorization', `Bearer ${token}`);
   return md;
 }
+
+/**
+ * The location metadata key under which a service publishes its external address (host:port): where
+ * programs outside its network (the Docker host) reach it. See the runtime's Audiences.
+ */
+export const EXTERNAL_ADDRESS_KEY = 'external';

@@ -1,7 +1,14 @@
 // What every Backplane client package shares, with nothing of a server in it: calls with deadlines and
 // cancellation, the error vocabulary, call pipelining, CRC-32 combination and a logger interface.
 export type { CallOptions, UnaryMethod } from './client';
-export { bearerMetadata, deadlineOf, RECONNECT_OPTIONS, serverStream, unary } from './client';
+export {
+  bearerMetadata,
+  deadlineOf,
+  EXTERNAL_ADDRESS_KEY,
+  RECONNECT_OPTIONS,
+  serverStream,
+  unary,
+} from './client';
 export { crc32Combine } from './crc32';
 export type { BackplaneErrorOptions } from './errors';
 export {

@@ -161,6 +161,10 @@ export function commonSettings(defaults: { port: number; service: string }) {
       'BACKPLANE_ADVERTISE_HOST',
       'host other processes use to reach this one (published to the name server); default: the listen host',
     ),
+    externalHost: settings.optionalString(
+      'BACKPLANE_EXTERNAL_HOST',
+      "host programs outside this service's network (the Docker host) dial, its ports published there under the same numbers; set, callers that did not dial the advertise host get addresses at this host (bindings, IBP capabilities, the ds data port, the sharing ring)",
+    ),
     dataDir: settings.string(
       'BACKPLANE_DATA_DIR',
       'directory for embedded storage',
@@ -241,6 +245,7 @@ export function serviceOptions(config: CommonConfig) {
     port: config.port,
     dataDir: config.dataDir,
     advertiseHost: config.advertiseHost,
+    externalHost: config.externalHost,
     tls: { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa },
     authToken: config.authToken,
     /** How the service calls other services: client TLS settings and the same bearer token. */

@@ -17,6 +17,11 @@ export interface CallContext {
   /** Full method path, e.g. `/backplane.naming.v1.NamingService/Resolve`. */
   readonly method: string;
   readonly peer: string;
+  /**
+   * The address the client dialled (HTTP/2 :authority, e.g. `127.0.0.1:7000` or `name-server:7000`): which
+   * of a service's advertised addresses it can use (see `external.ts`).
+   */
+  readonly authority: string;
   readonly metadata: Metadata;
   /** Absolute deadline in ms since the epoch, or undefined when the client set none. */
   readonly deadline: number | undefined;
@@ -196,6 +201,9 @@ function makeContext(method: string, call: AnyCall, opts: WrapOptions) {
     method,
     get peer() {
       return call.getPeer();
+    },
+    get authority() {
+      return call.getHost();
     },
     metadata: call.metadata,
     deadline,

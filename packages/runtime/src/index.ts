@@ -10,6 +10,7 @@ export {
   bearerMetadata,
   CallPipeline,
   crc32Combine,
+  EXTERNAL_ADDRESS_KEY,
   fromServiceError,
   isServiceError,
   MAX_DETAILS,
@@ -39,6 +40,7 @@ export {
   settings,
 } from './config';
 export { ExpiryHeap } from './expiry-heap';
+export { Audiences, hostOf, withHost } from './external';
 export type {
   BidiStreamHandler,
   CallContext,
@@ -54,7 +56,7 @@ export type { Logger } from './logger';
 export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logger';
 export type { MainOptions } from './main';
 export { hasRelayMallocEnv, RELAY_MALLOC_ENV, runMain, runService } from './main';
-export type { NatsConnectOptions } from './nats';
+export type { NatsConnectOptions, NatsState } from './nats';
 export { closeNats, connectNats, jetStreamReady, NATS_RECONNECT, NatsLink, natsTls } from './nats';
 export type { PeerAccess } from './peer';
 export { PLAIN_PEER, peerAccess } from './peer';

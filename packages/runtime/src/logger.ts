@@ -45,7 +45,7 @@ function metadataSerializer(value: unknown): unknown {
 export function createLogger(
   options: { level?: string; service?: string; destination?: NodeJS.WritableStream } = {},
 ): Logger {
-  return pino(
+  const log = pino(
     {
       level: options.level ?? 'info',
       base: options.service ? { service: options.service, pid: process.pid } : { pid: process.pid },
@@ -55,6 +55,16 @@ export function createLogger(
     },
     options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
+  if (options.service) namingLoggers.add(log);
+  return log;
+}
+
+/** Loggers whose every line already carries a `service` field (pino would write a second one). */
+const namingLoggers = new WeakSet<Logger>();
+
+/** `log` with `service` on every line, unless it has that field already. */
+export function serviceLogger(log: Logger, service: string): Logger {
+  return namingLoggers.has(log) ? log : log.child({ service });
 }
 
 /** Writes out buffered log lines (bounded wait). */

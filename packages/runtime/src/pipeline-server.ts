@@ -44,9 +44,13 @@ class PipelinedCall {
     readonly metadata: Metadata,
     private readonly peer: string,
     private readonly deadline: number,
+    private readonly authority: string,
   ) {}
   getPeer(): string {
     return this.peer;
+  }
+  getHost(): string {
+    return this.authority;
   }
   getDeadline(): number {
     return this.deadline;
@@ -170,7 +174,7 @@ export function pipelineHandler(
         return;
       }
       const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : Number.POSITIVE_INFINITY;
-      const call = new PipelinedCall(request, metadata, ctx.peer, deadline);
+      const call = new PipelinedCall(request, metadata, ctx.peer, deadline, ctx.authority);
       calls.set(id, call);
       target.handler(call as never, (err: Partial<ServiceError> | null, value?: unknown) => {
         calls.delete(id);

@@ -15,7 +15,7 @@ import {
   tolerantDefinition,
   wrapHandlers,
 } from './handlers';
-import { flushLogger, type Logger, silentLogger } from './logger';
+import { flushLogger, type Logger, serviceLogger, silentLogger } from './logger';
 import { pipelineHandler, type UnaryTarget } from './pipeline-server';
 import { addReflection, reflectionIndex } from './reflection';
 import { serverCredentials, type TlsFiles } from './tls';
@@ -132,7 +132,7 @@ function bind(server: Server, address: string, creds: ReturnType<typeof serverCr
  * logged and guarded (see wrapHandlers).
  */
 export async function startService(options: StartServiceOptions): Promise<RunningService> {
-  const log = (options.log ?? silentLogger()).child({ service: options.name });
+  const log = serviceLogger(options.log ?? silentLogger(), options.name);
   const host = options.host ?? '127.0.0.1';
   const server = new Server({
     'grpc.max_receive_message_length': 8 * 1024 * 1024,
@@ -233,7 +233,11 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   };
 
   const address = `${bindHost === '0.0.0.0' || bindHost === '[::]' ? '127.0.0.1' : bindHost}:${port}`;
-  log.info({ address, services: serviceNames, tls: Boolean(options.tls?.cert) }, 'listening');
+  // the address bound (0.0.0.0:7000 in a container), not the one a local client would dial
+  log.info(
+    { address: `${bindHost}:${port}`, services: serviceNames, tls: Boolean(options.tls?.cert) },
+    'listening',
+  );
   return {
     name: options.name,
     host,
