@@ -1,4 +1,4 @@
-import { BackplaneError, type ClientLogger } from '@backplane/client-core';
+import { BackplaneError, type ClientLogger, EXTERNAL_ADDRESS_KEY } from '@backplane/client-core';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { publish } from './publish';
 
@@ -14,6 +14,8 @@ export async function registerService(
     nameServer: string | undefined;
     host: string;
     advertiseHost?: string | undefined;
+    /** The host programs outside the service's network dial (its port published there): location metadata `external`. */
+    externalHost?: string | undefined;
     token?: string | undefined;
     /** TLS for the call to the name server (the service's client TLS settings); default plaintext. */
     credentials?: ChannelCredentials | undefined;
@@ -34,6 +36,9 @@ export async function registerService(
         log: options.log,
         token: options.token,
         credentials: options.credentials,
+        metadata: options.externalHost
+          ? { [EXTERNAL_ADDRESS_KEY]: `${options.externalHost}:${running.port}` }
+          : undefined,
       },
     );
     // leave the name server as soon as shutdown starts, not after draining: no new clients are sent here

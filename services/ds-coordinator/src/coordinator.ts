@@ -95,8 +95,16 @@ export class Coordinator {
 
   // ---- nodes -------------------------------------------------------------------------------------
 
-  /** ds_service constructor: attaches a node under a configured name. */
-  attach(name: string, node: string, send: (m: Parameters<NodeSession['send']>[0]) => Promise<void>) {
+  /**
+   * ds_service constructor: attaches a node under a configured name. `dialable` gives an address of the
+   * coordinator as the node can dial it (a node outside the coordinator's network gets its external host).
+   */
+  attach(
+    name: string,
+    node: string,
+    send: (m: Parameters<NodeSession['send']>[0]) => Promise<void>,
+    dialable: (address: string) => string = (a) => a,
+  ) {
     validateName('service name', name);
     validateName('node id', node);
     const address = this.options.services.get(name);
@@ -122,8 +130,8 @@ export class Coordinator {
         attached: {
           nodeUrl: url,
           session: session.secret,
-          dataAddress: this.options.dataAddress(),
-          serviceAddress: address,
+          dataAddress: dialable(this.options.dataAddress()),
+          serviceAddress: dialable(address),
           dataTls: this.options.dataTls?.() ?? false,
         },
       },

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  Audiences,
   type CallLimits,
   type Logger,
   openStore,
@@ -19,6 +20,8 @@ export interface DsCoordinatorOptions {
   /** Control (gRPC) port; 0 = any free port. */
   port?: number;
   advertiseHost?: string;
+  /** The host ds nodes outside the coordinator's network dial (its data port published there). */
+  externalHost?: string;
   dataDir: string;
   /** name → where its clients dial (port 0 = any free port); default `default` on 7410. */
   services?: Map<string, { host: string; port: number }>;
@@ -88,7 +91,15 @@ export async function startDsCoordinator(options: DsCoordinatorOptions): Promise
     const opened = listeners;
     running = await startService({
       name: 'ds-coordinator',
-      services: [coordinatorService(coordinator)],
+      services: [
+        coordinatorService(
+          coordinator,
+          new Audiences(
+            options.advertiseHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host),
+            options.externalHost,
+          ),
+        ),
+      ],
       host,
       port: options.port ?? DEFAULT_PORT,
       log,

@@ -4,7 +4,7 @@ import {
   CoordinatorServiceService,
   type HandoffRequest,
 } from '@backplane/proto/ds';
-import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
+import { type Audiences, BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
 import type { Coordinator } from './coordinator';
 import type { ClientRecord, NodeSession } from './node-session';
 import { LIMITS } from './urls';
@@ -52,7 +52,7 @@ function checkMessage(message: Buffer | undefined): Buffer | undefined {
 }
 
 /** gRPC ↔ Coordinator. */
-export function coordinatorService(coordinator: Coordinator): ServiceRegistration {
+export function coordinatorService(coordinator: Coordinator, audiences?: Audiences): ServiceRegistration {
   return service(CoordinatorServiceService, {
     async attach(requests, sink, ctx) {
       const it = requests[Symbol.asyncIterator]();
@@ -61,8 +61,11 @@ export function coordinatorService(coordinator: Coordinator): ServiceRegistratio
         throw BackplaneError.badParameter('the first message of an Attach stream must be Attach');
       }
       let session: NodeSession | undefined;
-      session = coordinator.attach(hello.kind.attach.name, hello.kind.attach.node, (m: AttachResponse) =>
-        sink.send(m),
+      session = coordinator.attach(
+        hello.kind.attach.name,
+        hello.kind.attach.node,
+        (m: AttachResponse) => sink.send(m),
+        (address) => audiences?.addressFor(ctx, address) ?? address,
       );
       const attached = session;
       const onAbort = () => coordinator.sessionFailed(attached);

@@ -1,6 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { bufferWithRoom } from '@backplane/proto/ibp';
 import {
+  Audiences,
   type CallLimits,
   type Logger,
   openStore,
@@ -29,6 +30,8 @@ export interface DepotServerOptions {
   /** Host put in capabilities; default the advertise host. */
   hostname?: string;
   advertiseHost?: string;
+  /** The host programs outside the depot's network dial: the host in the capabilities they get. */
+  externalHost?: string;
   maxDurationSeconds?: number;
   allowNetworks?: string;
   log?: Logger;
@@ -70,9 +73,17 @@ export async function startDepot(options: DepotServerOptions): Promise<RunningDe
     chunkAllocator: bufferWithRoom,
   });
   const host = options.host ?? '127.0.0.1';
+  const advertiseHost = options.advertiseHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
   const running = await startService({
     name: 'ibp-depot',
-    services: [depotService(depot, allowList(options.allowNetworks ?? '127.0.0.0/8,::1/128'), options.peer)],
+    services: [
+      depotService(
+        depot,
+        allowList(options.allowNetworks ?? '127.0.0.0/8,::1/128'),
+        options.peer,
+        new Audiences(advertiseHost, options.externalHost),
+      ),
+    ],
     host,
     port: options.port ?? 6714,
     log: options.log,
@@ -85,8 +96,7 @@ export async function startDepot(options: DepotServerOptions): Promise<RunningDe
     flowControlWindow: 16 * MB,
     onClose: [() => (ownsStore ? store.close() : undefined), () => depot.close()],
   });
-  const capHost =
-    options.hostname || options.advertiseHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  const capHost = options.hostname || advertiseHost;
   depot.setAddress(capHost, running.port);
   return Object.assign(running, { depot });
 }

@@ -10,13 +10,15 @@ import {
   type StoreRequest,
 } from '@backplane/proto/ibp';
 import {
+  type Audiences,
   BackplaneError,
+  type CallContext,
   type PeerAccess,
   PLAIN_PEER,
   type ServiceRegistration,
   service,
 } from '@backplane/runtime';
-import type { Attributes, Chunk, Depot, ManageCommand } from './depot';
+import type { Attributes, CapSet, Chunk, Depot, ManageCommand } from './depot';
 import type { AllocationType, Reliability } from './records';
 import { copy, deliver, remoteStore } from './transfer';
 
@@ -88,18 +90,33 @@ function checkedChunk(data: Buffer, crc: number | undefined): Chunk {
   return { data, crc32: crc };
 }
 
-/** DepotService RPCs ↔ Depot; `peer` is how Copy calls the target depot (TLS, token). */
+/**
+ * DepotService RPCs ↔ Depot; `peer` is how Copy calls the target depot (TLS, token). With `audiences`, a
+ * caller outside the depot's network (one that did not dial its advertise host) gets capabilities that
+ * name the depot's external address, the one it can dial.
+ */
 export function depotService(
   depot: Depot,
   allowed: BlockList,
   peer: PeerAccess = PLAIN_PEER,
+  audiences?: Audiences,
 ): ServiceRegistration {
+  const capFor = (ctx: CallContext) =>
+    audiences?.isExternal(ctx)
+      ? (cap: string) =>
+          cap.replace(/^ibp:\/\/([^/]+)\//, (_m, at: string) => `ibp://${audiences.addressFor(ctx, at)}/`)
+      : (cap: string) => cap;
+  const capsFor = (ctx: CallContext, caps: CapSet): CapSet => {
+    const map = capFor(ctx);
+    return { readCap: map(caps.readCap), writeCap: map(caps.writeCap), manageCap: map(caps.manageCap) };
+  };
   return service(FastDepotServiceService, {
     allocate: async (req, ctx) => {
       const attributes = attributesFromProto(req.attributes);
-      if (req.data === undefined) return { caps: await depot.allocate(req.size, attributes) };
+      if (req.data === undefined) return { caps: capsFor(ctx, await depot.allocate(req.size, attributes)) };
       const chunk = checkedChunk(req.data, req.crc32);
-      return depot.allocateWith(req.size, attributes, chunk, ctx.signal);
+      const r = await depot.allocateWith(req.size, attributes, chunk, ctx.signal);
+      return { ...r, caps: capsFor(ctx, r.caps) };
     },
 
     storeSmall: async (req, ctx) =>
@@ -216,8 +233,8 @@ export function depotService(
       };
     },
 
-    derive: async (req) => ({
-      readCap: await depot.derive(req.readCap, req.offset, req.length, req.duration),
+    derive: async (req, ctx) => ({
+      readCap: capFor(ctx)(await depot.derive(req.readCap, req.offset, req.length, req.duration)),
     }),
 
     revoke: async (req) => {

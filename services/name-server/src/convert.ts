@@ -1,6 +1,22 @@
 import type { Binding, Location as ProtoLocation, Scope } from '@backplane/proto/naming';
+import { EXTERNAL_ADDRESS_KEY, parseHostPort } from '@backplane/runtime';
 import type { LocationInput } from './limits';
 import type { BindingView, ScopeRecord } from './records';
+
+/**
+ * A binding as an external caller (outside the services' network) sees it: at the external address its
+ * server published (location metadata `external`), when it published one.
+ */
+export function externalView(b: BindingView): BindingView {
+  const external = b.location.metadata[EXTERNAL_ADDRESS_KEY];
+  if (!external) return b;
+  try {
+    const { host, port } = parseHostPort(external);
+    return { ...b, location: { ...b.location, host, port } };
+  } catch {
+    return b;
+  }
+}
 
 export function bindingToProto(b: BindingView): Binding {
   return {

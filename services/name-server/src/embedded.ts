@@ -1,6 +1,8 @@
 import { NamingServiceService } from '@backplane/proto/naming';
 import {
+  Audiences,
   type CallLimits,
+  EXTERNAL_ADDRESS_KEY,
   type Logger,
   openStore,
   type PeerAccess,
@@ -9,6 +11,7 @@ import {
   serviceNameOf,
   startService,
   type TlsFiles,
+  withHost,
 } from '@backplane/runtime';
 import { ParentNameServer } from './parent';
 import { Registry } from './registry';
@@ -23,6 +26,8 @@ export interface NameServerOptions {
   store?: Store;
   /** Host published for the name server itself; default: the listen host (127.0.0.1 for 0.0.0.0). */
   advertiseHost?: string;
+  /** The host programs outside the services' network dial; they see bindings at external addresses. */
+  externalHost?: string;
   parentNameServer?: string;
   parentScope?: string;
   /** TLS and token for calls to the parent name server (default plaintext, no token). */
@@ -61,7 +66,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   });
   const running = await startService({
     name: 'name-server',
-    services: [namingService(registry)],
+    services: [namingService(registry, new Audiences(advertiseHost, options.externalHost))],
     host,
     port: options.port ?? 7000,
     log: options.log,
@@ -76,7 +81,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   await registry.publishSelf('name-server', [serviceNameOf(NamingServiceService as never)], {
     host: advertiseHost,
     port: running.port,
-    metadata: {},
+    metadata: options.externalHost ? { [EXTERNAL_ADDRESS_KEY]: withHost(self, options.externalHost) } : {},
   });
   return Object.assign(running, { registry });
 }

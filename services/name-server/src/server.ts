@@ -1,7 +1,14 @@
 import { NamingServiceService, WatchEventType } from '@backplane/proto/naming';
-import { AsyncQueue, BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
-import { bindingToProto, locationFromProto, scopeToProto } from './convert';
-import type { Change } from './records';
+import {
+  AsyncQueue,
+  type Audiences,
+  BackplaneError,
+  type CallContext,
+  type ServiceRegistration,
+  service,
+} from '@backplane/runtime';
+import { bindingToProto, externalView, locationFromProto, scopeToProto } from './convert';
+import type { BindingView, Change } from './records';
 import type { Registry } from './registry';
 
 /** A watcher that falls this far behind is cut off with RESOURCE_EXHAUSTED (it can watch again). */
@@ -14,8 +21,13 @@ const eventType: Record<Change['type'], WatchEventType> = {
   EXPIRED: WatchEventType.WATCH_EVENT_TYPE_EXPIRED,
 };
 
-/** NamingService RPCs ↔ Registry. */
-export function namingService(registry: Registry): ServiceRegistration {
+/**
+ * NamingService RPCs ↔ Registry. With `audiences`, a caller outside the services' network (one that did
+ * not dial the name server's advertise host) sees every binding at its external address, where it has one.
+ */
+export function namingService(registry: Registry, audiences?: Audiences): ServiceRegistration {
+  const viewFor = (ctx: CallContext): ((b: BindingView) => ReturnType<typeof bindingToProto>) =>
+    audiences?.isExternal(ctx) ? (b) => bindingToProto(externalView(b)) : bindingToProto;
   return service(NamingServiceService, {
     bind: async (req) => {
       const wantsExisting = req.addressId !== '' || req.ownerSecret !== '';
@@ -65,10 +77,11 @@ export function namingService(registry: Registry): ServiceRegistration {
 
     resolve: async (req, ctx) => {
       const r = await registry.resolve(req.scope, req.name, req.expectedType, ctx);
-      return { binding: bindingToProto(r.binding), nameServer: r.nameServer };
+      return { binding: viewFor(ctx)(r.binding), nameServer: r.nameServer };
     },
 
-    list: async (req) => {
+    list: async (req, ctx) => {
+      const view = viewFor(ctx);
       const page = await registry.list(
         req.scope,
         req.prefix,
@@ -76,10 +89,11 @@ export function namingService(registry: Registry): ServiceRegistration {
         req.pageToken,
         req.includeInherited,
       );
-      return { bindings: page.bindings.map(bindingToProto), nextPageToken: page.nextPageToken };
+      return { bindings: page.bindings.map(view), nextPageToken: page.nextPageToken };
     },
 
     watch: async (req, sink, ctx) => {
+      const view = viewFor(ctx);
       const queue = new AsyncQueue<Change>(
         MAX_WATCH_BACKLOG,
         `watcher fell more than ${MAX_WATCH_BACKLOG} changes behind; watch again to resync`,
@@ -92,7 +106,7 @@ export function namingService(registry: Registry): ServiceRegistration {
         for (const b of sub.snapshot) {
           await sink.send({
             type: WatchEventType.WATCH_EVENT_TYPE_EXISTING,
-            binding: bindingToProto(b),
+            binding: view(b),
             revision: b.revision,
           });
         }
@@ -105,7 +119,7 @@ export function namingService(registry: Registry): ServiceRegistration {
           if (change.revision <= sub.revision) continue;
           await sink.send({
             type: eventType[change.type],
-            binding: bindingToProto(change.binding),
+            binding: view(change.binding),
             revision: change.revision,
           });
         }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  Audiences,
   type CallLimits,
   closeNats,
   connectNats,
@@ -10,6 +11,7 @@ import {
   type RunningService,
   startService,
   type TlsFiles,
+  withHost,
 } from '@backplane/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { LevelProperties } from './level-properties';
@@ -26,6 +28,8 @@ export interface SharingServerOptions {
   port?: number;
   /** The host other processes dial (the ring's addresses); default: the listen host. */
   advertiseHost?: string;
+  /** The host programs outside the nodes' network dial (the port published there): the ring tells them. */
+  externalHost?: string;
   dataDir: string;
   /** Set: the distributed engine on these NATS servers (comma-separated). */
   natsUrl?: string;
@@ -96,12 +100,17 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     });
     sharing = new Sharing(properties, new LocalBus(), singleNode({ id, address: '' }));
   }
+  const host = options.host ?? '127.0.0.1';
+  const audiences = new Audiences(
+    options.advertiseHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host),
+    options.externalHost,
+  );
   let running: RunningService | undefined;
   try {
     running = await startService({
       name: 'sharing',
-      services: [sharingService(sharing)],
-      host: options.host ?? '127.0.0.1',
+      services: [sharingService(sharing, audiences)],
+      host,
       port: options.port ?? 8400,
       log: options.log,
       tls: options.tls,
@@ -114,14 +123,20 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     const served = running;
     if (link) {
       // NOT_SERVING while the node has no NATS connection, so supervisors and clients go elsewhere
-      link.onChange((up) => served.setServing(up));
-      if (!link.connected) served.setServing(false);
+      // (the properties need JetStream: serving means it answers)
+      link.onChange((state) => served.setServing(state.ready));
+      if (!link.ready) served.setServing(false);
       const following = link;
       served.addCloseHook(() => following.stop());
     }
     // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
     served.addShutdownHook(() => sharing.ring.close());
-    const self = { id, address: `${options.advertiseHost ?? served.host}:${served.port}` };
+    const address = withHost(`:${served.port}`, audiences.advertiseHost);
+    const self = {
+      id,
+      address,
+      ...(options.externalHost ? { external: withHost(address, options.externalHost) } : {}),
+    };
     sharing.ring = nc
       ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
       : singleNode(self);

@@ -5,6 +5,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 export interface RingNode {
   id: string;
   address: string;
+  /** Where programs outside the nodes' network reach it (BACKPLANE_EXTERNAL_HOST), when it has such a host. */
+  external?: string;
 }
 
 /** The nodes a client can use: the seed's bootstrap server answers with the whole ring. */
@@ -57,7 +59,10 @@ export class NatsRing implements Ring {
 
   private async announce(): Promise<void> {
     try {
-      await this.kv.put(this.self.id, JSON.stringify({ address: this.self.address, at: Date.now() }));
+      await this.kv.put(
+        this.self.id,
+        JSON.stringify({ address: this.self.address, external: this.self.external, at: Date.now() }),
+      );
     } catch (err) {
       this.log.warn({ err }, 'announcing this node to the ring failed');
     }
@@ -82,8 +87,8 @@ export class NatsRing implements Ring {
     for await (const id of keys) {
       const e = await this.kv.get(id);
       if (e?.operation !== 'PUT') continue;
-      const { address, at } = e.json<{ address: string; at: number }>();
-      if (now - at < 3 * HEARTBEAT_MS) out.push({ id, address });
+      const { address, external, at } = e.json<{ address: string; external?: string; at: number }>();
+      if (now - at < 3 * HEARTBEAT_MS) out.push({ id, address, ...(external ? { external } : {}) });
     }
     return out;
   }

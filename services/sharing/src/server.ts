@@ -1,5 +1,5 @@
 import { type Entry as PbEntry, SharingServiceService, WatchResponse_Kind } from '@backplane/proto/sharing';
-import { BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
+import { type Audiences, BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
 import type { ChangeKind, Entry, EventPayload } from './engine';
 import type { Sharing } from './sharing';
 
@@ -22,7 +22,11 @@ function payloadOf(p: { $case: 'text'; text: string } | { $case: 'data'; data: B
 }
 
 /** SharingService RPCs ↔ Sharing. */
-export function sharingService(sharing: Sharing): ServiceRegistration {
+/**
+ * SharingService RPCs ↔ Sharing. With `audiences`, a caller outside the nodes' network (one that did not
+ * dial this node's advertise host) learns the ring at the nodes' external addresses.
+ */
+export function sharingService(sharing: Sharing, audiences?: Audiences): ServiceRegistration {
   return service(SharingServiceService, {
     put: async (req) => ({ revision: await sharing.put(req.key, req.value, req.ttlMs) }),
     get: async (req) => {
@@ -103,8 +107,11 @@ export function sharingService(sharing: Sharing): ServiceRegistration {
       sharing.unsubscribe(req.subscriptionId);
       return {};
     },
-    nodes: async () => ({
-      nodes: await sharing.ring.nodes(),
+    nodes: async (_req, ctx) => ({
+      nodes: (await sharing.ring.nodes()).map((n) => ({
+        id: n.id,
+        address: n.external && audiences?.isExternal(ctx) ? n.external : n.address,
+      })),
       selfId: sharing.ring.self.id,
       engine: sharing.properties.kind,
     }),
