@@ -144,7 +144,9 @@ export async function up(options: UpOptions): Promise<number> {
     if (options.nats) {
       const bin = natsBinary();
       if (!bin)
-        throw new Error('--nats needs nats-server (apt-get install nats-server, or set NATS_SERVER_BIN)');
+        throw new Error(
+          '--nats needs nats-server 2.10 (on Debian: apt-get install -t trixie nats-server, see the README), or set NATS_SERVER_BIN',
+        );
       const dir = join(dataDir, 'nats');
       mkdirSync(dir, { recursive: true });
       natsChild = spawn(bin, ['-a', '127.0.0.1', '-p', String(options.natsPort), '-js', '-sd', dir], {
