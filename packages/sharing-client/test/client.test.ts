@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
   type NatsCluster,
+  natsServerBinary,
   spawnProcess,
   startNatsCluster,
   startServiceBinary,
@@ -16,6 +18,12 @@ import {
   SharingFactory,
   TransactionConflict,
 } from '../src';
+
+/** The version of the nats-server the tests run (`nats-server: v2.10.27`). */
+function natsVersion(): string {
+  const out = spawnSync(natsServerBinary(), ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  return /v(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? '0.0.0';
+}
 
 /** The sharing node's own binary, for a node that is killed -9. */
 const SHARING_MAIN = join(require.resolve('@backplane/sharing/package.json'), '..', 'dist', 'main.js');
@@ -210,20 +218,33 @@ describe('sharing ring on a 3-node NATS cluster', () => {
       );
   }, 60_000);
 
-  it('refuses a replicated bucket on a nats-server that races conditional writes', async () => {
-    await expect(
+  it('refuses a replicated bucket on a nats-server that races conditional writes, and runs one on one that does not', async () => {
+    expect(safeConditionalWrites('2.9.10')).toBe(false);
+    expect(safeConditionalWrites('2.9.21')).toBe(true);
+    expect(safeConditionalWrites('2.10.0')).toBe(true);
+    const start = () =>
       startSharingServer({
         port: 0,
         dataDir: '',
         natsUrl: cluster.servers[0]?.url,
         replicas: 3,
         bucket: 'r3',
-      }),
-    ).rejects.toMatchObject({ code: 9, reason: 'UNSAFE_NATS_SERVER' });
-    expect(safeConditionalWrites('2.9.10')).toBe(false);
-    expect(safeConditionalWrites('2.9.21')).toBe(true);
-    expect(safeConditionalWrites('2.10.0')).toBe(true);
-  });
+      });
+    const version = natsVersion();
+    if (!safeConditionalWrites(version)) {
+      await expect(start()).rejects.toMatchObject({ code: 9, reason: 'UNSAFE_NATS_SERVER' });
+      return;
+    }
+    const node = await start();
+    try {
+      const p = new SharedProperties(new SharingConnection(node.address));
+      const rev = await p.put('r3.k', 'v');
+      expect((await p.get('r3.k'))?.revision).toBe(rev);
+      p.connection.close();
+    } finally {
+      await node.close();
+    }
+  }, 60_000);
   afterAll(async () => {
     for (const n of nodes) await n.close().catch(() => undefined);
     await cluster.stop();
