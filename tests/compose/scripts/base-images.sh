@@ -30,11 +30,12 @@ node_image() {
   node_lib="$(dirname "$(readlink -f "$(command -v npm)")")/../.."
   cp "$node_bin" "$ctx/node"
   cp -r "$node_lib/npm" "$node_lib/corepack" "$ctx/lib/"
-  # this machine's extra CA certificates (a TLS-inspecting proxy between it and the npm registry), so that
-  # the image build reaches the registry from here as this machine's own Node.js does
+  # this machine's CA certificates (its own and any it added, say for a TLS-inspecting proxy between it and
+  # the npm registry), so that the image build reaches the registry from here as this machine does
   extra=""
-  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
-    cp "$NODE_EXTRA_CA_CERTS" "$ctx/extra-ca.crt"
+  cas="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+  if [ -f "$cas" ]; then
+    cp "$cas" "$ctx/extra-ca.crt"
     extra="COPY extra-ca.crt /usr/local/share/backplane-extra-ca.crt
 ENV NODE_EXTRA_CA_CERTS=/usr/local/share/backplane-extra-ca.crt"
   fi

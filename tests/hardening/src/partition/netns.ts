@@ -51,6 +51,9 @@ export class PrivateNetwork {
       ip('link', 'add', net.bridge, 'type', 'bridge');
       ip('addr', 'add', `${net.hostAddress}/24`, 'dev', net.bridge);
       ip('link', 'set', net.bridge, 'up');
+      // a firewall that drops forwarded packets (Docker sets FORWARD to DROP, and with br_netfilter that
+      // covers bridged ones) would cut the nodes off from each other from the start
+      allowForwarding(net.bridge, true);
       net.namespaces.forEach((ns, i) => {
         const veth = `${net.prefix}v${i}`;
         ip('netns', 'add', ns);
@@ -100,6 +103,7 @@ export class PrivateNetwork {
     this.removed = true;
     for (const ns of this.namespaces) tryIp('netns', 'del', ns);
     tryIp('link', 'del', this.bridge);
+    allowForwarding(this.bridge, false);
   }
 }
 
@@ -112,6 +116,20 @@ function tryIp(...args: string[]): void {
     ip(...args);
   } catch {
     // already gone
+  }
+}
+
+/**
+ * Lets (or no longer lets) packets be forwarded between the bridge's own ports, ahead of any rule of
+ * the host's firewall. Nothing to do where there is no iptables.
+ */
+function allowForwarding(bridge: string, on: boolean): void {
+  const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
+  try {
+    if (on) execFileSync('iptables', ['-I', ...rule], { stdio: 'ignore' });
+    else execFileSync('iptables', ['-D', ...rule], { stdio: 'ignore' });
+  } catch {
+    // no iptables (then no firewall of its kind either), or the rule is gone already
   }
 }
 
@@ -143,5 +161,18 @@ function removeStale(): void {
   for (const line of ip('-o', 'link', 'show', 'type', 'bridge').split('\n')) {
     const m = /^\d+:\s+(bp(\d+)br)[:@]/.exec(line);
     if (m && !alive(Number(m[2]))) tryIp('link', 'del', m[1] as string);
+  }
+  let rules = '';
+  try {
+    rules = execFileSync('iptables', ['-S', 'FORWARD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return;
+  }
+  for (const line of rules.split('\n')) {
+    const m = /-i (bp(\d+)br) -o bp\d+br -j ACCEPT/.exec(line);
+    if (m && !alive(Number(m[2]))) allowForwarding(m[1] as string, false);
   }
 }
