@@ -1,0 +1,58 @@
+/** One entry of an ordered log: a proposed command, at the position the log gave it. */
+export interface LogEntry {
+  /** 1, 2, 3, …: every node sees the same entries at the same positions. */
+  position: number;
+  /** The proposal's id (unique per proposal; the same id appended again is the same entry). */
+  id: string;
+  data: Uint8Array;
+}
+
+/** A state machine's state at a position of its log: what a node loads instead of replaying that far. */
+export interface Snapshot {
+  position: number;
+  data: Uint8Array;
+}
+
+/** Follows a log: stop() ends it. */
+export interface Following {
+  stop(): void;
+}
+
+/**
+ * The ordered log a replicated state machine is fed by. Two implementations share this interface: a
+ * local log (level on one node) and a NATS JetStream stream (one, or three replicas on a cluster).
+ */
+export interface ReplicatedLog {
+  readonly kind: 'local' | 'jetstream';
+  /** The largest entry the log takes, in bytes; a larger one is refused before it is sent. */
+  readonly maxEntryBytes: number;
+  /**
+   * Appends an entry and resolves with its position once the log holds it durably (on a cluster: on a
+   * majority). Appending the same id again (a retry after an unknown outcome) resolves with the first
+   * entry's position and adds nothing, inside the log's deduplication window.
+   */
+  append(id: string, data: Uint8Array, signal?: AbortSignal): Promise<number>;
+  /**
+   * The position of the last entry the log holds now, asked of the log's leader: a read barrier (once a
+   * node has applied that far, its state reflects every entry appended before the call).
+   */
+  lastPosition(signal?: AbortSignal): Promise<number>;
+  /**
+   * Delivers every entry after `after`, in order, then new ones as they are appended. `onGap` is called
+   * (and following stops) when the entries just after `after` are no longer in the log (trimmed below a
+   * snapshot): load the latest snapshot and follow again from its position.
+   */
+  follow(
+    after: number,
+    onEntry: (entry: LogEntry) => void,
+    onGap: (firstHeld: number) => void,
+    onError: (err: Error) => void,
+  ): Promise<Following>;
+  /** The latest snapshot saved, if any. */
+  loadSnapshot(): Promise<Snapshot | undefined>;
+  /** Saves a snapshot (it replaces the one before it). */
+  saveSnapshot(snapshot: Snapshot): Promise<void>;
+  /** Removes the entries below `position` (the entry at `position` is kept). */
+  trim(position: number): Promise<void>;
+  close(): Promise<void>;
+}

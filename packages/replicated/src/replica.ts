@@ -1,0 +1,292 @@
+import { randomBytes } from 'node:crypto';
+import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
+import type { Following, LogEntry, ReplicatedLog } from './log';
+
+/**
+ * A deterministic state machine: the same commands in the same order give every node the same state and
+ * the same results. `apply` must not read a clock, a random source, the environment or the network: time
+ * travels inside commands (the proposer's clock).
+ */
+export interface StateMachine<C, R> {
+  apply(command: C, position: number): R;
+  /** The state as bytes: a deterministic function of the entries applied so far. */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's. */
+  restore(data: Uint8Array): void;
+}
+
+export interface CommandCodec<C> {
+  encode(command: C): Uint8Array;
+  decode(data: Uint8Array): C;
+}
+
+/** How fresh a read must be. */
+export type Consistency = 'linearizable' | 'serializable';
+
+export interface ReplicaOptions<C, R> {
+  log: ReplicatedLog;
+  machine: StateMachine<C, R>;
+  codec: CommandCodec<C>;
+  /** Applied entries between snapshots (default 10,000; 0 = none). */
+  snapshotEvery?: number;
+  /** Entries kept below a snapshot when the log is trimmed, for followers a little behind (default 1,000). */
+  keepBelowSnapshot?: number;
+  /** How long a proposal whose append timed out is retried (same id: never applied twice); default 10 s. */
+  retryMs?: number;
+  logger?: Logger;
+  /** Called after every entry is applied (watchers, metrics); it must not throw. */
+  onApplied?: (command: C, result: R, position: number) => void;
+}
+
+interface Pending<R> {
+  resolve(v: { result: R; position: number }): void;
+  reject(err: unknown): void;
+}
+
+interface Waiter {
+  position: number;
+  resolve(): void;
+}
+
+/**
+ * A replica of a state machine: it loads the latest snapshot, replays the log after it, and then applies
+ * every entry as the log delivers it, in order. propose() appends a command and resolves with the result
+ * this replica computed when it applied it, so a caller sees its own write at once. Reads are local; a
+ * linearizable read first waits until this replica has applied everything the log held when the read
+ * began (barrier()), the ReadIndex idea.
+ */
+export class Replica<C, R> {
+  private applied = 0;
+  private readonly pending = new Map<string, Pending<R>>();
+  private waiters: Waiter[] = [];
+  private following: Following | undefined;
+  private readonly nodeId = randomBytes(6).toString('hex');
+  private counter = 0;
+  private sinceSnapshot = 0;
+  private snapshotting: Promise<void> | undefined;
+  private closed = false;
+  private failure: Error | undefined;
+  private readonly logger: Logger;
+
+  private constructor(private readonly options: ReplicaOptions<C, R>) {
+    this.logger = options.logger ?? silentLogger();
+  }
+
+  /** Loads the latest snapshot, replays the log after it, and resolves once it is as far as the log. */
+  static async open<C, R>(options: ReplicaOptions<C, R>): Promise<Replica<C, R>> {
+    const replica = new Replica(options);
+    const head = await options.log.lastPosition();
+    await replica.follow(true);
+    await replica.waitFor(head);
+    return replica;
+  }
+
+  /** The position of the last entry this replica applied (its state's revision). */
+  get position(): number {
+    return this.applied;
+  }
+
+  get log(): ReplicatedLog {
+    return this.options.log;
+  }
+
+  /**
+   * Follows the log from this replica's position; with `fromSnapshot`, first loads the latest snapshot
+   * when it is ahead. When the log no longer holds the entries after this replica's position (trimmed
+   * below a snapshot), it loads the snapshot and follows from there.
+   */
+  private async follow(fromSnapshot: boolean): Promise<void> {
+    if (fromSnapshot) {
+      const snapshot = await this.options.log.loadSnapshot();
+      if (snapshot && snapshot.position > this.applied) {
+        this.options.machine.restore(snapshot.data);
+        this.applied = snapshot.position;
+        this.wake();
+      }
+    }
+    this.following = await this.options.log.follow(
+      this.applied,
+      (e) => this.applyEntry(e),
+      (firstHeld) => {
+        if (this.closed) return;
+        this.logger.info(
+          { applied: this.applied, firstHeld },
+          'the log was trimmed past this replica: loading the snapshot',
+        );
+        void this.follow(true).catch((err: unknown) => this.fail(err));
+      },
+      (err) => this.fail(err),
+    );
+  }
+
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    this.logger.error({ err }, 'the replica stopped following its log');
+    const e = BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  private applyEntry(e: LogEntry): void {
+    if (e.position !== this.applied + 1) {
+      if (e.position <= this.applied) return;
+      this.fail(new Error(`entry ${e.position} follows ${this.applied}: the log has a hole`));
+      return;
+    }
+    let command: C | undefined;
+    let result: R | undefined;
+    let error: unknown;
+    try {
+      command = this.options.codec.decode(e.data);
+      result = this.options.machine.apply(command, e.position);
+    } catch (err) {
+      // a command that cannot be decoded or applied fails the same way on every node: it changes nothing
+      error = err;
+    }
+    this.applied = e.position;
+    const p = this.pending.get(e.id);
+    if (p) {
+      this.pending.delete(e.id);
+      if (error !== undefined) p.reject(error);
+      else p.resolve({ result: result as R, position: e.position });
+    }
+    if (error === undefined && command !== undefined)
+      this.options.onApplied?.(command, result as R, e.position);
+    this.wake();
+    this.sinceSnapshot++;
+    const every = this.options.snapshotEvery ?? 10_000;
+    if (every > 0 && this.sinceSnapshot >= every && !this.snapshotting) void this.snapshot();
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const ready = this.waiters.filter((w) => w.position <= this.applied);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.position > this.applied);
+    for (const w of ready) w.resolve();
+  }
+
+  /** Resolves once this replica has applied `position`; rejects when `signal` aborts first. */
+  waitFor(position: number, signal?: AbortSignal): Promise<void> {
+    if (position <= this.applied) return Promise.resolve();
+    if (this.failure) return Promise.reject(BackplaneError.unavailable(this.failure.message));
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        position,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(signal?.reason ?? BackplaneError.of('CANCELLED', 'cancelled'));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Appends a command and resolves with its result once this replica has applied it. An append whose
+   * outcome is unknown (a timeout) is tried again with the same id until it is known (the log keeps one
+   * entry per id); if it still is not known when `signal` aborts, the call fails UNAVAILABLE with reason
+   * OUTCOME_UNKNOWN: the command may or may not be applied, never twice.
+   */
+  async propose(command: C, signal?: AbortSignal): Promise<{ result: R; position: number }> {
+    if (this.closed) throw BackplaneError.unavailable('the replica is closed');
+    if (this.failure)
+      throw BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
+    const data = this.options.codec.encode(command);
+    if (data.length > this.options.log.maxEntryBytes)
+      throw BackplaneError.badParameter(
+        `a proposal is at most ${this.options.log.maxEntryBytes} bytes encoded, this one is ${data.length}`,
+        { reason: 'PROPOSAL_TOO_LARGE' },
+      );
+    const id = `${this.nodeId}-${++this.counter}`;
+    const applied = new Promise<{ result: R; position: number }>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject }),
+    );
+    let position: number | undefined;
+    let lastError: unknown;
+    const until = Date.now() + (this.options.retryMs ?? 10_000);
+    while (position === undefined) {
+      if (signal?.aborted || Date.now() > until || this.closed) break;
+      try {
+        position = await this.options.log.append(id, data, signal);
+      } catch (err) {
+        if (BackplaneError.from(err).reason === 'PROPOSAL_TOO_LARGE') {
+          this.pending.delete(id);
+          throw err;
+        }
+        lastError = err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (position === undefined) {
+      this.pending.delete(id);
+      throw BackplaneError.unavailable(
+        `the log did not confirm the proposal (${(lastError as Error | undefined)?.message ?? 'cancelled'}): it may or may not be applied`,
+        { reason: 'OUTCOME_UNKNOWN', cause: lastError },
+      );
+    }
+    try {
+      await this.waitFor(position, signal);
+    } catch (err) {
+      this.pending.delete(id);
+      throw BackplaneError.unavailable(
+        'the proposal is in the log, but this replica has not applied it yet',
+        {
+          reason: 'OUTCOME_UNKNOWN',
+          cause: err,
+        },
+      );
+    }
+    return applied;
+  }
+
+  /**
+   * The read barrier: resolves once this replica's state reflects every entry the log held when the call
+   * began (linearizable), or at once (serializable: possibly behind other replicas).
+   */
+  async barrier(consistency: Consistency = 'linearizable', signal?: AbortSignal): Promise<void> {
+    if (consistency === 'serializable') return;
+    if (this.failure)
+      throw BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
+    const position = await this.options.log.lastPosition(signal);
+    await this.waitFor(position, signal);
+  }
+
+  /** Saves the state at the current position, then trims the log below it (less a margin). */
+  async snapshot(): Promise<void> {
+    // one at a time; a call made while one runs takes its own afterwards (its position may be newer)
+    while (this.snapshotting) await this.snapshotting;
+    this.snapshotting = this.saveSnapshot().finally(() => {
+      this.snapshotting = undefined;
+    });
+    await this.snapshotting;
+  }
+
+  private async saveSnapshot(): Promise<void> {
+    try {
+      const position = this.applied;
+      const data = this.options.machine.snapshot();
+      this.sinceSnapshot = 0;
+      await this.options.log.saveSnapshot({ position, data });
+      const keep = this.options.keepBelowSnapshot ?? 1000;
+      if (position - keep > 1) await this.options.log.trim(position - keep);
+    } catch (err) {
+      this.logger.warn({ err }, 'saving a snapshot failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.following?.stop();
+    const err = BackplaneError.unavailable('the replica is closing');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,216 @@
+import { BackplaneError, jetStreamReady } from '@backplane/runtime';
+import {
+  type NatsCluster,
+  type NatsServer,
+  startNats,
+  startNatsCluster,
+  tempDir,
+  waitFor,
+} from '@backplane/runtime/testing';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  type CommandCodec,
+  JetStreamLog,
+  LocalLog,
+  Replica,
+  type ReplicatedLog,
+  type StateMachine,
+} from '../src';
+
+type Command = { op: 'add'; n: number } | { op: 'fail' } | { op: 'blob'; bytes: string };
+
+/** A counter: the smallest deterministic state machine, with a command that always fails. */
+class Counter implements StateMachine<Command, number> {
+  total = 0;
+  apply(c: Command): number {
+    if (c.op === 'fail') throw BackplaneError.badParameter('this command always fails');
+    if (c.op === 'add') this.total += c.n;
+    return this.total;
+  }
+  snapshot(): Uint8Array {
+    return Buffer.from(String(this.total));
+  }
+  restore(data: Uint8Array): void {
+    this.total = Number(Buffer.from(data).toString());
+  }
+}
+
+const codec: CommandCodec<Command> = {
+  encode: (c) => Buffer.from(JSON.stringify(c)),
+  decode: (d) => JSON.parse(Buffer.from(d).toString()) as Command,
+};
+
+/** A log kind under test: how to open one more log on the same underlying log, and how to clean up. */
+interface Kind {
+  open(): Promise<ReplicatedLog>;
+  close(): Promise<void>;
+}
+
+function localKind(): Kind {
+  const dir = tempDir('replicated-local-');
+  let log: LocalLog | undefined;
+  return {
+    // one process owns a local log: "another replica" of it is the same log reopened after a close
+    open: async () => {
+      await log?.close();
+      log = await LocalLog.open(dir.path, { sync: false });
+      return log;
+    },
+    close: async () => {
+      await log?.close();
+      dir.remove();
+    },
+  };
+}
+
+function jetStreamKind(
+  start: () => Promise<{ urls: string; stop(): Promise<void> }>,
+  replicas: number,
+): Kind {
+  let nats: { urls: string; stop(): Promise<void> } | undefined;
+  const conns: NatsConnection[] = [];
+  const name = `t${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    open: async () => {
+      if (!nats) {
+        nats = await start();
+        // a cluster that has just formed elects its JetStream leader first
+        const probe = await connect({ servers: nats.urls.split(',') });
+        await waitFor(() => jetStreamReady(probe).then(() => true), 60_000, 250);
+        await probe.close();
+      }
+      const nc = await connect({ servers: nats.urls.split(',') });
+      conns.push(nc);
+      return JetStreamLog.open({ nc, name, replicas });
+    },
+    close: async () => {
+      for (const nc of conns) await nc.close();
+      await nats?.stop();
+    },
+  };
+}
+
+const single = () => startNats().then((s: NatsServer) => ({ urls: s.url, stop: () => s.stop() }));
+const cluster = () => startNatsCluster(3).then((c: NatsCluster) => ({ urls: c.urls, stop: () => c.stop() }));
+
+describe.each([
+  ['the local log', () => localKind(), false],
+  ['a JetStream stream on one server', () => jetStreamKind(single, 1), true],
+  ['a JetStream stream on a 3-node cluster, R3', () => jetStreamKind(cluster, 3), true],
+])('a replicated state machine on %s', (_name, makeKind, shared) => {
+  let kind: Kind;
+  beforeAll(async () => {
+    kind = makeKind();
+    // the servers start (and a cluster elects its leaders) here, not inside a test's time
+    await (await kind.open()).close();
+  }, 120_000);
+  afterAll(() => kind.close(), 60_000);
+
+  const replica = async (machine = new Counter(), snapshotEvery = 0) =>
+    Replica.open({ log: await kind.open(), machine, codec, snapshotEvery, keepBelowSnapshot: 5 });
+
+  it('answers a proposal with the result its replica computed, and applies it once', async () => {
+    const m = new Counter();
+    const r = await replica(m);
+    const before = m.total;
+    const { result, position } = await r.propose({ op: 'add', n: 5 });
+    expect(result).toBe(before + 5);
+    expect(position).toBe(r.position);
+    await expect(r.propose({ op: 'fail' })).rejects.toMatchObject({ reason: 'BAD_PARAMETER' });
+    expect(m.total).toBe(before + 5);
+    await r.close();
+  }, 60_000);
+
+  it('refuses a proposal larger than the log takes with INVALID_ARGUMENT, before sending it', async () => {
+    const r = await replica();
+    const big = 'x'.repeat(r.log.maxEntryBytes + 1);
+    await expect(r.propose({ op: 'blob', bytes: big })).rejects.toMatchObject({
+      code: 3,
+      reason: 'PROPOSAL_TOO_LARGE',
+    });
+    await r.close();
+  }, 60_000);
+
+  // (one process owns a local log: there, "both replicas" are the one replica)
+  it('gives every replica the same state from concurrent proposals', async () => {
+    const a = new Counter();
+    const b = shared ? new Counter() : a;
+    const ra = await replica(a);
+    const rb = shared ? await replica(b) : ra;
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 ? ra : rb).propose({ op: 'add', n: 1 })),
+    );
+    // each proposal saw a distinct total: one order for all of them
+    expect(new Set(results.map((x) => x.result)).size).toBe(200);
+    await ra.barrier();
+    await rb.barrier();
+    expect(a.total).toBe(b.total);
+    // a linearizable read at one replica sees a write acknowledged at the other
+    const { result } = await ra.propose({ op: 'add', n: 1000 });
+    await rb.barrier('linearizable');
+    expect(b.total).toBe(result);
+    await ra.close();
+    if (shared) await rb.close();
+  }, 120_000);
+
+  it('snapshots, trims the log, and a new replica starts from the snapshot and the entries after it', async () => {
+    const m = new Counter();
+    const r = await replica(m, 20);
+    for (let i = 0; i < 50; i++) await r.propose({ op: 'add', n: 1 });
+    await r.snapshot();
+    const snap = await r.log.loadSnapshot();
+    expect(snap?.position).toBe(r.position);
+    for (let i = 0; i < 5; i++) await r.propose({ op: 'add', n: 1 });
+    const total = m.total;
+    if (!shared) await r.close();
+    const fresh = new Counter();
+    const r2 = await replica(fresh);
+    expect(fresh.total).toBe(total);
+    expect(r2.position).toBe(snap ? snap.position + 5 : -1);
+    await r2.close();
+    if (shared) await r.close();
+  }, 60_000);
+});
+
+describe('the local log', () => {
+  it('keeps what it acknowledged across a reopen, and appends a retried id once', async () => {
+    const dir = tempDir('replicated-reopen-');
+    try {
+      let log = await LocalLog.open(dir.path);
+      const p1 = await log.append('a', Buffer.from('1'));
+      expect(await log.append('a', Buffer.from('1'))).toBe(p1);
+      await log.append('b', Buffer.from('2'));
+      await log.close();
+      log = await LocalLog.open(dir.path);
+      expect(await log.lastPosition()).toBe(2);
+      const seen: string[] = [];
+      const f = await log.follow(
+        0,
+        (e) => seen.push(`${e.position}:${e.id}:${Buffer.from(e.data)}`),
+        () => undefined,
+        () => undefined,
+      );
+      expect(seen).toEqual(['1:a:1', '2:b:2']);
+      f.stop();
+      await log.close();
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+describe('a JetStream log', () => {
+  it("acknowledges a retried append with the first one's position", async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const log = await JetStreamLog.open({ nc, name: 'dedup' });
+      const p = await log.append('same-id', Buffer.from('x'));
+      expect(await log.append('same-id', Buffer.from('x'))).toBe(p);
+      expect(await log.lastPosition()).toBe(p);
+    } finally {
+      await nc.close();
+      await nats.stop();
+    }
+  });
+});
