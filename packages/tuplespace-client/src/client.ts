@@ -341,7 +341,7 @@ export class Space {
 
   /**
    * WAIT_TO_TAKE: waits for a match and takes it. A cancelled wait takes nothing. With a deadline, the
-   * server hands nothing over in its last 50 ms and fails the call with DEADLINE_EXCEEDED, reason
+   * server hands nothing over in its last 100 ms and fails the call with DEADLINE_EXCEEDED, reason
    * NO_MATCH_IN_TIME (nothing was taken); a DEADLINE_EXCEEDED with another reason is this client's own
    * deadline, and a tuple may then have been taken on the way (see transaction()).
    */

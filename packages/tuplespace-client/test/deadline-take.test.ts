@@ -1,7 +1,7 @@
 import { tempDir } from '@backplane/runtime/testing';
 import { type RunningTupleSpaceServer, startTupleSpaceServer } from '@backplane/tuplespace';
 import { status } from '@grpc/grpc-js';
-import { type Space, TupleSpaceClient, template, tuple } from '../src';
+import { type Space, type Transaction, TupleSpaceClient, template, tuple } from '../src';
 
 const ADMIN = { user: 'admin', password: 'admin-password-1' };
 const DEADLINE_MS = 500;
@@ -34,19 +34,28 @@ async function trial(
   const write = new Promise<void>((resolve, reject) => {
     setTimeout(() => writer.write(tuple('trial', key)).then(() => resolve(), reject), DEADLINE_MS - lead);
   });
-  const txn = inTxn ? await waiter.begin() : undefined;
   let taken = false;
   let code: number | undefined;
   let reason: string | undefined;
-  try {
-    await space.waitToTake(template('trial', key), { timeoutMs: DEADLINE_MS - (Date.now() - started), txn });
-    taken = true;
-  } catch (err) {
-    ({ code, reason } = err as { code: number; reason: string });
-  }
+  const take = async (txn?: Transaction) => {
+    try {
+      await space.waitToTake(template('trial', key), {
+        timeoutMs: DEADLINE_MS - (Date.now() - started),
+        txn,
+      });
+      taken = true;
+    } catch (err) {
+      // as the caller of the report did: carry on as if nothing was taken (and commit)
+      ({ code, reason } = err as { code: number; reason: string });
+    }
+  };
+  if (inTxn) {
+    // transaction() commits unless the take failed in a way that may have taken a tuple (then it aborts)
+    await waiter.transaction(take).catch((err: unknown) => {
+      expect(err).toMatchObject({ code: status.ABORTED, reason: 'TAKE_FAILED_IN_TXN' });
+    });
+  } else await take();
   await write;
-  // as the caller of the report did: commit whatever happened (a caller that ignores a failed take)
-  if (txn) await txn.commit();
   const left = await writer.count(template('trial', key));
   if (taken) expect(left).toBe(0);
   return { taken, lost: !taken && left === 0, code, reason };
@@ -100,8 +109,8 @@ describe('WaitToTake near its deadline', () => {
   it.each([
     ['plain, through the pipeline', false, true],
     ['plain, unary calls', false, false],
-    ['in a transaction the caller commits, through the pipeline', true, true],
-    ['in a transaction the caller commits, unary calls', true, false],
+    ['in a transaction() the caller commits, through the pipeline', true, true],
+    ['in a transaction() the caller commits, unary calls', true, false],
   ])(
     'takes nothing when it fails: 500 trials with the tuple written 2-8 ms before a 500 ms deadline (%s)',
     async (_name, inTxn, pipeline) => {

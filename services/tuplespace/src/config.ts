@@ -14,7 +14,7 @@ export const tupleSpaceSettings = {
   waitMarginMs: settings.int(
     'BACKPLANE_TS_WAIT_MARGIN_MS',
     "WaitToTake hands no tuple over this close to the caller's deadline, so the answer can reach it",
-    50,
+    100,
     0,
     60_000,
   ),

@@ -25,7 +25,7 @@ export interface TupleSpaceServerOptions {
   adminPassword?: string;
   pluginsDir?: string;
   /**
-   * WaitToTake hands no tuple over in the last `waitMarginMs` before the caller's deadline (default 50): a
+   * WaitToTake hands no tuple over in the last `waitMarginMs` before the caller's deadline (default 100): a
    * tuple handed over then might reach the caller after it gave up, and be lost to everyone.
    */
   waitMarginMs?: number;

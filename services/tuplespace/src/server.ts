@@ -41,7 +41,7 @@ const one = (o: Outcome): TupleRecord | undefined => o.records?.[0];
 const SCAN_BATCH = 256;
 
 /** The default of TupleSpaceServerOptions.waitMarginMs. */
-export const DEFAULT_WAIT_MARGIN_MS = 50;
+export const DEFAULT_WAIT_MARGIN_MS = 100;
 
 /**
  * The signal a WAIT_TO_TAKE waits with: the call's own, aborted `marginMs` before the call's deadline

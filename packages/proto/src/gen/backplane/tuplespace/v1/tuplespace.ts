@@ -6860,7 +6860,7 @@ export const TupleSpaceServiceService = {
    * WAIT_TO_TAKE: like TAKE, but waits for a match. A waiter that goes away
    * takes nothing: the tuple stays in the space for the next taker.
    * With a deadline, the server hands no tuple over in the deadline's last
-   * 50 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
+   * 100 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
    * DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME instead: that answer means
    * nothing was taken. A DEADLINE_EXCEEDED without that reason is the caller's
    * own deadline passing first; a server cannot know whether a unary answer
@@ -7095,7 +7095,7 @@ export interface TupleSpaceServiceServer extends UntypedServiceImplementation {
    * WAIT_TO_TAKE: like TAKE, but waits for a match. A waiter that goes away
    * takes nothing: the tuple stays in the space for the next taker.
    * With a deadline, the server hands no tuple over in the deadline's last
-   * 50 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
+   * 100 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
    * DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME instead: that answer means
    * nothing was taken. A DEADLINE_EXCEEDED without that reason is the caller's
    * own deadline passing first; a server cannot know whether a unary answer
@@ -7294,7 +7294,7 @@ export interface TupleSpaceServiceClient extends Client {
    * WAIT_TO_TAKE: like TAKE, but waits for a match. A waiter that goes away
    * takes nothing: the tuple stays in the space for the next taker.
    * With a deadline, the server hands no tuple over in the deadline's last
-   * 50 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
+   * 100 ms (the server's BACKPLANE_TS_WAIT_MARGIN_MS) and answers
    * DEADLINE_EXCEEDED with reason NO_MATCH_IN_TIME instead: that answer means
    * nothing was taken. A DEADLINE_EXCEEDED without that reason is the caller's
    * own deadline passing first; a server cannot know whether a unary answer
