@@ -14,7 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
-import type { Following, LogEntry, ReplicatedLog, Snapshot } from './log';
+import { type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog, type Snapshot } from './log';
 
 export interface JetStreamLogOptions {
   nc: NatsConnection;
@@ -117,7 +117,13 @@ export class JetStreamLog implements ReplicatedLog {
       const ack = await this.js.publish(this.subject, data, { msgID: id });
       return ack.seq;
     } catch (err) {
-      throw unavailable(err);
+      // refused by JetStream, or no server had the stream's subject: nothing was appended; anything else
+      // (a timeout, a lost connection) may have been
+      const definite = err instanceof JetStreamApiError || (err as Error)?.name === 'NoRespondersError';
+      throw BackplaneError.unavailable(`NATS: ${(err as Error).message}`, {
+        cause: err,
+        reason: definite ? NOT_APPENDED : 'NO_SUCCESS',
+      });
     }
   }
 

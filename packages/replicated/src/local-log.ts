@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { BackplaneError } from '@backplane/runtime';
 import { ClassicLevel } from 'classic-level';
-import type { Following, LogEntry, ReplicatedLog, Snapshot } from './log';
+import { type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog, type Snapshot } from './log';
 
 /** Entry keys: 'e' + the position as 8 bytes big-endian, so that keys sort as positions do. */
 const ENTRY = 0x65;
@@ -63,7 +63,8 @@ export class LocalLog implements ReplicatedLog {
   private closed = false;
 
   private constructor(
-    private readonly db: ClassicLevel<Buffer, Buffer>,
+    /** The level store the entries are in (tests hold or fail its batches). */
+    readonly db: ClassicLevel<Buffer, Buffer>,
     private readonly options: LocalLogOptions,
   ) {
     this.maxEntryBytes = options.maxEntryBytes ?? 8 * 1024 * 1024;
@@ -122,8 +123,14 @@ export class LocalLog implements ReplicatedLog {
           { sync: this.options.sync ?? true },
         );
       } catch (err) {
+        // nothing of the batch is in the log: a definite failure, not an unknown outcome
         for (const w of group)
-          w.reject(BackplaneError.unavailable('the log could not be written', { cause: err }));
+          w.reject(
+            BackplaneError.unavailable(`the log could not be written: ${(err as Error).message}`, {
+              cause: err,
+              reason: NOT_APPENDED,
+            }),
+          );
         continue;
       }
       this.head = first + entries.length - 1;

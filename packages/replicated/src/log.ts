@@ -1,3 +1,9 @@
+/**
+ * The reason of an append that certainly added nothing (the log refused it, or never got it): the
+ * proposer can say so at once. Any other failure of an append leaves its outcome unknown.
+ */
+export const NOT_APPENDED = 'NOT_APPENDED';
+
 /** One entry of an ordered log: a proposed command, at the position the log gave it. */
 export interface LogEntry {
   /** 1, 2, 3, …: every node sees the same entries at the same positions. */

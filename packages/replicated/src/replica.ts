@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
-import type { Following, LogEntry, ReplicatedLog } from './log';
+import { type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog } from './log';
 
 /**
  * A deterministic state machine: the same commands in the same order give every node the same state and
@@ -217,7 +217,9 @@ export class Replica<C, R> {
       try {
         position = await this.options.log.append(id, data, signal);
       } catch (err) {
-        if (BackplaneError.from(err).reason === 'PROPOSAL_TOO_LARGE') {
+        const reason = BackplaneError.from(err).reason;
+        if (reason === 'PROPOSAL_TOO_LARGE' || reason === NOT_APPENDED) {
+          // certainly not in the log
           this.pending.delete(id);
           throw err;
         }

@@ -1,23 +1,26 @@
 import { join } from 'node:path';
+import { JetStreamLog, LocalLog } from '@backplane/replicated';
 import {
   Audiences,
+  BackplaneError,
   type CallLimits,
   closeNats,
   connectNats,
   jetStreamReady,
   type Logger,
   NatsLink,
-  openStore,
   type RunningService,
+  silentLogger,
   startService,
   type TlsFiles,
   withHost,
 } from '@backplane/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { LevelProperties } from './level-properties';
+import { importLegacyStore } from './legacy-import';
 import { LocalBus } from './local-bus';
 import { NatsBus } from './nats-bus';
-import { NatsProperties } from './nats-properties';
+import { safeConditionalWrites } from './nats-version';
+import { ReplicatedProperties } from './replicated-properties';
 import { NatsRing, singleNode } from './ring';
 import { sharingService } from './server';
 import { newNodeId, Sharing } from './sharing';
@@ -60,7 +63,6 @@ export async function startSharingServer(options: SharingServerOptions): Promise
   let nc: NatsConnection | undefined;
   let link: NatsLink | undefined;
   let sharing: Sharing;
-  let closeStore: (() => Promise<void>) | undefined;
   if (options.natsUrl) {
     nc = await connectNats({
       servers: options.natsUrl,
@@ -69,35 +71,31 @@ export async function startSharingServer(options: SharingServerOptions): Promise
       log: options.log,
     });
     const conn = nc;
-    link = new NatsLink(nc, { ready: () => jetStreamReady(conn, { stream: `KV_${bucket}` }) });
     // a connection that reconnects for ever must be closed when the node cannot start
-    const properties = await NatsProperties.open({
-      nc,
-      link,
-      bucket,
-      replicas: options.replicas,
-      history: Math.min(options.history ?? 16, 64),
-      log: options.log,
-      reapEveryMs: options.reapEveryMs,
-    }).catch(async (err: unknown) => {
-      link?.stop();
-      await closeNats(conn);
-      throw err;
-    });
+    const properties = await openNatsProperties(conn, bucket, options)
+      .then((p) => {
+        link = p.link;
+        return p.properties;
+      })
+      .catch(async (err: unknown) => {
+        await closeNats(conn);
+        throw err;
+      });
     sharing = new Sharing(
       properties,
       new NatsBus(nc, options.subjectPrefix ?? 'backplane.events', link),
       singleNode({ id, address: '' }),
     );
   } else {
-    const store = await openStore(join(options.dataDir, 'db'));
-    closeStore = () => store.close();
-    const properties = await LevelProperties.open({
-      store,
-      log: options.log,
-      historyRevisions: options.history,
+    const logger = options.log ?? silentLogger();
+    const properties = await ReplicatedProperties.open({
+      kind: 'embedded',
+      log: await LocalLog.open(join(options.dataDir, 'log')),
+      history: { changes: options.history },
+      logger,
       reapEveryMs: options.reapEveryMs,
     });
+    await importLegacyStore(options.dataDir, properties, logger);
     sharing = new Sharing(properties, new LocalBus(), singleNode({ id, address: '' }));
   }
   const host = options.host ?? '127.0.0.1';
@@ -118,7 +116,7 @@ export async function startSharingServer(options: SharingServerOptions): Promise
       shutdownTimeoutMs: options.shutdownTimeoutMs,
       limits: options.limits,
       maxStreamsPerConnection: options.maxStreamsPerConnection,
-      onClose: [() => closeStore?.(), () => nc && closeNats(nc), () => sharing.close()],
+      onClose: [() => nc && closeNats(nc), () => sharing.close()],
     });
     const served = running;
     if (link) {
@@ -147,9 +145,42 @@ export async function startSharingServer(options: SharingServerOptions): Promise
       link?.stop();
       await sharing.close().catch(() => undefined);
       if (nc) await closeNats(nc);
-      await closeStore?.();
     }
     throw err;
   }
   return Object.assign(running, { sharing });
+}
+
+/**
+ * The NATS engine: the properties' log is a JetStream stream (BP_<bucket>, the given replicas), and the
+ * node reports itself ready while JetStream answers for it.
+ */
+async function openNatsProperties(
+  nc: NatsConnection,
+  bucket: string,
+  options: SharingServerOptions,
+): Promise<{ properties: ReplicatedProperties; link: NatsLink }> {
+  const version = nc.info?.version ?? '0.0.0';
+  if ((options.replicas ?? 1) > 1 && !safeConditionalWrites(version))
+    throw BackplaneError.incorrectState(
+      `nats-server ${version} does not replicate streams safely (nats-io/nats-server#4320 and fixes of the ` +
+        '2.9.2x releases): use nats-server 2.10 (Debian trixie) or BACKPLANE_SHARING_REPLICAS=1',
+      { reason: 'UNSAFE_NATS_SERVER' },
+    );
+  const log = await JetStreamLog.open({ nc, name: bucket, replicas: options.replicas, log: options.log });
+  const link = new NatsLink(nc, { ready: () => jetStreamReady(nc, { stream: `BP_${bucket}` }) });
+  try {
+    const properties = await ReplicatedProperties.open({
+      kind: 'nats',
+      log,
+      link,
+      history: { changes: options.history },
+      logger: options.log,
+      reapEveryMs: options.reapEveryMs,
+    });
+    return { properties, link };
+  } catch (err) {
+    link.stop();
+    throw err;
+  }
 }

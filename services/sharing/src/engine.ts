@@ -1,3 +1,4 @@
+import type { Consistency } from '@backplane/replicated';
 import { BackplaneError, type QueueBytes } from '@backplane/runtime';
 
 /** One key's value as stored. */
@@ -5,6 +6,8 @@ export interface Entry {
   key: string;
   value: Uint8Array;
   revision: number;
+  /** The revision that created the key (its first put since it was absent). */
+  createRevision: number;
   /** ms since the epoch; 0 = never. */
   expiresAt: number;
 }
@@ -17,6 +20,8 @@ export interface Change {
   key: string;
   revision: number;
   value?: Uint8Array;
+  /** PUT: the revision that created the key (= revision when this put created it). */
+  createRevision?: number;
   expiresAt: number;
 }
 
@@ -60,11 +65,17 @@ export interface PropertiesEngine {
   readonly kind: 'embedded' | 'nats';
   /** Writes a value; a failed expectRevision check throws FAILED_PRECONDITION (REVISION_MISMATCH). */
   put(key: string, value: Uint8Array, options?: PutOptions): Promise<number>;
-  get(key: string): Promise<Entry | undefined>;
+  /** Linearizable unless asked otherwise: reflects every write acknowledged before the call, at any node. */
+  get(key: string, consistency?: Consistency): Promise<Entry | undefined>;
   /** Returns the revision of the delete, or undefined when there was nothing to delete. */
   remove(key: string, expectRevision?: number): Promise<number | undefined>;
   /** Keys after `startAfter` under `prefix`, in key order; `more` = there are others after them. */
-  list(prefix: string, startAfter: string, limit: number): Promise<{ entries: Entry[]; more: boolean }>;
+  list(
+    prefix: string,
+    startAfter: string,
+    limit: number,
+    consistency?: Consistency,
+  ): Promise<{ entries: Entry[]; more: boolean }>;
   watch(key: string, options: WatchOptions): AsyncIterable<WatchItem>;
   commit(txn: Transaction): Promise<CommitResult>;
   close(): Promise<void>;
@@ -98,7 +109,8 @@ export function revisionMismatch(key: string, expected: number, actual: number):
     expected === 0
       ? `key ${key} exists (revision ${actual})`
       : `key ${key} is at revision ${actual || 'absent'}, not ${expected}`,
-    { reason: 'REVISION_MISMATCH' },
+    // the revision now as a field a client can read, not only in the message
+    { reason: 'REVISION_MISMATCH', metadata: { 'backplane-current-revision': String(actual) } },
   );
 }
 

@@ -15,13 +15,14 @@ export type {
   WatchItem,
   WatchOptions,
 } from './engine';
-export type { LevelPropertiesOptions } from './level-properties';
-export { LevelProperties } from './level-properties';
 export { LIMITS, topicMatches, validateKey, validatePattern, validateTopic } from './limits';
 export { LocalBus } from './local-bus';
 export { NatsBus } from './nats-bus';
-export type { NatsPropertiesOptions } from './nats-properties';
-export { NatsProperties, safeConditionalWrites, subjectFilter } from './nats-properties';
+export { safeConditionalWrites } from './nats-version';
+export type { HistoryLimits, PropertiesResult } from './properties-machine';
+export { PropertiesMachine } from './properties-machine';
+export type { ReplicatedPropertiesOptions } from './replicated-properties';
+export { ReplicatedProperties } from './replicated-properties';
 export type { Ring, RingNode } from './ring';
 export { NatsRing, singleNode } from './ring';
 export { sharingService } from './server';

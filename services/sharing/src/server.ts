@@ -1,14 +1,29 @@
-import { type Entry as PbEntry, SharingServiceService, WatchResponse_Kind } from '@backplane/proto/sharing';
+import {
+  Consistency as PbConsistency,
+  type Entry as PbEntry,
+  SharingServiceService,
+  WatchResponse_Kind,
+} from '@backplane/proto/sharing';
+import type { Consistency } from '@backplane/replicated';
 import { type Audiences, BackplaneError, type ServiceRegistration, service } from '@backplane/runtime';
 import type { ChangeKind, Entry, EventPayload } from './engine';
 import type { Sharing } from './sharing';
 
-const toPb = (e: Entry, withValue = true): PbEntry => ({
+const toPb = (e: Omit<Entry, 'createRevision'> & { createRevision?: number }, withValue = true): PbEntry => ({
   key: e.key,
   value: withValue ? Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength) : Buffer.alloc(0),
   revision: e.revision,
   expiresAtMs: e.expiresAt,
+  createRevision: e.createRevision ?? 0,
 });
+
+/** The consistency a read asks for (unspecified: linearizable). */
+function consistencyOf(c: PbConsistency): Consistency {
+  if (c === PbConsistency.CONSISTENCY_SERIALIZABLE) return 'serializable';
+  if (c === PbConsistency.CONSISTENCY_UNSPECIFIED || c === PbConsistency.CONSISTENCY_LINEARIZABLE)
+    return 'linearizable';
+  throw BackplaneError.badParameter(`unknown consistency ${c}: LINEARIZABLE or SERIALIZABLE`);
+}
 
 const KINDS: Record<ChangeKind, WatchResponse_Kind> = {
   PUT: WatchResponse_Kind.KIND_PUT,
@@ -21,7 +36,6 @@ function payloadOf(p: { $case: 'text'; text: string } | { $case: 'data'; data: B
   return p;
 }
 
-/** SharingService RPCs ↔ Sharing. */
 /**
  * SharingService RPCs ↔ Sharing. With `audiences`, a caller outside the nodes' network (one that did not
  * dial this node's advertise host) learns the ring at the nodes' external addresses.
@@ -30,7 +44,7 @@ export function sharingService(sharing: Sharing, audiences?: Audiences): Service
   return service(SharingServiceService, {
     put: async (req) => ({ revision: await sharing.put(req.key, req.value, req.ttlMs) }),
     get: async (req) => {
-      const e = await sharing.get(req.key);
+      const e = await sharing.get(req.key, consistencyOf(req.consistency));
       return e ? { found: true, entry: toPb(e) } : { found: false, entry: undefined };
     },
     remove: async (req) => {
@@ -41,7 +55,12 @@ export function sharingService(sharing: Sharing, audiences?: Audiences): Service
       revision: await sharing.compareAndSet(req.key, req.expectedRevision, req.value, req.ttlMs),
     }),
     list: async (req) => {
-      const page = await sharing.list(req.prefix, req.pageSize, req.pageToken);
+      const page = await sharing.list(
+        req.prefix,
+        req.pageSize,
+        req.pageToken,
+        consistencyOf(req.consistency),
+      );
       return { entries: page.entries.map((e) => toPb(e, !req.keysOnly)), nextPageToken: page.nextPageToken };
     },
     watch: async (req, sink, ctx) => {
@@ -58,6 +77,7 @@ export function sharingService(sharing: Sharing, audiences?: Audiences): Service
             value: c.value ?? new Uint8Array(0),
             revision: c.revision,
             expiresAt: c.expiresAt,
+            createRevision: c.createRevision,
           }),
           synced: false,
         });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Consistency } from '@backplane/replicated';
 import { BackplaneError } from '@backplane/runtime';
 import type {
   CommitResult,
@@ -48,8 +49,8 @@ export class Sharing {
     return this.properties.put(validateKey(key), validateValue(value), { ttlMs: validateTtl(ttlMs) });
   }
 
-  async get(key: string): Promise<Entry | undefined> {
-    return this.properties.get(validateKey(key));
+  async get(key: string, consistency: Consistency = 'linearizable'): Promise<Entry | undefined> {
+    return this.properties.get(validateKey(key), consistency);
   }
 
   async remove(key: string, expectedRevision = 0): Promise<number | undefined> {
@@ -67,13 +68,14 @@ export class Sharing {
     prefix: string,
     pageSize: number,
     token: string,
+    consistency: Consistency = 'linearizable',
   ): Promise<{ entries: Entry[]; nextPageToken: string }> {
     validatePrefix(prefix);
     if (pageSize > LIMITS.pageSize)
       throw BackplaneError.badParameter(`page_size is at most ${LIMITS.pageSize}, got ${pageSize}`);
     const limit = pageSize || LIMITS.defaultPageSize;
     const after = pageToken.decode(token);
-    const { entries, more } = await this.properties.list(prefix, after, limit);
+    const { entries, more } = await this.properties.list(prefix, after, limit, consistency);
     const last = entries[entries.length - 1];
     return { entries, nextPageToken: more && last ? pageToken.encode(last.key) : '' };
   }

@@ -1,11 +1,18 @@
-import { openStore } from '@backplane/runtime';
-import { type NatsServer, startNats, tempDir } from '@backplane/runtime/testing';
+import { JetStreamLog, LocalLog } from '@backplane/replicated';
+import { jetStreamReady } from '@backplane/runtime';
+import {
+  type NatsCluster,
+  type NatsServer,
+  startNats,
+  startNatsCluster,
+  tempDir,
+  waitFor,
+} from '@backplane/runtime/testing';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { EventPayload, WatchItem } from '../src/engine';
-import { LevelProperties } from '../src/level-properties';
 import { LocalBus } from '../src/local-bus';
 import { NatsBus } from '../src/nats-bus';
-import { NatsProperties } from '../src/nats-properties';
+import { ReplicatedProperties } from '../src/replicated-properties';
 import { singleNode } from '../src/ring';
 import { Sharing } from '../src/sharing';
 
@@ -19,26 +26,34 @@ interface Fixture {
 
 async function embedded(): Promise<Fixture> {
   const dir = tempDir();
-  const store = await openStore(dir.path);
-  const props = await LevelProperties.open({ store, reapEveryMs: 20 });
+  const props = await ReplicatedProperties.open({
+    kind: 'embedded',
+    log: await LocalLog.open(dir.path, { sync: false }),
+    reapEveryMs: 20,
+  });
   const sharing = new Sharing(props, new LocalBus(), singleNode({ id: 'a', address: 'x' }));
   return {
     sharing,
     close: async () => {
       await sharing.close();
-      await store.close();
       dir.remove();
     },
   };
 }
 
 let nats: NatsServer | undefined;
+let cluster: NatsCluster | undefined;
 let bucketNo = 0;
-async function natsEngine(): Promise<Fixture> {
-  nats ??= await startNats();
-  const nc: NatsConnection = await connect({ servers: nats.url });
-  const props = await NatsProperties.open({ nc, bucket: `t${++bucketNo}`, reapEveryMs: 20 });
-  const sharing = new Sharing(props, new NatsBus(nc, `ev${bucketNo}`), singleNode({ id: 'a', address: 'x' }));
+
+/** A sharing node on the NATS engine: its own connection, the log `name`, events under `events`. */
+async function natsNode(urls: string, name: string, replicas: number): Promise<Fixture> {
+  const nc: NatsConnection = await connect({ servers: urls.split(',') });
+  const props = await ReplicatedProperties.open({
+    kind: 'nats',
+    log: await JetStreamLog.open({ nc, name, replicas }),
+    reapEveryMs: 20,
+  });
+  const sharing = new Sharing(props, new NatsBus(nc, `ev.${name}`), singleNode({ id: 'a', address: 'x' }));
   return {
     sharing,
     close: async () => {
@@ -48,9 +63,50 @@ async function natsEngine(): Promise<Fixture> {
   };
 }
 
+async function natsEngine(): Promise<Fixture> {
+  nats ??= await startNats();
+  return natsNode(nats.url, `t${++bucketNo}`, 1);
+}
+
+/**
+ * Three sharing nodes on a 3-node NATS cluster, the log on three replicas. The contract tests drive them
+ * through one Sharing whose calls go round the three nodes in turn (a subscription stays with its node):
+ * each call may land on another node than the one before it, as a client's calls do after a failover.
+ */
+async function natsCluster(): Promise<Fixture> {
+  if (!cluster) {
+    cluster = await startNatsCluster(3);
+    const probe = await connect({ servers: cluster.urls.split(',') });
+    await waitFor(() => jetStreamReady(probe).then(() => true), 60_000, 250);
+    await probe.close();
+  }
+  const urls = cluster.servers.map((s) => s.url);
+  const name = `c${++bucketNo}`;
+  const nodes: Fixture[] = [];
+  for (const url of urls) nodes.push(await natsNode(url, name, 3));
+  let turn = 0;
+  const sticky = new Set(['subscribe', 'unsubscribe', 'subscriptionCount', 'publish']);
+  const sharing = new Proxy(nodes[0]?.sharing as Sharing, {
+    get(target, prop) {
+      const node = sticky.has(String(prop))
+        ? target
+        : ((nodes[turn++ % nodes.length] as Fixture).sharing as unknown as Record<string | symbol, unknown>);
+      const v = (node as unknown as Record<string | symbol, unknown>)[prop];
+      return typeof v === 'function' ? v.bind(node) : v;
+    },
+  });
+  return {
+    sharing,
+    close: async () => {
+      for (const n of nodes) await n.close();
+    },
+  };
+}
+
 afterAll(async () => {
   await nats?.stop();
-});
+  await cluster?.stop();
+}, 60_000);
 
 async function take<T>(it: AsyncIterator<T>, n: number, ms = 3000): Promise<T[]> {
   const out: T[] = [];
@@ -73,13 +129,14 @@ async function take<T>(it: AsyncIterator<T>, n: number, ms = 3000): Promise<T[]>
 describe.each([
   ['embedded', embedded],
   ['nats', natsEngine],
-])('Sharing on the %s engine', (engine, make) => {
+  ['nats (3-node cluster, R3, three sharing nodes)', natsCluster],
+])('Sharing on the %s engine', (_engine, make) => {
   let f: Fixture;
   let s: Sharing;
   beforeEach(async () => {
     f = await make();
     s = f.sharing;
-  });
+  }, 120_000);
   afterEach(async () => {
     await f.close();
   });
@@ -209,32 +266,6 @@ describe.each([
 
   it('commits transactions atomically and reports conflicts', async () => {
     const ra = await s.put('acct.a', enc('100'));
-    if (engine === 'nats') {
-      // one key: a compare-and-set
-      const r = await s.commit({
-        reads: [{ key: 'acct.a', revision: ra }],
-        puts: [{ key: 'acct.a', value: enc('90'), ttlMs: 0 }],
-        removes: [],
-      });
-      expect(r.committed).toBe(true);
-      const stale = await s.commit({
-        reads: [{ key: 'acct.a', revision: ra }],
-        puts: [{ key: 'acct.a', value: enc('80'), ttlMs: 0 }],
-        removes: [],
-      });
-      expect(stale).toMatchObject({ committed: false, conflicts: [{ key: 'acct.a', expected: ra }] });
-      await expect(
-        s.commit({
-          reads: [],
-          puts: [
-            { key: 'acct.a', value: enc('1'), ttlMs: 0 },
-            { key: 'acct.b', value: enc('1'), ttlMs: 0 },
-          ],
-          removes: [],
-        }),
-      ).rejects.toMatchObject({ code: 9, reason: 'NOT_SUPPORTED_BY_ENGINE' });
-      return;
-    }
     const rb = await s.put('acct.b', enc('0'));
     const ok = await s.commit({
       reads: [

@@ -1,7 +1,7 @@
-import { openStore } from '@backplane/runtime';
+import { LocalLog } from '@backplane/replicated';
 import { holdBatches, tempDir } from '@backplane/runtime/testing';
-import { LevelProperties } from '../src/level-properties';
 import { LocalBus } from '../src/local-bus';
+import { ReplicatedProperties } from '../src/replicated-properties';
 import { singleNode } from '../src/ring';
 import { Sharing } from '../src/sharing';
 
@@ -11,38 +11,40 @@ const dec = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString();
 /** The embedded engine shows readers only what is written, and a write that fails changes nothing. */
 describe('embedded engine: durability as readers see it', () => {
   const dir = tempDir();
-  let store: Awaited<ReturnType<typeof openStore>>;
-  let props: LevelProperties;
   let path: string;
+  let log: LocalLog;
+  let props: ReplicatedProperties;
+
+  const open = async () => {
+    log = await LocalLog.open(path);
+    props = await ReplicatedProperties.open({ kind: 'embedded', log, reapEveryMs: 20 });
+  };
+  /** Closes the log and opens it again, as a restarted node does. */
+  const reopen = async () => {
+    await props.close();
+    await open();
+  };
 
   beforeEach(async () => {
     path = `${dir.path}/${Date.now()}-${Math.random()}`;
-    store = await openStore(path);
-    props = await LevelProperties.open({ store, reapEveryMs: 20 });
+    await open();
   });
-  /** Closes the store and opens it again, as a restarted node does. */
-  const reopen = async () => {
-    await props.close();
-    await store.close();
-    store = await openStore(path);
-    props = await LevelProperties.open({ store, reapEveryMs: 20 });
-  };
   afterEach(async () => {
     await props.close();
-    await store.close();
   });
   afterAll(() => dir.remove());
 
-  it('a put is seen by get only once it is written; a compare-and-set meanwhile is checked against it', async () => {
+  it('a put is seen by get only once it is written; a compare-and-set after it is decided after it', async () => {
     const first = await props.put('k', enc('v1'));
-    const held = holdBatches(store);
+    const held = holdBatches(log.db as never);
     const second = props.put('k', enc('v2'));
     await held.held();
-    expect(dec((await props.get('k'))?.value)).toBe('v1'); // not written yet: not seen
-    // a compare-and-set against the revision readers saw loses to the write in flight
-    await expect(props.put('k', enc('v3'), { expectRevision: first })).rejects.toMatchObject({ code: 9 });
+    expect(dec((await props.get('k', 'serializable'))?.value)).toBe('v1'); // not written yet: not seen
+    // a compare-and-set against the revision readers saw is ordered after the write in flight, and loses
+    const cas = props.put('k', enc('v3'), { expectRevision: first });
     held.release();
     const rev = await second;
+    await expect(cas).rejects.toMatchObject({ code: 9, reason: 'REVISION_MISMATCH' });
     held.restore();
     const now = await props.get('k');
     expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v2', revision: rev });
@@ -54,8 +56,9 @@ describe('embedded engine: durability as readers see it', () => {
 
   it('a write whose batch fails changes nothing that readers or checks see', async () => {
     const first = await props.put('k', enc('v1'));
-    const batch = jest.spyOn(store, 'batch').mockRejectedValueOnce(new Error('disk full') as never);
-    await expect(props.put('k', enc('v2'))).rejects.toThrow('disk full');
+    const batch = jest.spyOn(log.db, 'batch').mockRejectedValueOnce(new Error('disk full') as never);
+    // certainly not written: UNAVAILABLE at once, not an unknown outcome
+    await expect(props.put('k', enc('v2'))).rejects.toMatchObject({ code: 14, reason: 'NOT_APPENDED' });
     batch.mockRestore();
     const now = await props.get('k');
     expect({ value: dec(now?.value), revision: now?.revision }).toEqual({ value: 'v1', revision: first });

@@ -198,8 +198,10 @@ function readN(s: Socket | NodeJS.ReadableStream, n: number): Promise<string> {
     const conn = new SharingConnection(hostAddress('BACKPLANE_SHARING_PORT'));
     expect(await conn.refresh()).toEqual([hostAddress('BACKPLANE_SHARING_PORT')]);
     const props = new SharedProperties(conn);
+    // two keys in one transaction: the NATS engine commits it whole (the README's example)
     const txn = props.transaction();
     txn.put(kept.key, 'committed');
+    txn.put(`${kept.key}.other`, 'committed too');
     expect(await txn.commit()).toBeGreaterThan(0);
 
     // ds: a node on the host receives a client of the coordinator's default service
@@ -236,6 +238,7 @@ function readN(s: Socket | NodeJS.ReadableStream, n: number): Promise<string> {
     ]);
     const conn2 = new SharingConnection(hostAddress('BACKPLANE_SHARING_PORT'));
     expect((await new SharedProperties(conn2).get(kept.key))?.text()).toBe('committed');
+    expect((await new SharedProperties(conn2).get(`${kept.key}.other`))?.text()).toBe('committed too');
     for (const c of [names2, ibp2, ts2]) c.close();
     conn2.close();
     // the ports are free again for the cluster below

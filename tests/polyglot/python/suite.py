@@ -252,16 +252,8 @@ def sharing_put_get_transaction():
     expect(got.found and got.entry.value == b"1" and got.entry.revision == put.revision, f"get {got}")
     both = [P[SH + "PutRequest"](key="python/a", value=b"2"), P[SH + "PutRequest"](key="python/b", value=b"2")]
     read_a = [P[SH + "ReadCheck"](key="python/a", revision=put.revision)]
-    if CONFIG.get("natsEngine"):
-        # on NATS a multi-key commit is refused whole (nats-server 2.9 has no atomic batch); one key works
-        expect_error(
-            lambda: sh.Commit(P[SH + "CommitRequest"](puts=both), timeout=TIMEOUT),
-            grpc.StatusCode.FAILED_PRECONDITION,
-            "NOT_SUPPORTED_BY_ENGINE",
-        )
-        puts = both[:1]
-    else:
-        puts = both
+    # a multi-key transaction, on either engine (both run the same replicated state machine)
+    puts = both
     ok = sh.Commit(P[SH + "CommitRequest"](reads=read_a, puts=puts), timeout=TIMEOUT)
     expect(ok.committed, "a transaction whose reads hold commits")
     # the same read again is stale now: refused, with the key that conflicted, and nothing applied
@@ -271,6 +263,18 @@ def sharing_put_get_transaction():
     )
     expect(not stale.committed and stale.conflicts[0].key == "python/a", f"conflict {stale}")
     expect(sh.Get(P[SH + "GetRequest"](key="python/a"), timeout=TIMEOUT).entry.value == b"2", "nothing applied")
+    expect(sh.Get(P[SH + "GetRequest"](key="python/b"), timeout=TIMEOUT).entry.value == b"2", "both keys committed")
+    # a compare-and-set conflict names the key's revision now, in a trailer
+    try:
+        sh.CompareAndSet(P[SH + "CompareAndSetRequest"](key="python/a", expected_revision=put.revision, value=b"x"), timeout=TIMEOUT)
+        raise AssertionError("a stale compare-and-set succeeded")
+    except grpc.RpcError as err:
+        expect(err.code() == grpc.StatusCode.FAILED_PRECONDITION, f"stale compare-and-set: {err.code()}")
+        current = dict(err.trailing_metadata() or ()).get("backplane-current-revision")
+        expect(current == str(ok.revision), f"current revision {current}, commit at {ok.revision}")
+    # a serializable read answers from the node's own state
+    ser = sh.Get(P[SH + "GetRequest"](key="python/b", consistency=P.enum(SH + "Consistency", "CONSISTENCY_SERIALIZABLE")), timeout=TIMEOUT)
+    expect(ser.found and ser.entry.create_revision == ok.revision, f"serializable get {ser}")
     expect_error(lambda: sh.Put(P[SH + "PutRequest"](key="", value=b"x"), timeout=TIMEOUT), grpc.StatusCode.INVALID_ARGUMENT)
 
 

@@ -14,7 +14,8 @@ export interface PartitionOptions {
 export const SHORT: PartitionOptions = { beforeMs: 1500, partitionMs: 8000, healTimeoutMs: 60_000 };
 export const LONG: PartitionOptions = { beforeMs: 3000, partitionMs: 60_000, healTimeoutMs: 120_000 };
 
-const PROPERTIES_STREAM = 'KV_backplane-sharing';
+// the properties' log: a JetStream stream named after the bucket setting (BP_<bucket>)
+const PROPERTIES_STREAM = 'BP_backplane-sharing';
 
 export interface RoundReport {
   name: string;

@@ -25,6 +25,52 @@ export const protobufPackage = "backplane.sharing.v1";
 
 export const protobufFileName = "backplane/sharing/v1/sharing.proto";
 
+/** How fresh a read must be. */
+export enum Consistency {
+  /** CONSISTENCY_UNSPECIFIED - Linearizable. */
+  CONSISTENCY_UNSPECIFIED = 0,
+  /**
+   * CONSISTENCY_LINEARIZABLE - Reflects every write acknowledged before the read began, at any node
+   * (the node first catches up with the log's last position).
+   */
+  CONSISTENCY_LINEARIZABLE = 1,
+  /** CONSISTENCY_SERIALIZABLE - The node's own state at once: it may trail writes made at other nodes. */
+  CONSISTENCY_SERIALIZABLE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function consistencyFromJSON(object: any): Consistency {
+  switch (object) {
+    case 0:
+    case "CONSISTENCY_UNSPECIFIED":
+      return Consistency.CONSISTENCY_UNSPECIFIED;
+    case 1:
+    case "CONSISTENCY_LINEARIZABLE":
+      return Consistency.CONSISTENCY_LINEARIZABLE;
+    case 2:
+    case "CONSISTENCY_SERIALIZABLE":
+      return Consistency.CONSISTENCY_SERIALIZABLE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Consistency.UNRECOGNIZED;
+  }
+}
+
+export function consistencyToJSON(object: Consistency): string {
+  switch (object) {
+    case Consistency.CONSISTENCY_UNSPECIFIED:
+      return "CONSISTENCY_UNSPECIFIED";
+    case Consistency.CONSISTENCY_LINEARIZABLE:
+      return "CONSISTENCY_LINEARIZABLE";
+    case Consistency.CONSISTENCY_SERIALIZABLE:
+      return "CONSISTENCY_SERIALIZABLE";
+    case Consistency.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface Entry {
   key: string;
   value: Buffer;
@@ -35,6 +81,12 @@ export interface Entry {
   revision: number;
   /** When the key expires (ms since the epoch); 0 = never. */
   expiresAtMs: number;
+  /**
+   * The revision that created the key (the first put since it was absent):
+   * equal to revision when this value created it (a watch's CREATE), less
+   * when it changed an existing key (MODIFY).
+   */
+  createRevision: number;
 }
 
 export interface PutRequest {
@@ -50,6 +102,7 @@ export interface PutResponse {
 
 export interface GetRequest {
   key: string;
+  consistency: Consistency;
 }
 
 export interface GetResponse {
@@ -90,6 +143,7 @@ export interface ListRequest {
   pageToken: string;
   /** Only keys and revisions (values left empty). */
   keysOnly: boolean;
+  consistency: Consistency;
 }
 
 export interface ListResponse {
@@ -104,8 +158,9 @@ export interface WatchRequest {
   prefix: boolean;
   /**
    * 0: the current values first (then a message with synced=true), then
-   * changes. > 0: every change with a revision >= from_revision (as far as
-   * the store's history reaches), then new ones.
+   * changes. > 0: every change with a revision >= from_revision (then
+   * synced=true), then new ones; FAILED_PRECONDITION, reason COMPACTED, when
+   * the history no longer reaches back that far.
    */
   fromRevision: number;
 }
@@ -116,7 +171,7 @@ export interface WatchResponse {
   entry?:
     | Entry
     | undefined;
-  /** True on the one message that ends the initial values. */
+  /** True on the one message that ends the initial values (or the history). */
   synced: boolean;
 }
 
@@ -246,7 +301,7 @@ export interface NodesResponse {
 }
 
 function createBaseEntry(): Entry {
-  return { key: "", value: Buffer.alloc(0), revision: 0, expiresAtMs: 0 };
+  return { key: "", value: Buffer.alloc(0), revision: 0, expiresAtMs: 0, createRevision: 0 };
 }
 
 export const Entry: MessageFns<Entry> = {
@@ -262,6 +317,9 @@ export const Entry: MessageFns<Entry> = {
     }
     if (message.expiresAtMs !== 0) {
       writer.uint32(32).int64(message.expiresAtMs);
+    }
+    if (message.createRevision !== 0) {
+      writer.uint32(40).uint64(message.createRevision);
     }
     return writer;
   },
@@ -311,6 +369,14 @@ export const Entry: MessageFns<Entry> = {
             message.expiresAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.createRevision = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -333,6 +399,11 @@ export const Entry: MessageFns<Entry> = {
         : isSet(object.expires_at_ms)
         ? globalThis.Number(object.expires_at_ms)
         : 0,
+      createRevision: isSet(object.createRevision)
+        ? globalThis.Number(object.createRevision)
+        : isSet(object.create_revision)
+        ? globalThis.Number(object.create_revision)
+        : 0,
     };
   },
 
@@ -350,6 +421,9 @@ export const Entry: MessageFns<Entry> = {
     if (message.expiresAtMs !== 0) {
       obj.expiresAtMs = Math.round(message.expiresAtMs);
     }
+    if (message.createRevision !== 0) {
+      obj.createRevision = Math.round(message.createRevision);
+    }
     return obj;
   },
 
@@ -362,6 +436,7 @@ export const Entry: MessageFns<Entry> = {
     message.value = object.value ?? Buffer.alloc(0);
     message.revision = object.revision ?? 0;
     message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.createRevision = object.createRevision ?? 0;
     return message;
   },
 };
@@ -539,13 +614,16 @@ export const PutResponse: MessageFns<PutResponse> = {
 };
 
 function createBaseGetRequest(): GetRequest {
-  return { key: "" };
+  return { key: "", consistency: 0 };
 }
 
 export const GetRequest: MessageFns<GetRequest> = {
   encode(message: GetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== "") {
       writer.uint32(10).string(message.key);
+    }
+    if (message.consistency !== 0) {
+      writer.uint32(16).int32(message.consistency);
     }
     return writer;
   },
@@ -571,6 +649,14 @@ export const GetRequest: MessageFns<GetRequest> = {
             message.key = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.consistency = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -584,13 +670,19 @@ export const GetRequest: MessageFns<GetRequest> = {
   },
 
   fromJSON(object: any): GetRequest {
-    return { key: isSet(object.key) ? globalThis.String(object.key) : "" };
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : 0,
+    };
   },
 
   toJSON(message: GetRequest): unknown {
     const obj: any = {};
     if (message.key !== "") {
       obj.key = message.key;
+    }
+    if (message.consistency !== 0) {
+      obj.consistency = consistencyToJSON(message.consistency);
     }
     return obj;
   },
@@ -601,6 +693,7 @@ export const GetRequest: MessageFns<GetRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetRequest>, I>>(object: I): GetRequest {
     const message = createBaseGetRequest();
     message.key = object.key ?? "";
+    message.consistency = object.consistency ?? 0;
     return message;
   },
 };
@@ -1057,7 +1150,7 @@ export const CompareAndSetResponse: MessageFns<CompareAndSetResponse> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return { prefix: "", pageSize: 0, pageToken: "", keysOnly: false };
+  return { prefix: "", pageSize: 0, pageToken: "", keysOnly: false, consistency: 0 };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
@@ -1073,6 +1166,9 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
     if (message.keysOnly !== false) {
       writer.uint32(32).bool(message.keysOnly);
+    }
+    if (message.consistency !== 0) {
+      writer.uint32(40).int32(message.consistency);
     }
     return writer;
   },
@@ -1122,6 +1218,14 @@ export const ListRequest: MessageFns<ListRequest> = {
             message.keysOnly = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.consistency = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1152,6 +1256,7 @@ export const ListRequest: MessageFns<ListRequest> = {
         : isSet(object.keys_only)
         ? globalThis.Boolean(object.keys_only)
         : false,
+      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : 0,
     };
   },
 
@@ -1169,6 +1274,9 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.keysOnly !== false) {
       obj.keysOnly = message.keysOnly;
     }
+    if (message.consistency !== 0) {
+      obj.consistency = consistencyToJSON(message.consistency);
+    }
     return obj;
   },
 
@@ -1181,6 +1289,7 @@ export const ListRequest: MessageFns<ListRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.keysOnly = object.keysOnly ?? false;
+    message.consistency = object.consistency ?? 0;
     return message;
   },
 };
@@ -2735,7 +2844,8 @@ export const SharingServiceService = {
   },
   /**
    * Sets a key only if it is at expected_revision (0 = only if absent).
-   * A mismatch is FAILED_PRECONDITION, reason REVISION_MISMATCH.
+   * A mismatch is FAILED_PRECONDITION, reason REVISION_MISMATCH, with the
+   * key's revision now in the trailer backplane-current-revision (0 = absent).
    */
   compareAndSet: {
     path: "/backplane.sharing.v1.SharingService/CompareAndSet" as const,
@@ -2759,7 +2869,9 @@ export const SharingServiceService = {
   },
   /**
    * The current values under a key or prefix, then every change; or, with
-   * from_revision, every change from that revision on.
+   * from_revision, every change from that revision on. Either way a message
+   * with synced=true marks where the values (or the history) end and live
+   * changes begin.
    */
   watch: {
     path: "/backplane.sharing.v1.SharingService/Watch" as const,
@@ -2841,14 +2953,17 @@ export interface SharingServiceServer extends UntypedServiceImplementation {
   remove: handleUnaryCall<RemoveRequest, RemoveResponse>;
   /**
    * Sets a key only if it is at expected_revision (0 = only if absent).
-   * A mismatch is FAILED_PRECONDITION, reason REVISION_MISMATCH.
+   * A mismatch is FAILED_PRECONDITION, reason REVISION_MISMATCH, with the
+   * key's revision now in the trailer backplane-current-revision (0 = absent).
    */
   compareAndSet: handleUnaryCall<CompareAndSetRequest, CompareAndSetResponse>;
   /** The keys under a prefix in key order, a page at a time. */
   list: handleUnaryCall<ListRequest, ListResponse>;
   /**
    * The current values under a key or prefix, then every change; or, with
-   * from_revision, every change from that revision on.
+   * from_revision, every change from that revision on. Either way a message
+   * with synced=true marks where the values (or the history) end and live
+   * changes begin.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
   /**
@@ -2918,7 +3033,8 @@ export interface SharingServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Sets a key only if it is at expected_revision (0 = only if absent).
-   * A mismatch is FAILED_PRECONDITION, reason REVISION_MISMATCH.
+   * A mismatch is FAILED_PRECONDITION, reason REVISION_MISMATCH, with the
+   * key's revision now in the trailer backplane-current-revision (0 = absent).
    */
   compareAndSet(
     request: CompareAndSetRequest,
@@ -2950,7 +3066,9 @@ export interface SharingServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * The current values under a key or prefix, then every change; or, with
-   * from_revision, every change from that revision on.
+   * from_revision, every change from that revision on. Either way a message
+   * with synced=true marks where the values (or the history) end and live
+   * changes begin.
    */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
   watch(
