@@ -20,19 +20,19 @@ export const sharingSettings = {
   natsTlsKey: settings.optionalString('BACKPLANE_NATS_TLS_KEY', 'PEM client key for NATS'),
   bucket: settings.string(
     'BACKPLANE_SHARING_BUCKET',
-    'the JetStream KV bucket of SharedProperties (NATS engine)',
+    "the properties' log on NATS (stream BP_<name>, snapshots BP_<name>_snap, the ring in <name>-nodes)",
     'backplane-sharing',
   ),
   replicas: settings.int(
     'BACKPLANE_SHARING_REPLICAS',
-    'replicas of the KV bucket when it is created (1, or 3 on a cluster)',
+    'replicas of the log stream when it is created (1, or 3 on a cluster)',
     1,
     1,
     5,
   ),
   history: settings.int(
     'BACKPLANE_SHARING_HISTORY',
-    'embedded: revisions of history a watch can resume from; NATS: values kept per key (at most 64)',
+    'changes kept for watches that resume from a revision (both engines)',
     100_000,
     1,
     10_000_000,

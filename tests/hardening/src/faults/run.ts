@@ -152,9 +152,9 @@ export async function faultService(
 }
 
 /**
- * The sharing service in NATS mode (properties in JetStream KV, events on NATS) on a three-server cluster;
- * each round kills a different nats-server. One replica: the service refuses R3 on Debian's nats-server
- * 2.9.10, whose replicated streams do not serialize conditional writes (nats-io/nats-server#4320).
+ * The sharing service in NATS mode (its properties' log a JetStream stream, events on NATS) on a
+ * three-server cluster with the log on three replicas (nats-server 2.10); each round kills a different
+ * nats-server, the stream's leader among them.
  */
 export async function faultSharingOnNats(
   options: FaultOptions,
@@ -164,7 +164,7 @@ export async function faultSharingOnNats(
   const dir = tempDir('faults-sharing-nats-');
   const proc = await ServiceProcess.start('sharing', dir.path, {
     BACKPLANE_NATS_URL: cluster.urls,
-    BACKPLANE_SHARING_REPLICAS: '1',
+    BACKPLANE_SHARING_REPLICAS: '3',
   });
   const server = (round: number) =>
     cluster.servers[round % cluster.servers.length] as NatsCluster['servers'][0];
@@ -181,7 +181,7 @@ export async function faultSharingOnNats(
     },
   };
   return runFaults(
-    'sharing on a 3-server NATS cluster, KV R1 (nats-server kill -9)',
+    'sharing on a 3-server NATS cluster, log R3 (nats-server kill -9)',
     victim,
     sharing(proc.address),
     options,
