@@ -113,9 +113,9 @@ export class JetStreamLog implements ReplicatedLog {
         `a log entry is at most ${this.maxEntryBytes} bytes (the NATS server's max_payload), got ${data.length}`,
         { reason: 'PROPOSAL_TOO_LARGE' },
       );
+    let ack: Awaited<ReturnType<JetStreamClient['publish']>>;
     try {
-      const ack = await this.js.publish(this.subject, data, { msgID: id });
-      return ack.seq;
+      ack = await this.js.publish(this.subject, data, { msgID: id });
     } catch (err) {
       // refused by JetStream, or no server had the stream's subject: nothing was appended; anything else
       // (a timeout, a lost connection) may have been
@@ -125,6 +125,12 @@ export class JetStreamLog implements ReplicatedLog {
         reason: definite ? NOT_APPENDED : 'NO_SUCCESS',
       });
     }
+    // a duplicate of an append the stream has not stored yet has no sequence: ask again shortly
+    if (ack.seq <= 0)
+      throw BackplaneError.unavailable('the first append of this id is not stored yet', {
+        reason: 'NO_SUCCESS',
+      });
+    return ack.seq;
   }
 
   async lastPosition(): Promise<number> {

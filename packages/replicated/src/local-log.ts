@@ -60,6 +60,8 @@ export class LocalLog implements ReplicatedLog {
   private readonly followers = new Set<(e: LogEntry) => void>();
   /** id → position of the recent entries (insertion order: the oldest is dropped first). */
   private readonly recent = new Map<string, number>();
+  /** Appends queued or being written, by id: the same id appended again meanwhile shares them. */
+  private readonly inFlight = new Map<string, Promise<number>>();
   private closed = false;
 
   private constructor(
@@ -83,6 +85,18 @@ export class LocalLog implements ReplicatedLog {
     }))
       log.head = positionOf(key);
     if (log.head === 0) log.head = (await log.loadSnapshot())?.position ?? 0;
+    // the recent proposal ids, so that a request retried across a restart is not appended twice
+    const recent: Array<[string, number]> = [];
+    for await (const [key, value] of db.iterator({
+      gte: entryKey(0),
+      lte: entryKey(log.head),
+      reverse: true,
+      limit: options.dedupWindow ?? 100_000,
+    })) {
+      const e = decodeEntry(positionOf(key), value);
+      recent.push([e.id, e.position]);
+    }
+    for (const [id, position] of recent.reverse()) log.recent.set(id, position);
     return log;
   }
 
@@ -90,6 +104,8 @@ export class LocalLog implements ReplicatedLog {
     if (this.closed) return Promise.reject(BackplaneError.unavailable('the log is closed'));
     const known = this.recent.get(id);
     if (known !== undefined) return Promise.resolve(known);
+    const queued = this.inFlight.get(id);
+    if (queued) return queued;
     if (data.length > this.maxEntryBytes)
       return Promise.reject(
         BackplaneError.badParameter(
@@ -99,10 +115,12 @@ export class LocalLog implements ReplicatedLog {
           },
         ),
       );
-    return new Promise<number>((resolve, reject) => {
+    const appended = new Promise<number>((resolve, reject) => {
       this.queue.push({ id, data, resolve, reject });
       this.writing ??= this.drain();
-    });
+    }).finally(() => this.inFlight.delete(id));
+    this.inFlight.set(id, appended);
+    return appended;
   }
 
   /** Writes what is queued, a batch at a time; the appends of one turn of the event loop go together. */

@@ -36,7 +36,14 @@ export interface ReplicaOptions<C, R> {
   logger?: Logger;
   /** Called after every entry is applied (watchers, metrics); it must not throw. */
   onApplied?: (command: C, result: R, position: number) => void;
+  /** What of a result is kept for a request retried later (default: all of it). */
+  keepOfResult?: (result: R) => R;
+  /** How many such results are kept (default 10,000). */
+  recentResults?: number;
 }
+
+/** The prefix of proposal ids a caller chose (a client's request id): retried requests share one entry. */
+const REQUEST = 'req:';
 
 interface Pending<R> {
   resolve(v: { result: R; position: number }): void;
@@ -57,7 +64,10 @@ interface Waiter {
  */
 export class Replica<C, R> {
   private applied = 0;
-  private readonly pending = new Map<string, Pending<R>>();
+  /** The proposals waiting for their entry to be applied, by proposal id (a retried request id: several). */
+  private readonly pending = new Map<string, Array<Pending<R>>>();
+  /** Results of recent entries proposed with a caller's request id, for a retry that comes later. */
+  private readonly recent = new Map<string, { result: R; position: number }>();
   private waiters: Waiter[] = [];
   private following: Following | undefined;
   private readonly nodeId = randomBytes(6).toString('hex');
@@ -124,7 +134,7 @@ export class Replica<C, R> {
     this.failure = err instanceof Error ? err : new Error(String(err));
     this.logger.error({ err }, 'the replica stopped following its log');
     const e = BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
-    for (const p of this.pending.values()) p.reject(e);
+    for (const list of this.pending.values()) for (const p of list) p.reject(e);
     this.pending.clear();
   }
 
@@ -145,11 +155,19 @@ export class Replica<C, R> {
       error = err;
     }
     this.applied = e.position;
-    const p = this.pending.get(e.id);
-    if (p) {
+    const waiting = this.pending.get(e.id);
+    if (waiting) {
       this.pending.delete(e.id);
-      if (error !== undefined) p.reject(error);
-      else p.resolve({ result: result as R, position: e.position });
+      for (const p of waiting) {
+        if (error !== undefined) p.reject(error);
+        else p.resolve({ result: result as R, position: e.position });
+      }
+    }
+    if (error === undefined && e.id.startsWith(REQUEST)) {
+      const keep = this.options.keepOfResult;
+      this.recent.set(e.id, { result: keep ? keep(result as R) : (result as R), position: e.position });
+      if (this.recent.size > (this.options.recentResults ?? 10_000))
+        this.recent.delete(this.recent.keys().next().value as string);
     }
     if (error === undefined && command !== undefined)
       this.options.onApplied?.(command, result as R, e.position);
@@ -193,22 +211,39 @@ export class Replica<C, R> {
    * Appends a command and resolves with its result once this replica has applied it. An append whose
    * outcome is unknown (a timeout) is tried again with the same id until it is known (the log keeps one
    * entry per id); if it still is not known when `signal` aborts, the call fails UNAVAILABLE with reason
-   * OUTCOME_UNKNOWN: the command may or may not be applied, never twice.
+   * OUTCOME_UNKNOWN: the command may or may not be applied, never twice. `requestId`, a caller's id for
+   * the request (a client sends the same one with every retry, at any node), makes the retries one entry
+   * too: a retry answers with the result of the entry its first try appended.
    */
-  async propose(command: C, signal?: AbortSignal): Promise<{ result: R; position: number }> {
+  async propose(
+    command: C,
+    opts: { signal?: AbortSignal | undefined; requestId?: string | undefined } = {},
+  ): Promise<{ result: R; position: number }> {
+    const signal = opts.signal;
     if (this.closed) throw BackplaneError.unavailable('the replica is closed');
     if (this.failure)
       throw BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
+    const id = opts.requestId ? `${REQUEST}${opts.requestId}` : `${this.nodeId}-${++this.counter}`;
+    const done = this.recent.get(id);
+    if (done) return done;
     const data = this.options.codec.encode(command);
     if (data.length > this.options.log.maxEntryBytes)
       throw BackplaneError.badParameter(
         `a proposal is at most ${this.options.log.maxEntryBytes} bytes encoded, this one is ${data.length}`,
         { reason: 'PROPOSAL_TOO_LARGE' },
       );
-    const id = `${this.nodeId}-${++this.counter}`;
-    const applied = new Promise<{ result: R; position: number }>((resolve, reject) =>
-      this.pending.set(id, { resolve, reject }),
-    );
+    let mine: Pending<R> | undefined;
+    const applied = new Promise<{ result: R; position: number }>((resolve, reject) => {
+      mine = { resolve, reject };
+      const list = this.pending.get(id);
+      if (list) list.push(mine);
+      else this.pending.set(id, [mine]);
+    });
+    const forget = () => {
+      const list = this.pending.get(id)?.filter((p) => p !== mine);
+      if (list?.length) this.pending.set(id, list);
+      else this.pending.delete(id);
+    };
     let position: number | undefined;
     let lastError: unknown;
     const until = Date.now() + (this.options.retryMs ?? 10_000);
@@ -220,7 +255,7 @@ export class Replica<C, R> {
         const reason = BackplaneError.from(err).reason;
         if (reason === 'PROPOSAL_TOO_LARGE' || reason === NOT_APPENDED) {
           // certainly not in the log
-          this.pending.delete(id);
+          forget();
           throw err;
         }
         lastError = err;
@@ -228,7 +263,7 @@ export class Replica<C, R> {
       }
     }
     if (position === undefined) {
-      this.pending.delete(id);
+      forget();
       throw BackplaneError.unavailable(
         `the log did not confirm the proposal (${(lastError as Error | undefined)?.message ?? 'cancelled'}): it may or may not be applied`,
         { reason: 'OUTCOME_UNKNOWN', cause: lastError },
@@ -237,12 +272,24 @@ export class Replica<C, R> {
     try {
       await this.waitFor(position, signal);
     } catch (err) {
-      this.pending.delete(id);
+      forget();
       throw BackplaneError.unavailable(
         'the proposal is in the log, but this replica has not applied it yet',
         {
           reason: 'OUTCOME_UNKNOWN',
           cause: err,
+        },
+      );
+    }
+    // applied before this try began waiting (a retry of a request whose first try appended it)
+    if (this.pending.get(id)?.includes(mine as Pending<R>)) {
+      forget();
+      const earlier = this.recent.get(id);
+      if (earlier) return earlier;
+      throw BackplaneError.unavailable(
+        'the request was applied long ago; its result is no longer kept here',
+        {
+          reason: 'OUTCOME_UNKNOWN',
         },
       );
     }
@@ -257,8 +304,31 @@ export class Replica<C, R> {
     if (consistency === 'serializable') return;
     if (this.failure)
       throw BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
-    const position = await this.options.log.lastPosition(signal);
+    const position = await this.lastPosition();
     await this.waitFor(position, signal);
+  }
+
+  private positionAsked: Promise<number> | undefined;
+  private positionNext: Promise<number> | undefined;
+
+  /**
+   * The log's last position, one request for the reads of a moment: a request already on its way was
+   * sent before this read began and may not reflect a write acknowledged just before it, so the read waits
+   * for the one sent after it (which every read arriving meanwhile shares).
+   */
+  private lastPosition(): Promise<number> {
+    if (!this.positionAsked) {
+      this.positionAsked = this.options.log.lastPosition().finally(() => {
+        this.positionAsked = undefined;
+      });
+      return this.positionAsked;
+    }
+    const after = () => {
+      this.positionNext = undefined;
+      return this.lastPosition();
+    };
+    this.positionNext ??= this.positionAsked.then(after, after);
+    return this.positionNext;
   }
 
   /** Saves the state at the current position, then trims the log below it (less a margin). */
@@ -288,7 +358,7 @@ export class Replica<C, R> {
     this.closed = true;
     this.following?.stop();
     const err = BackplaneError.unavailable('the replica is closing');
-    for (const p of this.pending.values()) p.reject(err);
+    for (const list of this.pending.values()) for (const p of list) p.reject(err);
     this.pending.clear();
   }
 }

@@ -76,7 +76,7 @@ function jetStreamKind(
         nats = await start();
         // a cluster that has just formed elects its JetStream leader first
         const probe = await connect({ servers: nats.urls.split(',') });
-        await waitFor(() => jetStreamReady(probe).then(() => true), 60_000, 250);
+        await waitFor(() => jetStreamReady(probe).then(() => true), 120_000, 250);
         await probe.close();
       }
       const nc = await connect({ servers: nats.urls.split(',') });
@@ -103,7 +103,7 @@ describe.each([
     kind = makeKind();
     // the servers start (and a cluster elects its leaders) here, not inside a test's time
     await (await kind.open()).close();
-  }, 120_000);
+  }, 180_000);
   afterAll(() => kind.close(), 60_000);
 
   const replica = async (machine = new Counter(), snapshotEvery = 0) =>
@@ -152,6 +152,26 @@ describe.each([
     await ra.close();
     if (shared) await rb.close();
   }, 120_000);
+
+  it('applies a request retried with its request id once, at whichever replica the retry reaches', async () => {
+    const a = new Counter();
+    const b = shared ? new Counter() : a;
+    const ra = await replica(a);
+    const rb = shared ? await replica(b) : ra;
+    const before = (await ra.propose({ op: 'add', n: 0 })).result;
+    // the first try and a retry at the same moment, at two replicas; then a retry much later
+    const [first, retry] = await Promise.all([
+      ra.propose({ op: 'add', n: 7 }, { requestId: 'r-1' }),
+      rb.propose({ op: 'add', n: 7 }, { requestId: 'r-1' }),
+    ]);
+    expect(first).toEqual(retry);
+    expect(first.result).toBe(before + 7);
+    expect(await rb.propose({ op: 'add', n: 7 }, { requestId: 'r-1' })).toEqual(first);
+    await ra.barrier();
+    expect(a.total).toBe(before + 7);
+    await ra.close();
+    if (shared) await rb.close();
+  }, 60_000);
 
   it('snapshots, trims the log, and a new replica starts from the snapshot and the entries after it', async () => {
     const m = new Counter();

@@ -107,10 +107,15 @@ export class SharingConnection {
     opts?: CallOptions,
     conditional = false,
   ): Promise<Res> {
-    return this.withFailover((stub) => {
-      const pipeline = stub === this.client ? this.pipeline : undefined;
-      return pipelinedUnary(pipeline, method, pick(stub).bind(stub), request, this.callOptions(opts));
-    }, conditional);
+    const idempotent = (request as { requestId?: string }).requestId !== undefined;
+    return this.withFailover(
+      (stub) => {
+        const pipeline = stub === this.client ? this.pipeline : undefined;
+        return pipelinedUnary(pipeline, method, pick(stub).bind(stub), request, this.callOptions(opts));
+      },
+      conditional,
+      idempotent && (request as { requestId: string }).requestId !== '',
+    );
   }
 
   /** The node in use. */
@@ -159,15 +164,22 @@ export class SharingConnection {
 
   /**
    * Runs `fn` against the node in use; on UNAVAILABLE moves to the next node and runs it again, once
-   * per known node. Calls are retried only when they failed to reach a node or the node went away:
-   * a put or publish may then apply twice (the same value or event), never zero times unseen.
+   * per known node. Calls are retried only when they failed to reach a node or the node went away.
    *
-   * A `conditional` write (compare-and-set, a remove at a revision, a commit with reads) is run again only
-   * when it never reached a node: after one that may have applied, a second try would report a conflict
-   * with itself. It fails instead with UNAVAILABLE, reason OUTCOME_UNKNOWN (read the keys to find out).
+   * Writes carry a request id (`idempotent`): every try of one write is one write at the nodes (within two
+   * minutes), applied once, and each try answers with its result, so a write is retried whatever
+   * happened to the try before. A `conditional` write (compare-and-set, a remove at a revision, a commit
+   * with reads) without one is run again only when it never reached a node (after one that may have
+   * applied, a second try would report a conflict with itself); it fails instead with UNAVAILABLE,
+   * reason OUTCOME_UNKNOWN. So does a conditional write whose every try failed after reaching a node.
    */
-  async withFailover<T>(fn: (stub: SharingServiceClient) => Promise<T>, conditional = false): Promise<T> {
+  async withFailover<T>(
+    fn: (stub: SharingServiceClient) => Promise<T>,
+    conditional = false,
+    idempotent = false,
+  ): Promise<T> {
     let lastErr: unknown;
+    let reached = false;
     for (let attempt = 0; attempt < Math.max(2, this.nodes.length + 1); attempt++) {
       const stub = this.stub;
       try {
@@ -176,14 +188,15 @@ export class SharingConnection {
         lastErr = err;
         if (!isUnavailable(err)) throw err;
         this.failover(stub);
-        if (conditional && !neverSent(err)) {
-          throw BackplaneError.unavailable(
-            `the node went away during a conditional write, which may or may not have applied: ${BackplaneError.from(err).message}`,
-            { reason: 'OUTCOME_UNKNOWN', cause: err },
-          );
-        }
+        if (!neverSent(err)) reached = true;
+        if (conditional && reached && !idempotent) break;
       }
     }
+    if (conditional && reached)
+      throw BackplaneError.unavailable(
+        `the node went away during a conditional write, which may or may not have applied: ${BackplaneError.from(lastErr).message}`,
+        { reason: 'OUTCOME_UNKNOWN', cause: lastErr },
+      );
     throw lastErr;
   }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/client-core';
 import {
   CommitRequest,
@@ -108,23 +109,24 @@ export class PropertiesTransaction {
 
   /** Resolves with the revision of the writes. */
   async commit(opts?: CallOptions): Promise<number> {
+    const request = CommitRequest.fromPartial({
+      reads: [...this.reads].map(([key, revision]) => ({ key, revision })),
+      puts: [...this.puts].map(([key, p]) => ({ key, value: p.value, ttlMs: p.ttlMs })),
+      removes: [...this.removes],
+      requestId: newRequestId(),
+    });
     const res = await this.props.connection.withFailover(
-      (stub) =>
-        unary(
-          stub.commit.bind(stub),
-          CommitRequest.fromPartial({
-            reads: [...this.reads].map(([key, revision]) => ({ key, revision })),
-            puts: [...this.puts].map(([key, p]) => ({ key, value: p.value, ttlMs: p.ttlMs })),
-            removes: [...this.removes],
-          }),
-          this.props.connection.callOptions(opts),
-        ),
+      (stub) => unary(stub.commit.bind(stub), request, this.props.connection.callOptions(opts)),
       this.reads.size > 0,
+      true,
     );
     if (!res.committed) throw new TransactionConflict(res.conflicts);
     return res.revision;
   }
 }
+
+/** A write's request id: every retry of the write sends the same one (see SharingConnection.withFailover). */
+const newRequestId = () => randomUUID();
 
 /** The seed's SharedProperties: put, get, remove, plus revisions, compare-and-set, list, watch, transactions. */
 export class SharedProperties {
@@ -135,7 +137,7 @@ export class SharedProperties {
     const res = await this.connection.unary(
       SharingServiceService.put,
       (s) => s.put,
-      PutRequest.fromPartial({ key, value: bytes(value), ttlMs: opts.ttlMs ?? 0 }),
+      PutRequest.fromPartial({ key, value: bytes(value), ttlMs: opts.ttlMs ?? 0, requestId: newRequestId() }),
       opts,
     );
     return (res as { revision: number }).revision;
@@ -159,7 +161,11 @@ export class SharedProperties {
     const res = (await this.connection.unary(
       SharingServiceService.remove,
       (s) => s.remove,
-      RemoveRequest.fromPartial({ key, expectedRevision: opts.expectedRevision ?? 0 }),
+      RemoveRequest.fromPartial({
+        key,
+        expectedRevision: opts.expectedRevision ?? 0,
+        requestId: newRequestId(),
+      }),
       opts,
       (opts.expectedRevision ?? 0) > 0,
     )) as { removed: boolean };
@@ -181,6 +187,7 @@ export class SharedProperties {
         expectedRevision,
         value: bytes(value),
         ttlMs: opts.ttlMs ?? 0,
+        requestId: newRequestId(),
       }),
       opts,
       true,

@@ -30,7 +30,9 @@ export type WatchItem = { change: Change } | { synced: true };
 export interface PutOptions {
   ttlMs?: number;
   /** Compare-and-set: the revision the key must be at; 0 = must be absent; undefined = no check. */
-  expectRevision?: number;
+  expectRevision?: number | undefined;
+  /** The client's id for the write: its retries are one write. */
+  requestId?: string | undefined;
 }
 
 export interface Conflict {
@@ -68,7 +70,7 @@ export interface PropertiesEngine {
   /** Linearizable unless asked otherwise: reflects every write acknowledged before the call, at any node. */
   get(key: string, consistency?: Consistency): Promise<Entry | undefined>;
   /** Returns the revision of the delete, or undefined when there was nothing to delete. */
-  remove(key: string, expectRevision?: number): Promise<number | undefined>;
+  remove(key: string, expectRevision?: number, requestId?: string): Promise<number | undefined>;
   /** Keys after `startAfter` under `prefix`, in key order; `more` = there are others after them. */
   list(
     prefix: string,
@@ -77,7 +79,7 @@ export interface PropertiesEngine {
     consistency?: Consistency,
   ): Promise<{ entries: Entry[]; more: boolean }>;
   watch(key: string, options: WatchOptions): AsyncIterable<WatchItem>;
-  commit(txn: Transaction): Promise<CommitResult>;
+  commit(txn: Transaction, requestId?: string): Promise<CommitResult>;
   close(): Promise<void>;
 }
 

@@ -84,6 +84,8 @@ export class ReplicatedProperties implements PropertiesEngine {
       machine,
       codec: propertiesCodec,
       snapshotEvery: options.snapshotEvery,
+      // a retried write needs its answer, not the changes it made (values may be large)
+      keepOfResult: (r) => ({ ...r, changes: [] }),
       logger: options.logger,
       onApplied: (_c, result) => self?.notify(result.changes),
     });
@@ -100,9 +102,9 @@ export class ReplicatedProperties implements PropertiesEngine {
     this.options.link?.ensureReady();
   }
 
-  private async propose(command: PropertiesCommand): Promise<PropertiesResult> {
+  private async propose(command: PropertiesCommand, requestId?: string): Promise<PropertiesResult> {
     this.ready();
-    return (await this.replica.propose(command)).result;
+    return (await this.replica.propose(command, { requestId })).result;
   }
 
   async get(key: string, consistency: Consistency = 'linearizable'): Promise<Entry | undefined> {
@@ -112,21 +114,24 @@ export class ReplicatedProperties implements PropertiesEngine {
   }
 
   async put(key: string, value: Uint8Array, options: PutOptions = {}): Promise<number> {
-    const r = await this.propose({
-      t: 'put',
-      key,
-      value,
-      ttlMs: options.ttlMs ?? 0,
-      now: Date.now(),
-      expect: options.expectRevision,
-    });
+    const r = await this.propose(
+      {
+        t: 'put',
+        key,
+        value,
+        ttlMs: options.ttlMs ?? 0,
+        now: Date.now(),
+        expect: options.expectRevision,
+      },
+      options.requestId,
+    );
     const conflict = r.conflicts?.[0];
     if (conflict) throw revisionMismatch(key, conflict.expected, conflict.actual);
     return r.revision;
   }
 
-  async remove(key: string, expectRevision?: number): Promise<number | undefined> {
-    const r = await this.propose({ t: 'del', key, expect: expectRevision });
+  async remove(key: string, expectRevision?: number, requestId?: string): Promise<number | undefined> {
+    const r = await this.propose({ t: 'del', key, expect: expectRevision }, requestId);
     const conflict = r.conflicts?.[0];
     if (conflict) throw revisionMismatch(key, conflict.expected, conflict.actual);
     return r.removed ? r.revision : undefined;
@@ -143,14 +148,11 @@ export class ReplicatedProperties implements PropertiesEngine {
     return this.machine.list(prefix, startAfter, limit, Date.now());
   }
 
-  async commit(txn: Transaction): Promise<CommitResult> {
-    const r = await this.propose({
-      t: 'txn',
-      reads: txn.reads,
-      puts: txn.puts,
-      removes: txn.removes,
-      now: Date.now(),
-    });
+  async commit(txn: Transaction, requestId?: string): Promise<CommitResult> {
+    const r = await this.propose(
+      { t: 'txn', reads: txn.reads, puts: txn.puts, removes: txn.removes, now: Date.now() },
+      requestId,
+    );
     if (r.conflicts) return { committed: false, conflicts: r.conflicts };
     return { committed: true, revision: r.revision };
   }

@@ -17,6 +17,20 @@ const toPb = (e: Omit<Entry, 'createRevision'> & { createRevision?: number }, wi
   createRevision: e.createRevision ?? 0,
 });
 
+/**
+ * A write's request id, when the client sent one: every try of one write (at any node, within two
+ * minutes) is then one entry of the log, applied once, and each try answers with its result.
+ */
+function requestIdOf(req: { requestId: string }): string | undefined {
+  const id = req.requestId;
+  if (id === '') return undefined;
+  if (!/^[A-Za-z0-9_-]{8,64}$/.test(id))
+    throw BackplaneError.badParameter('request_id is 8-64 characters of A-Z a-z 0-9 _ -', {
+      reason: 'BAD_REQUEST_ID',
+    });
+  return id;
+}
+
 /** The consistency a read asks for (unspecified: linearizable). */
 function consistencyOf(c: PbConsistency): Consistency {
   if (c === PbConsistency.CONSISTENCY_SERIALIZABLE) return 'serializable';
@@ -42,17 +56,25 @@ function payloadOf(p: { $case: 'text'; text: string } | { $case: 'data'; data: B
  */
 export function sharingService(sharing: Sharing, audiences?: Audiences): ServiceRegistration {
   return service(SharingServiceService, {
-    put: async (req) => ({ revision: await sharing.put(req.key, req.value, req.ttlMs) }),
+    put: async (req) => ({
+      revision: await sharing.put(req.key, req.value, req.ttlMs, requestIdOf(req)),
+    }),
     get: async (req) => {
       const e = await sharing.get(req.key, consistencyOf(req.consistency));
       return e ? { found: true, entry: toPb(e) } : { found: false, entry: undefined };
     },
     remove: async (req) => {
-      const revision = await sharing.remove(req.key, req.expectedRevision);
+      const revision = await sharing.remove(req.key, req.expectedRevision, requestIdOf(req));
       return { removed: revision !== undefined, revision: revision ?? 0 };
     },
     compareAndSet: async (req) => ({
-      revision: await sharing.compareAndSet(req.key, req.expectedRevision, req.value, req.ttlMs),
+      revision: await sharing.compareAndSet(
+        req.key,
+        req.expectedRevision,
+        req.value,
+        req.ttlMs,
+        requestIdOf(req),
+      ),
     }),
     list: async (req) => {
       const page = await sharing.list(
@@ -84,11 +106,14 @@ export function sharingService(sharing: Sharing, audiences?: Audiences): Service
       }
     },
     commit: async (req) => {
-      const r = await sharing.commit({
-        reads: req.reads.map((r) => ({ key: r.key, revision: r.revision })),
-        puts: req.puts.map((p) => ({ key: p.key, value: p.value, ttlMs: p.ttlMs })),
-        removes: req.removes,
-      });
+      const r = await sharing.commit(
+        {
+          reads: req.reads.map((r) => ({ key: r.key, revision: r.revision })),
+          puts: req.puts.map((p) => ({ key: p.key, value: p.value, ttlMs: p.ttlMs })),
+          removes: req.removes,
+        },
+        requestIdOf(req),
+      );
       return r.committed
         ? { committed: true, revision: r.revision, conflicts: [] }
         : {

@@ -45,22 +45,36 @@ export class Sharing {
 
   private watches = 0;
 
-  async put(key: string, value: Uint8Array, ttlMs = 0): Promise<number> {
-    return this.properties.put(validateKey(key), validateValue(value), { ttlMs: validateTtl(ttlMs) });
+  async put(key: string, value: Uint8Array, ttlMs = 0, requestId?: string): Promise<number> {
+    return this.properties.put(validateKey(key), validateValue(value), {
+      ttlMs: validateTtl(ttlMs),
+      requestId,
+    });
   }
 
   async get(key: string, consistency: Consistency = 'linearizable'): Promise<Entry | undefined> {
     return this.properties.get(validateKey(key), consistency);
   }
 
-  async remove(key: string, expectedRevision = 0): Promise<number | undefined> {
-    return this.properties.remove(validateKey(key), expectedRevision > 0 ? expectedRevision : undefined);
+  async remove(key: string, expectedRevision = 0, requestId?: string): Promise<number | undefined> {
+    return this.properties.remove(
+      validateKey(key),
+      expectedRevision > 0 ? expectedRevision : undefined,
+      requestId,
+    );
   }
 
-  async compareAndSet(key: string, expectedRevision: number, value: Uint8Array, ttlMs = 0): Promise<number> {
+  async compareAndSet(
+    key: string,
+    expectedRevision: number,
+    value: Uint8Array,
+    ttlMs = 0,
+    requestId?: string,
+  ): Promise<number> {
     return this.properties.put(validateKey(key), validateValue(value), {
       ttlMs: validateTtl(ttlMs),
       expectRevision: expectedRevision,
+      requestId,
     });
   }
 
@@ -101,7 +115,7 @@ export class Sharing {
     }
   }
 
-  async commit(txn: Transaction): Promise<CommitResult> {
+  async commit(txn: Transaction, requestId?: string): Promise<CommitResult> {
     const ops = txn.reads.length + txn.puts.length + txn.removes.length;
     if (ops === 0) throw BackplaneError.badParameter('a transaction needs at least one read, put or remove');
     if (ops > LIMITS.txnOps)
@@ -121,7 +135,7 @@ export class Sharing {
       if (written.has(k)) throw BackplaneError.badParameter(`key ${k} is written twice in one transaction`);
       written.add(k);
     }
-    return this.properties.commit(txn);
+    return this.properties.commit(txn, requestId);
   }
 
   async publish(event: EventPayload): Promise<void> {

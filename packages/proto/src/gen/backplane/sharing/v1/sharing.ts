@@ -94,6 +94,12 @@ export interface PutRequest {
   value: Buffer;
   /** Time to live in ms; 0 = none. */
   ttlMs: number;
+  /**
+   * The client's id for this write, the same on every retry of it (at any
+   * node, within two minutes): the tries are then one write, applied once,
+   * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
+   */
+  requestId: string;
 }
 
 export interface PutResponse {
@@ -114,6 +120,12 @@ export interface RemoveRequest {
   key: string;
   /** When set (> 0), remove only if the key is at this revision. */
   expectedRevision: number;
+  /**
+   * The client's id for this write, the same on every retry of it (at any
+   * node, within two minutes): the tries are then one write, applied once,
+   * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
+   */
+  requestId: string;
 }
 
 export interface RemoveResponse {
@@ -128,6 +140,12 @@ export interface CompareAndSetRequest {
   expectedRevision: number;
   value: Buffer;
   ttlMs: number;
+  /**
+   * The client's id for this write, the same on every retry of it (at any
+   * node, within two minutes): the tries are then one write, applied once,
+   * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
+   */
+  requestId: string;
 }
 
 export interface CompareAndSetResponse {
@@ -232,6 +250,12 @@ export interface CommitRequest {
   reads: ReadCheck[];
   puts: PutRequest[];
   removes: string[];
+  /**
+   * The client's id for this write, the same on every retry of it (at any
+   * node, within two minutes): the tries are then one write, applied once,
+   * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
+   */
+  requestId: string;
 }
 
 export interface Conflict {
@@ -442,7 +466,7 @@ export const Entry: MessageFns<Entry> = {
 };
 
 function createBasePutRequest(): PutRequest {
-  return { key: "", value: Buffer.alloc(0), ttlMs: 0 };
+  return { key: "", value: Buffer.alloc(0), ttlMs: 0, requestId: "" };
 }
 
 export const PutRequest: MessageFns<PutRequest> = {
@@ -455,6 +479,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     }
     if (message.ttlMs !== 0) {
       writer.uint32(24).int64(message.ttlMs);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(34).string(message.requestId);
     }
     return writer;
   },
@@ -496,6 +523,14 @@ export const PutRequest: MessageFns<PutRequest> = {
             message.ttlMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -517,6 +552,11 @@ export const PutRequest: MessageFns<PutRequest> = {
         : isSet(object.ttl_ms)
         ? globalThis.Number(object.ttl_ms)
         : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -531,6 +571,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -542,6 +585,7 @@ export const PutRequest: MessageFns<PutRequest> = {
     message.key = object.key ?? "";
     message.value = object.value ?? Buffer.alloc(0);
     message.ttlMs = object.ttlMs ?? 0;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -784,7 +828,7 @@ export const GetResponse: MessageFns<GetResponse> = {
 };
 
 function createBaseRemoveRequest(): RemoveRequest {
-  return { key: "", expectedRevision: 0 };
+  return { key: "", expectedRevision: 0, requestId: "" };
 }
 
 export const RemoveRequest: MessageFns<RemoveRequest> = {
@@ -794,6 +838,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     }
     if (message.expectedRevision !== 0) {
       writer.uint32(16).uint64(message.expectedRevision);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -827,6 +874,14 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
             message.expectedRevision = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -847,6 +902,11 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
         : isSet(object.expected_revision)
         ? globalThis.Number(object.expected_revision)
         : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -858,6 +918,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.expectedRevision !== 0) {
       obj.expectedRevision = Math.round(message.expectedRevision);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -868,6 +931,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     const message = createBaseRemoveRequest();
     message.key = object.key ?? "";
     message.expectedRevision = object.expectedRevision ?? 0;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -958,7 +1022,7 @@ export const RemoveResponse: MessageFns<RemoveResponse> = {
 };
 
 function createBaseCompareAndSetRequest(): CompareAndSetRequest {
-  return { key: "", expectedRevision: 0, value: Buffer.alloc(0), ttlMs: 0 };
+  return { key: "", expectedRevision: 0, value: Buffer.alloc(0), ttlMs: 0, requestId: "" };
 }
 
 export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
@@ -974,6 +1038,9 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     }
     if (message.ttlMs !== 0) {
       writer.uint32(32).int64(message.ttlMs);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -1023,6 +1090,14 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
             message.ttlMs = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1049,6 +1124,11 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
         : isSet(object.ttl_ms)
         ? globalThis.Number(object.ttl_ms)
         : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1066,6 +1146,9 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1078,6 +1161,7 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     message.expectedRevision = object.expectedRevision ?? 0;
     message.value = object.value ?? Buffer.alloc(0);
     message.ttlMs = object.ttlMs ?? 0;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -1675,7 +1759,7 @@ export const ReadCheck: MessageFns<ReadCheck> = {
 };
 
 function createBaseCommitRequest(): CommitRequest {
-  return { reads: [], puts: [], removes: [] };
+  return { reads: [], puts: [], removes: [], requestId: "" };
 }
 
 export const CommitRequest: MessageFns<CommitRequest> = {
@@ -1688,6 +1772,9 @@ export const CommitRequest: MessageFns<CommitRequest> = {
     }
     for (const v of message.removes) {
       writer.uint32(26).string(v!);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(34).string(message.requestId);
     }
     return writer;
   },
@@ -1729,6 +1816,14 @@ export const CommitRequest: MessageFns<CommitRequest> = {
             message.removes.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1746,6 +1841,11 @@ export const CommitRequest: MessageFns<CommitRequest> = {
       reads: globalThis.Array.isArray(object?.reads) ? object.reads.map((e: any) => ReadCheck.fromJSON(e)) : [],
       puts: globalThis.Array.isArray(object?.puts) ? object.puts.map((e: any) => PutRequest.fromJSON(e)) : [],
       removes: globalThis.Array.isArray(object?.removes) ? object.removes.map((e: any) => globalThis.String(e)) : [],
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1760,6 +1860,9 @@ export const CommitRequest: MessageFns<CommitRequest> = {
     if (message.removes?.length) {
       obj.removes = message.removes;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1771,6 +1874,7 @@ export const CommitRequest: MessageFns<CommitRequest> = {
     message.reads = object.reads?.map((e) => ReadCheck.fromPartial(e)) || [];
     message.puts = object.puts?.map((e) => PutRequest.fromPartial(e)) || [];
     message.removes = object.removes?.map((e) => e) || [];
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
