@@ -3,6 +3,7 @@ import { BackplaneError, type CallOptions, serverStream, unary } from '@backplan
 import {
   CommitRequest,
   CompareAndSetRequest,
+  Consistency,
   GetRequest,
   ListRequest,
   type Entry as PbEntry,
@@ -26,7 +27,14 @@ export class Property {
     readonly revision: number,
     /** ms since the epoch; 0 = never expires. */
     readonly expiresAt: number,
+    /** The revision that created the key (= revision when this value created it; 0 from older servers). */
+    readonly createRevision = 0,
   ) {}
+
+  /** Whether this value created the key (a watch's CREATE) rather than changed it (MODIFY). */
+  get created(): boolean {
+    return this.createRevision === this.revision;
+  }
 
   /** The value as UTF-8 text (the seed's string values). */
   text(): string {
@@ -38,7 +46,7 @@ export class Property {
   }
 }
 
-const fromPb = (e: PbEntry) => new Property(e.key, e.value, e.revision, e.expiresAtMs);
+const fromPb = (e: PbEntry) => new Property(e.key, e.value, e.revision, e.expiresAtMs, e.createRevision);
 
 export type ChangeKind = 'PUT' | 'DELETE' | 'EXPIRE';
 
@@ -128,6 +136,18 @@ export class PropertiesTransaction {
 /** A write's request id: every retry of the write sends the same one (see SharingConnection.withFailover). */
 const newRequestId = () => randomUUID();
 
+/** How fresh a read must be: linearizable (the default) or serializable (the node's own state at once). */
+export interface ReadOptions {
+  consistency?: 'linearizable' | 'serializable';
+}
+
+const consistencyOf = (o: ReadOptions) =>
+  o.consistency === 'serializable'
+    ? Consistency.CONSISTENCY_SERIALIZABLE
+    : o.consistency === 'linearizable'
+      ? Consistency.CONSISTENCY_LINEARIZABLE
+      : Consistency.CONSISTENCY_UNSPECIFIED;
+
 /** The seed's SharedProperties: put, get, remove, plus revisions, compare-and-set, list, watch, transactions. */
 export class SharedProperties {
   constructor(readonly connection: SharingConnection) {}
@@ -143,11 +163,16 @@ export class SharedProperties {
     return (res as { revision: number }).revision;
   }
 
-  async get(key: string, opts?: CallOptions): Promise<Property | undefined> {
+  /**
+   * The key's value, or undefined. Linearizable by default (it reflects every write acknowledged before
+   * the call, at any node); `consistency: 'serializable'` answers from the node's own state at once, which
+   * may trail writes made at other nodes.
+   */
+  async get(key: string, opts: CallOptions & ReadOptions = {}): Promise<Property | undefined> {
     const res = (await this.connection.unary(
       SharingServiceService.get,
       (s) => s.get,
-      GetRequest.fromPartial({ key }),
+      GetRequest.fromPartial({ key, consistency: consistencyOf(opts) }),
       opts,
     )) as {
       found: boolean;
@@ -198,7 +223,7 @@ export class SharedProperties {
   /** Every key under `prefix`, in key order, fetched a page at a time. */
   async *list(
     prefix = '',
-    opts: CallOptions & { pageSize?: number; keysOnly?: boolean } = {},
+    opts: CallOptions & ReadOptions & { pageSize?: number; keysOnly?: boolean } = {},
   ): AsyncGenerator<Property> {
     let pageToken = '';
     do {
@@ -210,6 +235,7 @@ export class SharedProperties {
           pageSize: opts.pageSize ?? 0,
           pageToken,
           keysOnly: opts.keysOnly ?? false,
+          consistency: consistencyOf(opts),
         }),
         opts,
       )) as { entries: PbEntry[]; nextPageToken: string };
@@ -226,6 +252,9 @@ export class SharedProperties {
     let from = opts.fromRevision ?? 0;
     let synced = from > 0;
     let maxSeen = from - 1;
+    // a transaction's changes share one revision: a resumed watch starts at the last revision seen and
+    // skips the changes of it already given
+    let seenAtMax = new Set<string>();
     let pause = RETRY_FIRST_MS;
     for (;;) {
       const stub = this.connection.stub;
@@ -248,7 +277,13 @@ export class SharedProperties {
           }
           const e = m.entry;
           if (!e) continue;
-          maxSeen = Math.max(maxSeen, e.revision);
+          // (the current values come in key order, any revisions; changes after them in revision order)
+          if (synced && (e.revision < maxSeen || (e.revision === maxSeen && seenAtMax.has(e.key)))) continue;
+          if (e.revision > maxSeen) {
+            maxSeen = e.revision;
+            seenAtMax = new Set();
+          }
+          seenAtMax.add(e.key);
           const kind = KINDS[m.kind] ?? 'PUT';
           yield { kind, key: e.key, revision: e.revision, property: kind === 'PUT' ? fromPb(e) : undefined };
         }
@@ -258,7 +293,7 @@ export class SharedProperties {
         this.connection.failover(stub);
         // once the current values are all in, carry on after the last revision seen; before that,
         // start over (the current values come again)
-        from = synced ? maxSeen + 1 : 0;
+        from = synced ? Math.max(maxSeen, 1) : 0;
         // no node answers: wait before the next try (growing), instead of spinning on fast failures
         pause = await retryPause(pause, opts.signal);
       }

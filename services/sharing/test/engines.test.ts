@@ -219,7 +219,7 @@ describe.each([
     const it = s.watch('ttl', false, 0, ac.signal)[Symbol.asyncIterator]();
     expect(await take(it, 1)).toEqual([{ synced: true }]);
     // long enough that the get right after the put is inside it however busy the machine is
-    await s.put('ttl', enc('short'), 1000);
+    await s.put('ttl', enc('short'), 3000);
     expect(dec((await s.get('ttl'))?.value)).toBe('short');
     const events = (await take(it, 2, 10_000)) as Array<Extract<WatchItem, { change: unknown }>>;
     expect(events.map((e) => e.change.kind)).toEqual(['PUT', 'EXPIRE']);

@@ -273,9 +273,11 @@ function readN(s: Socket | NodeJS.ReadableStream, n: number): Promise<string> {
       account_details?: Array<{ stream_detail?: Array<{ name: string; config: { num_replicas: number } }> }>;
     };
     const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+    // the properties' log, its snapshots and the ring
     expect(streams.map((st) => st.name).sort()).toEqual([
-      'KV_backplane-sharing',
+      'BP_backplane-sharing',
       'KV_backplane-sharing-nodes',
+      'OBJ_BP_backplane-sharing_snap',
     ]);
     for (const st of streams) expect([st.name, st.config.num_replicas]).toEqual([st.name, 3]);
     await timed('cluster down', () => cluster(['down', '-v'], 120_000));

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
 import { freePort, tempDir } from './ports';
 import { type SpawnedProcess, spawnProcess } from './processes';
 
@@ -111,11 +112,49 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       return handle(port, dir, args, proc);
     }),
   );
-  return {
+  const cluster = {
     servers,
     urls: servers.map((s) => s.url).join(','),
     stop: async () => {
       await Promise.all(servers.map((s) => s.stop()));
     },
   };
+  try {
+    await untilReplicated(cluster.urls, size);
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}
+
+/**
+ * Resolves once the cluster places a stream on all its servers: its JetStream meta leader is elected and
+ * knows every peer (a stream with `replicas` = the cluster's size is made, then deleted). Before that, a
+ * test's first replicated stream may be refused ("no suitable peers for placement").
+ */
+async function untilReplicated(urls: string, replicas: number, timeoutMs = 120_000): Promise<void> {
+  const nc = await connect({ servers: urls.split(','), maxReconnectAttempts: -1 });
+  const name = `READY_${Math.random().toString(36).slice(2, 10)}`;
+  const until = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      try {
+        const created = await nc.request(
+          `$JS.API.STREAM.CREATE.${name}`,
+          JSON.stringify({ name, subjects: [`ready.${name}`], num_replicas: replicas, storage: 'memory' }),
+          { timeout: 2000 },
+        );
+        const body = created.json<{ error?: { description?: string } }>();
+        if (!body.error) break;
+        if (Date.now() > until) throw new Error(`the NATS cluster did not form: ${body.error.description}`);
+      } catch (err) {
+        if (Date.now() > until) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await nc.request(`$JS.API.STREAM.DELETE.${name}`, '', { timeout: 5000 }).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
 }
