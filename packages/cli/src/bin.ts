@@ -45,6 +45,11 @@ program
   .option('--ports <list>', 'port overrides, e.g. name-server=17000', '')
   .option('--nats', 'also start a local nats-server and use the distributed engines')
   .option('--nats-port <port>', 'port of the local nats-server', '4222')
+  .option(
+    '--cluster <n>',
+    'with --nats: n nats-servers in one JetStream cluster and n sharing nodes (8400, 8401, …), the log on 3 replicas',
+    '1',
+  )
   .option('--log-level <level>', "services' log level", 'info')
   .option('--json-logs', "print the services' raw JSON log lines")
   .option('--for <ms>', 'stop after this long (0 = until Ctrl-C)', '0')
@@ -55,6 +60,7 @@ program
       ports: parsePorts(o.ports as string),
       nats: Boolean(o.nats),
       natsPort: Number(o.natsPort),
+      cluster: Number(o.cluster),
       logLevel: o.logLevel as string,
       jsonLogs: Boolean(o.jsonLogs),
       forMs: Number(o.for),

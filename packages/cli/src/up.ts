@@ -14,6 +14,11 @@ export interface UpOptions {
   /** Start a local nats-server too and run services on the distributed engine where they have one. */
   nats: boolean;
   natsPort: number;
+  /**
+   * With nats: this many nats-servers in one JetStream cluster (ports natsPort, natsPort+1, …; routes on
+   * natsPort+1000, …) and as many sharing nodes (ports 8400, 8401, …), their log on min(3, N) replicas.
+   */
+  cluster: number;
   logLevel: string;
   /** Raw JSON log lines instead of the compact human format. */
   jsonLogs: boolean;
@@ -110,6 +115,8 @@ export async function up(options: UpOptions): Promise<number> {
   const nameServerPort = options.ports['name-server'] ?? 7000;
   const nameServer = `127.0.0.1:${nameServerPort}`;
   let natsChild: ChildProcess | undefined;
+  /** The other nats-servers of a cluster. */
+  const extraNats: ChildProcess[] = [];
   let stopping = false;
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((r) => {
@@ -122,6 +129,7 @@ export async function up(options: UpOptions): Promise<number> {
     process.stdout.write('stopping…\n');
     // take from `started` until it is empty: a service the start-up loop adds meanwhile is stopped too
     for (let s = started.pop(); s; s = started.pop()) await stopChild(s.child);
+    for (const c of extraNats) await stopChild(c);
     if (natsChild) await stopChild(natsChild);
     process.stdout.write('all stopped\n');
     resolveDone(code);
@@ -140,47 +148,84 @@ export async function up(options: UpOptions): Promise<number> {
     });
 
   try {
-    let natsUrl: string | undefined;
+    if (options.cluster > 1 && !options.nats) throw new Error('--cluster needs --nats');
+    if (!Number.isInteger(options.cluster) || options.cluster < 1 || options.cluster > 9)
+      throw new Error(`--cluster takes 1 to 9 nodes, got ${options.cluster}`);
+    const natsUrls: string[] = [];
+    const natsChildren: ChildProcess[] = [];
     if (options.nats) {
       const bin = natsBinary();
       if (!bin)
         throw new Error(
           '--nats needs nats-server 2.10 (on Debian: apt-get install -t trixie nats-server, see the README), or set NATS_SERVER_BIN',
         );
-      const dir = join(dataDir, 'nats');
-      mkdirSync(dir, { recursive: true });
-      natsChild = spawn(bin, ['-a', '127.0.0.1', '-p', String(options.natsPort), '-js', '-sd', dir], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      natsChild.on('error', (err) => {
-        process.stdout.write(`nats-server failed: ${err.message}\n`);
-        void stopAll(1);
-      });
-      pipeOutput('nats', natsChild, true);
-      watchExit('nats-server', natsChild);
-      natsUrl = `nats://127.0.0.1:${options.natsPort}`;
+      const size = Math.max(1, options.cluster);
+      const routes = Array.from(
+        { length: size },
+        (_, i) => `nats-route://127.0.0.1:${options.natsPort + 1000 + i}`,
+      );
+      for (let i = 0; i < size; i++) {
+        const dir = join(dataDir, size === 1 ? 'nats' : `nats-${i + 1}`);
+        mkdirSync(dir, { recursive: true });
+        const port = options.natsPort + i;
+        const clusterArgs =
+          size === 1
+            ? []
+            : [
+                '--name',
+                `nats-${i + 1}`,
+                '--cluster_name',
+                'backplane',
+                '--cluster',
+                routes[i] as string,
+                '--routes',
+                routes.join(','),
+              ];
+        const child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...clusterArgs], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        child.on('error', (err) => {
+          process.stdout.write(`nats-server failed: ${err.message}\n`);
+          void stopAll(1);
+        });
+        const name = size === 1 ? 'nats' : `nats-${i + 1}`;
+        pipeOutput(name, child, true);
+        watchExit(name, child);
+        natsChildren.push(child);
+        natsUrls.push(`nats://127.0.0.1:${port}`);
+      }
+      natsChild = natsChildren[0];
+      extraNats.push(...natsChildren.slice(1));
     }
     for (const entry of SERVICES) {
-      if (stopping) break; // Ctrl-C during start-up: start nothing more
-      const port = options.ports[entry.name] ?? entry.port;
-      const svcData = join(dataDir, entry.name);
-      const env: NodeJS.ProcessEnv = {
-        ...entry.env,
-        ...process.env,
-        BACKPLANE_HOST: options.host,
-        BACKPLANE_PORT: String(port),
-        BACKPLANE_DATA_DIR: svcData,
-        BACKPLANE_NAMESERVER: nameServer,
-        BACKPLANE_LOG_LEVEL: options.logLevel,
-        ...(natsUrl && entry.natsEnv ? entry.natsEnv(natsUrl) : {}),
-      };
-      const child = spawn(process.execPath, [mainOf(entry)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.on('error', (err) => process.stdout.write(`${entry.name} failed to start: ${err.message}\n`));
-      const address = `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`;
-      started.push({ name: entry.name, address, child, dataDir: svcData });
-      pipeOutput(entry.name, child, options.jsonLogs);
-      await waitHealthy(entry.name, address, child);
-      watchExit(entry.name, child);
+      // with a cluster, one sharing node per nats-server, each preferring its own server
+      const copies = entry.natsEnv && natsUrls.length > 1 ? natsUrls.length : 1;
+      for (let copy = 0; copy < copies; copy++) {
+        if (stopping) break; // Ctrl-C during start-up: start nothing more
+        const name = copies === 1 ? entry.name : `${entry.name}-${copy + 1}`;
+        const port = (options.ports[entry.name] ?? entry.port) + copy;
+        const svcData = join(dataDir, name);
+        const urls = [...natsUrls.slice(copy), ...natsUrls.slice(0, copy)].join(',');
+        const env: NodeJS.ProcessEnv = {
+          ...entry.env,
+          ...process.env,
+          BACKPLANE_HOST: options.host,
+          BACKPLANE_PORT: String(port),
+          BACKPLANE_DATA_DIR: svcData,
+          BACKPLANE_NAMESERVER: nameServer,
+          BACKPLANE_LOG_LEVEL: options.logLevel,
+          ...(urls && entry.natsEnv ? entry.natsEnv(urls) : {}),
+          ...(copies > 1 ? { BACKPLANE_SHARING_REPLICAS: String(Math.min(3, copies)) } : {}),
+        };
+        const child = spawn(process.execPath, [mainOf(entry)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        child.on('error', (err) => process.stdout.write(`${name} failed to start: ${err.message}\n`));
+        const address = `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`;
+        started.push({ name, address, child, dataDir: svcData });
+        pipeOutput(name, child, options.jsonLogs);
+        // a cluster's first node waits for the JetStream cluster to form (its leaders elected)
+        await waitHealthy(name, address, child, copies > 1 ? 90_000 : 30_000);
+        watchExit(name, child);
+      }
     }
   } catch (err) {
     process.stdout.write(`backplane up failed: ${(err as Error).message}\n`);
@@ -195,13 +240,19 @@ export async function up(options: UpOptions): Promise<number> {
     pid: s.child.pid,
     data: s.dataDir,
   }));
-  if (natsChild)
-    rows.unshift({
-      service: 'nats',
-      address: `127.0.0.1:${options.natsPort}`,
-      pid: natsChild.pid,
-      data: join(dataDir, 'nats'),
-    });
+  const natsRows = [natsChild, ...extraNats].flatMap((child, i) =>
+    child
+      ? [
+          {
+            service: extraNats.length ? `nats-${i + 1}` : 'nats',
+            address: `127.0.0.1:${options.natsPort + i}`,
+            pid: child.pid,
+            data: join(dataDir, extraNats.length ? `nats-${i + 1}` : 'nats'),
+          },
+        ]
+      : [],
+  );
+  rows.unshift(...natsRows);
   process.stdout.write(
     `\nBackplane is up (name server ${nameServer}):\n${table(rows, ['service', 'address', 'pid', 'data'])}\nCtrl-C stops everything.\n\n`,
   );
