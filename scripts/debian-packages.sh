@@ -5,6 +5,7 @@
 #   debian-packages.sh trixie            add trixie to apt's sources (low priority), once
 #   debian-packages.sh nats              nats-server 2.10 (trixie: a static binary; bookworm's 2.9.10 races
 #                                        conditional writes on replicated streams, nats-server#4320)
+#   debian-packages.sh etcd              etcd-server 3.5 (trixie), for the benchmark's comparison
 #   debian-packages.sh docker            Docker engine (bookworm), Compose v2 (trixie), debootstrap
 #   debian-packages.sh compose-v1 DIR    docker-compose 1.29 (bookworm) unpacked into DIR/root, with its
 #                                        Python dependencies installed (it cannot be installed beside v2)
@@ -40,6 +41,13 @@ case "${1:-}" in
     fi
     nats-server --version
     ;;
+  etcd)
+    if ! etcd --version 2>/dev/null | grep -q 'etcd Version: 3\.5'; then
+      trixie
+      apt-get install -y -qq -t trixie etcd-server >/dev/null
+    fi
+    etcd --version | head -n1
+    ;;
   docker)
     if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
       update
@@ -61,7 +69,7 @@ case "${1:-}" in
     (cd "$dir" && apt-get download -qq "docker-compose=$version" 2>/dev/null && dpkg -x docker-compose_*.deb root)
     ;;
   *)
-    echo "usage: $0 trixie | nats | docker | compose-v1 DIR" >&2
+    echo "usage: $0 trixie | nats | etcd | docker | compose-v1 DIR" >&2
     exit 2
     ;;
 esac

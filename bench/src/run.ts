@@ -1,6 +1,7 @@
 import { benchDs } from './ds';
 import { benchIbp } from './ibp';
 import { benchNaming } from './naming';
+import { benchReplicated } from './replicated';
 import { benchSharing } from './sharing';
 import { benchTupleSpace } from './tuplespace';
 
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<void>> = {
   ibp: benchIbp,
   tuplespace: benchTupleSpace,
   sharing: benchSharing,
+  replicated: benchReplicated,
   ds: benchDs,
 };
 

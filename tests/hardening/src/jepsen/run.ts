@@ -20,7 +20,7 @@ export interface JepsenOptions {
   faultGapMs: [number, number];
 }
 
-export const SHORT: JepsenOptions = { seconds: 20, clients: 4, keys: 3, faultGapMs: [1500, 3000] };
+export const SHORT: JepsenOptions = { seconds: 25, clients: 4, keys: 3, faultGapMs: [1500, 3000] };
 export const LONG: JepsenOptions = { seconds: 300, clients: 8, keys: 5, faultGapMs: [2000, 6000] };
 
 export interface JepsenReport {
