@@ -1,4 +1,4 @@
-import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
+import { BackplaneError, type Logger, retryJetStream, silentLogger } from '@backplane/runtime';
 import {
   DeliverPolicy,
   DiscardPolicy,
@@ -62,19 +62,19 @@ export class JetStreamLog implements ReplicatedLog {
   }
 
   static async open(options: JetStreamLogOptions): Promise<JetStreamLog> {
-    const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const jsm = await jetstreamManager(options.nc, { timeout: options.timeoutMs ?? 5000 });
-        const log = new JetStreamLog(options, jsm);
-        await log.ensureStream();
-        return log;
-      } catch (err) {
-        if (err instanceof BackplaneError || Date.now() > deadline)
-          throw err instanceof BackplaneError ? err : unavailable(err);
-        options.log?.info({ err: (err as Error).message, attempt }, 'JetStream not ready yet; retrying');
-        await new Promise((r) => setTimeout(r, 250));
-      }
+    const retry = { deadlineMs: options.startTimeoutMs ?? 60_000, log: options.log };
+    try {
+      const jsm = await retryJetStream(
+        'JetStream manager',
+        () => jetstreamManager(options.nc, { timeout: options.timeoutMs ?? 5000 }),
+        retry,
+      );
+      const log = new JetStreamLog(options, jsm);
+      await retryJetStream(`stream BP_${options.name}`, () => log.ensureStream(), retry);
+      await retryJetStream(`object store BP_${options.name}_snap`, () => log.ensureSnapshots(), retry);
+      return log;
+    } catch (err) {
+      throw err instanceof BackplaneError ? err : unavailable(err);
     }
   }
 
@@ -101,6 +101,10 @@ export class JetStreamLog implements ReplicatedLog {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
       await this.jsm.streams.add(config);
     }
+  }
+
+  private async ensureSnapshots(): Promise<void> {
+    const replicas = this.options.replicas ?? 1;
     this.snapshots = await new Objm(this.options.nc).create(`${this.stream}_snap`, {
       replicas,
       storage: StorageType.File,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BackplaneError, type Logger, silentLogger } from '@backplane/runtime';
+import { BackplaneError, type Logger, retryJetStream, silentLogger } from '@backplane/runtime';
 import { type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog } from './log';
 
 /**
@@ -85,8 +85,11 @@ export class Replica<C, R> {
   /** Loads the latest snapshot, replays the log after it, and resolves once it is as far as the log. */
   static async open<C, R>(options: ReplicaOptions<C, R>): Promise<Replica<C, R>> {
     const replica = new Replica(options);
-    const head = await options.log.lastPosition();
-    await replica.follow(true);
+    // right after a cluster formed, or while other nodes create the same stream, JetStream may answer
+    // late: every step here can be tried again
+    const retry = { log: options.logger };
+    const head = await retryJetStream('reading the log head', () => options.log.lastPosition(), retry);
+    await retryJetStream('following the log', () => replica.follow(true), retry);
     await replica.waitFor(head);
     return replica;
   }

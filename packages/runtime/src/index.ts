@@ -57,7 +57,15 @@ export { createLogger, flushLogger, REDACTED_PATHS, silentLogger } from './logge
 export type { MainOptions } from './main';
 export { hasRelayMallocEnv, RELAY_MALLOC_ENV, runMain, runService } from './main';
 export type { NatsConnectOptions, NatsState } from './nats';
-export { closeNats, connectNats, jetStreamReady, NATS_RECONNECT, NatsLink, natsTls } from './nats';
+export {
+  closeNats,
+  connectNats,
+  jetStreamReady,
+  NATS_RECONNECT,
+  NatsLink,
+  natsTls,
+  retryJetStream,
+} from './nats';
 export type { PeerAccess } from './peer';
 export { PLAIN_PEER, peerAccess } from './peer';
 export { healthCheck, reflectionListServices } from './probes';

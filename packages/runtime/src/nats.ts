@@ -1,4 +1,5 @@
 import { BackplaneError } from '@backplane/client-core';
+import { status } from '@grpc/grpc-js';
 import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
 import type { Logger } from './logger';
 import type { TlsFiles } from './tls';
@@ -176,6 +177,36 @@ export async function jetStreamReady(
   };
   await ask('$JS.API.INFO');
   if (options.stream) await ask(`$JS.API.STREAM.INFO.${options.stream}`);
+}
+
+/**
+ * Runs one JetStream set-up step (creating a stream, a bucket, a consumer) until it succeeds or `deadlineMs`
+ * passes. Right after a cluster forms, and while several nodes create the same R3 stream at once, the meta
+ * leader answers some requests late or not at all (a plain timeout) though a retry succeeds; the steps are
+ * idempotent. A BackplaneError other than UNAVAILABLE (our own refusal) is not retried; the last error is
+ * thrown at the deadline.
+ */
+export async function retryJetStream<T>(
+  what: string,
+  step: () => Promise<T>,
+  options: { deadlineMs?: number; log?: Logger | undefined } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.deadlineMs ?? 60_000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      const refused = err instanceof BackplaneError && err.code !== status.UNAVAILABLE;
+      if (refused || Date.now() > deadline) throw err;
+      options.log?.info(
+        { err: (err as Error).message, attempt, step: what },
+        'JetStream not ready yet; retrying',
+      );
+      await new Promise((r) =>
+        setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random())),
+      );
+    }
+  }
 }
 
 /** nats.js TLS options from our TLS files; undefined (plaintext, unless the URL says tls://) when none. */

@@ -1,4 +1,4 @@
-import { type Logger, silentLogger } from '@backplane/runtime';
+import { type Logger, retryJetStream, silentLogger } from '@backplane/runtime';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -51,7 +51,13 @@ export class NatsRing implements Ring {
     log?: Logger,
     replicas = 1,
   ): Promise<NatsRing> {
-    const kv = await new Kvm(nc).create(bucket, { history: 1, replicas });
+    const kv = await retryJetStream(
+      `bucket ${bucket}`,
+      () => new Kvm(nc).create(bucket, { history: 1, replicas }),
+      {
+        log,
+      },
+    );
     const ring = new NatsRing(self, kv, log ?? silentLogger());
     await ring.announce();
     return ring;
