@@ -137,7 +137,9 @@ export async function benchSharing(): Promise<void> {
         const sub = await en.subscribe('bench.ev', on);
         return () => sub.unsubscribe();
       },
-      (i) => en.publish('bench.ev', `e${i}`),
+      async (i) => {
+        await en.publish('bench.ev', `e${i}`);
+      },
     );
     const rawEvents = await eventFigures(
       async (on) => {

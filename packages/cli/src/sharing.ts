@@ -122,7 +122,13 @@ export function sharingCommands(program: Command): void {
   const events = program.command('events').description('SharedEvents: publish and subscribe');
 
   withCommon(events.command('pub <topic> <event>').description('publish an event')).action(
-    (topic: string, event: string, o: Common) => using(o, (c) => new SharedEvents(c).publish(topic, event)),
+    (topic: string, event: string, o: Common) =>
+      using(o, async (c) => {
+        // with durable events on, the stored event's sequence
+        const sequence = await new SharedEvents(c).publish(topic, event);
+        if (o.json) printJson({ sequence: sequence ?? null });
+        else if (sequence !== undefined) process.stdout.write(`sequence ${sequence}\n`);
+      }),
   );
 
   withCommon(
@@ -130,16 +136,53 @@ export function sharingCommands(program: Command): void {
   )
     .option('--count <n>', 'stop after n events')
     .option('--for <ms>', 'stop after this long')
-    .action((topic: string, o: Common & { count?: string; for?: string }) =>
-      using(o, async (c) => {
-        const signal = untilInterrupted(o.for);
-        const max = o.count ? Number(o.count) : Number.POSITIVE_INFINITY;
-        let n = 0;
-        for await (const e of new SharedEvents(c).events(topic, { signal })) {
-          if (o.json) printJson({ topic: e.topic, value: e.value });
-          else process.stdout.write(`${e.topic} ${e.value}\n`);
-          if (++n >= max) break;
-        }
-      }),
+    .option(
+      '--durable <name>',
+      'a durable subscription (the server keeps events): each printed event is acknowledged',
+    )
+    .option('--from-sequence <n>', 'a new durable subscription: start at this sequence')
+    .action(
+      (
+        topic: string,
+        o: Common & { count?: string; for?: string; durable?: string; fromSequence?: string },
+      ) =>
+        using(o, async (c) => {
+          const signal = untilInterrupted(o.for);
+          const max = o.count ? Number(o.count) : Number.POSITIVE_INFINITY;
+          let n = 0;
+          if (o.durable) {
+            const ended = new AbortController();
+            const stop = () => ended.abort();
+            signal.addEventListener('abort', stop, { once: true });
+            let failure: unknown;
+            const sub = await new SharedEvents(c).subscribe(
+              topic,
+              (_se, t, value, e) => {
+                if (n >= max) throw new Error('enough events: left for the next subscriber');
+                if (o.json) printJson({ topic: t, value, sequence: e.sequence, redelivered: e.redelivered });
+                else process.stdout.write(`${e.sequence} ${t} ${value}\n`);
+                if (++n >= max) stop();
+              },
+              {
+                durable: o.durable,
+                fromSequence: o.fromSequence ? Number(o.fromSequence) : undefined,
+                onError: (err) => {
+                  failure = err;
+                  stop();
+                },
+              },
+            );
+            if (!ended.signal.aborted)
+              await new Promise((r) => ended.signal.addEventListener('abort', r, { once: true }));
+            await sub.unsubscribe();
+            if (failure) throw failure;
+            return;
+          }
+          for await (const e of new SharedEvents(c).events(topic, { signal })) {
+            if (o.json) printJson({ topic: e.topic, value: e.value });
+            else process.stdout.write(`${e.topic} ${e.value}\n`);
+            if (++n >= max) break;
+          }
+        }),
     );
 }

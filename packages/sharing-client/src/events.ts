@@ -1,6 +1,8 @@
 import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/client-core';
 import {
+  AckRequest,
   type PublishRequest,
+  type SharingServiceClient,
   SharingServiceService,
   SubscribeRequest,
   UnsubscribeRequest,
@@ -15,12 +17,42 @@ export interface SharedEvent {
   data: Buffer;
   /** Whether it was published as text. */
   isText: boolean;
+  /** In a durable subscription: the event's sequence in the events stream. */
+  sequence?: number;
+  /** In a durable subscription: delivered before and not acknowledged in time. */
+  redelivered?: boolean;
 }
 
-/** The seed's Callback: `cb(se, topic, value)`; a plain function works too. */
+/**
+ * The seed's Callback: `cb(se, topic, value)`; a plain function works too. In a durable subscription the
+ * event is acknowledged once the callback returns (or its promise resolves); one that throws (or rejects)
+ * leaves it unacknowledged, so it comes again after the ack wait.
+ */
 export type Callback =
-  | ((events: SharedEvents, topic: string, value: string, event: SharedEvent) => void)
-  | { cb(events: SharedEvents, topic: string, value: string, event: SharedEvent): void };
+  | ((events: SharedEvents, topic: string, value: string, event: SharedEvent) => unknown)
+  | {
+      cb(events: SharedEvents, topic: string, value: string, event: SharedEvent): unknown;
+    };
+
+/** How to subscribe (beyond the seed's topic and callback). */
+export interface SubscribeOptions {
+  /** Called when the subscription ends with an error (not when a node goes away: it moves to another). */
+  onError?: (err: unknown) => void;
+  /**
+   * A durable subscription of this name (1-64 characters of A-Z a-z 0-9 _ -; the server must keep events:
+   * NATS engine, BACKPLANE_SHARING_EVENT_RETENTION_S > 0). Events come in order, one callback at a time,
+   * each acknowledged after its callback; a subscriber that stops and subscribes again under the same
+   * name (from any process) gets every event it did not acknowledge and every later one.
+   */
+  durable?: string;
+  /** For a durable subscription made for the first time: start at this sequence. */
+  fromSequence?: number;
+  /** For a durable subscription made for the first time: start at the events published since then. */
+  fromTime?: Date | number;
+}
+
+/** An acknowledgement's error: reported, not fatal (the event comes again after the ack wait). */
+const ACK_TIMEOUT_MS = 5000;
 
 /** A running subscription. */
 export class Subscription {
@@ -34,12 +66,18 @@ export class Subscription {
   private markReady!: () => void;
   private failReady!: (err: unknown) => void;
 
+  /** Events whose callback failed (left unacknowledged, so delivered again) and acks that failed. */
+  unacknowledged = 0;
+  /** Acks on their way (a durable subscription's). */
+  private readonly acks = new Set<Promise<void>>();
+
   constructor(
     readonly topic: string,
     private readonly events: SharedEvents,
-    private readonly onEvent: (e: SharedEvent) => void,
-    private readonly onError?: (err: unknown) => void,
+    private readonly onEvent: (e: SharedEvent) => unknown,
+    private readonly options: SubscribeOptions = {},
   ) {
+    const onError = options.onError;
     this.ready = new Promise((res, rej) => {
       this.markReady = res;
       this.failReady = rej;
@@ -47,11 +85,54 @@ export class Subscription {
     this.ready.catch(() => undefined);
     this.done = this.run().catch((err) => {
       this.failReady(err);
-      this.onError?.(err);
+      onError?.(err);
     });
     const onClose = () => this.ac.abort();
     events.connection.closeSignal.addEventListener('abort', onClose, { once: true });
     void this.done.then(() => events.connection.closeSignal.removeEventListener('abort', onClose));
+  }
+
+  private request(): SubscribeRequest {
+    const { durable, fromSequence, fromTime } = this.options;
+    return SubscribeRequest.fromPartial({
+      topic: this.topic,
+      ...(durable
+        ? {
+            durableName: durable,
+            fromSequence: fromSequence ?? 0,
+            fromTimeMs:
+              fromTime === undefined ? 0 : typeof fromTime === 'number' ? fromTime : fromTime.getTime(),
+          }
+        : {}),
+    });
+  }
+
+  /** Runs the callback; a durable event is acknowledged, at the node that delivered it, once it returns. */
+  private async deliver(stub: SharingServiceClient, id: string, e: SharedEvent): Promise<void> {
+    if (!this.options.durable || !e.sequence) {
+      // fire and forget: a callback's promise is not awaited (a rejection is reported, not fatal)
+      const done = this.onEvent(e);
+      if (done instanceof Promise) done.catch((err: unknown) => this.options.onError?.(err));
+      return;
+    }
+    try {
+      await this.onEvent(e);
+    } catch {
+      this.unacknowledged++;
+      return;
+    }
+    // not awaited: the next event's callback runs while this ack travels; unsubscribe waits for it
+    const ack = unary(
+      stub.ack.bind(stub),
+      AckRequest.fromPartial({ subscriptionId: id, sequence: e.sequence }),
+      this.events.connection.callOptions({ timeoutMs: ACK_TIMEOUT_MS }),
+    )
+      .then(() => undefined)
+      .catch(() => {
+        this.unacknowledged++;
+      })
+      .finally(() => this.acks.delete(ack));
+    this.acks.add(ack);
   }
 
   private async run(): Promise<void> {
@@ -64,7 +145,7 @@ export class Subscription {
       try {
         for await (const m of serverStream(
           stub.subscribe.bind(stub),
-          SubscribeRequest.fromPartial({ topic: this.topic }),
+          this.request(),
           conn.callOptions({ signal: this.ac.signal }),
         )) {
           pause = RETRY_FIRST_MS;
@@ -78,18 +159,24 @@ export class Subscription {
               ev.payload?.$case === 'data'
                 ? ev.payload.data
                 : Buffer.from(ev.payload?.$case === 'text' ? ev.payload.text : '');
-            this.onEvent({
+            const event: SharedEvent = {
               topic: ev.topic,
               value: ev.payload?.$case === 'text' ? ev.payload.text : data.toString('utf8'),
               data,
               isText: ev.payload?.$case === 'text',
-            });
+            };
+            if (ev.sequence) {
+              event.sequence = ev.sequence;
+              event.redelivered = ev.redelivered;
+            }
+            await this.deliver(stub, this.id, event);
           }
         }
         return;
       } catch (err) {
         if (this.ac.signal.aborted) return;
-        // the node went away: subscribe again on another one (events published meanwhile are missed)
+        // the node went away: subscribe again on another one (events published meanwhile are missed,
+        // unless the subscription is durable: then they come, with those not acknowledged)
         if (isUnavailable(err) && !first) {
           conn.failover(stub);
           pause = await retryPause(pause, this.ac.signal);
@@ -101,7 +188,7 @@ export class Subscription {
           continue;
         }
         this.failReady(err);
-        this.onError?.(err);
+        this.options.onError?.(err);
         return;
       }
     }
@@ -109,6 +196,8 @@ export class Subscription {
 
   /** Ends the subscription. */
   async unsubscribe(): Promise<void> {
+    // the events handled so far are acknowledged before the server forgets the subscription
+    await Promise.all([...this.acks]);
     if (this.id)
       await unary(
         this.events.connection.stub.unsubscribe.bind(this.events.connection.stub),
@@ -126,8 +215,11 @@ export class SharedEvents {
 
   constructor(readonly connection: SharingConnection) {}
 
-  /** Publishes a string (the seed's events) or bytes on a topic. */
-  async publish(topic: string, event: string | Uint8Array, opts?: CallOptions): Promise<void> {
+  /**
+   * Publishes a string (the seed's events) or bytes on a topic. Resolves with the event's sequence when
+   * the server keeps events (durable events on), else with undefined.
+   */
+  async publish(topic: string, event: string | Uint8Array, opts?: CallOptions): Promise<number | undefined> {
     const req: PublishRequest = {
       topic,
       payload:
@@ -135,20 +227,23 @@ export class SharedEvents {
           ? { $case: 'text', text: event }
           : { $case: 'data', data: Buffer.from(event) },
     };
-    await this.connection.unary(SharingServiceService.publish, (s) => s.publish, req, opts);
+    const res = await this.connection.unary(SharingServiceService.publish, (s) => s.publish, req, opts);
+    return res.sequence || undefined;
   }
 
   /**
    * Calls `callback(events, topic, value)` for every event on `topic` (a topic or a pattern with '*'
-   * and '>') published after the returned promise resolves.
+   * and '>') published after the returned promise resolves. `options` may be an onError callback (called
+   * when the subscription ends with an error) or SubscribeOptions, for a durable subscription.
    */
   async subscribe(
     topic: string,
     callback: Callback,
-    onError?: (err: unknown) => void,
+    options?: ((err: unknown) => void) | SubscribeOptions,
   ): Promise<Subscription> {
     const call = typeof callback === 'function' ? callback : callback.cb.bind(callback);
-    const sub = new Subscription(topic, this, (e) => call(this, e.topic, e.value, e), onError);
+    const opts = typeof options === 'function' ? { onError: options } : (options ?? {});
+    const sub = new Subscription(topic, this, (e) => call(this, e.topic, e.value, e), opts);
     let set = this.subscriptions.get(topic);
     if (!set) {
       set = new Set();

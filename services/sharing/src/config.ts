@@ -42,4 +42,18 @@ export const sharingSettings = {
     'NATS subject prefix of SharedEvents topics',
     'backplane.events',
   ),
+  eventRetentionS: settings.int(
+    'BACKPLANE_SHARING_EVENT_RETENTION_S',
+    'NATS engine: keep SharedEvents this long (stream BP_<bucket>_events) and offer durable subscriptions; 0 = off (set the same on every node)',
+    0,
+    0,
+    365 * 24 * 3600,
+  ),
+  eventAckWaitS: settings.int(
+    'BACKPLANE_SHARING_EVENT_ACK_WAIT_S',
+    'durable subscriptions: an event not acknowledged this long after delivery is delivered again',
+    30,
+    1,
+    3600,
+  ),
 };

@@ -16,6 +16,7 @@ import {
   withHost,
 } from '@backplane/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { EventStore } from './event-store';
 import { importLegacyStore } from './legacy-import';
 import { LocalBus } from './local-bus';
 import { NatsBus } from './nats-bus';
@@ -42,6 +43,10 @@ export interface SharingServerOptions {
   replicas?: number;
   history?: number;
   subjectPrefix?: string;
+  /** NATS engine: keep events this long and offer durable subscriptions (0 or absent: off). */
+  eventRetentionS?: number;
+  /** Durable subscriptions: redeliver an event not acknowledged this long after delivery (default 30). */
+  eventAckWaitS?: number;
   log?: Logger;
   tls?: TlsFiles;
   authToken?: string;
@@ -81,9 +86,26 @@ export async function startSharingServer(options: SharingServerOptions): Promise
         await closeNats(conn);
         throw err;
       });
+    const prefix = options.subjectPrefix ?? 'backplane.events';
+    const store = options.eventRetentionS
+      ? await EventStore.open(conn, {
+          stream: `BP_${bucket}_events`,
+          prefix,
+          retentionS: options.eventRetentionS,
+          replicas: options.replicas ?? 1,
+          ackWaitMs: (options.eventAckWaitS ?? 30) * 1000,
+          maxUnacked: 1000,
+          log: options.log,
+        }).catch(async (err: unknown) => {
+          link?.stop();
+          await properties.close().catch(() => undefined);
+          await closeNats(conn);
+          throw err;
+        })
+      : undefined;
     sharing = new Sharing(
       properties,
-      new NatsBus(nc, options.subjectPrefix ?? 'backplane.events', link),
+      new NatsBus(nc, prefix, link, undefined, store),
       singleNode({ id, address: '' }),
     );
   } else {

@@ -1,5 +1,6 @@
 import type { Consistency } from '@backplane/replicated';
 import { BackplaneError, type QueueBytes } from '@backplane/runtime';
+import type { DurableStart } from './event-store';
 
 /** One key's value as stored. */
 export interface Entry {
@@ -89,14 +90,31 @@ export interface EventPayload {
   payload: { $case: 'text'; text: string } | { $case: 'data'; data: Uint8Array };
 }
 
+/** An event as a durable subscription delivers it. */
+export interface DeliveredEvent extends EventPayload {
+  /** Its sequence in the events stream: what the subscriber acknowledges. */
+  sequence: number;
+  /** Delivered before and not acknowledged in time. */
+  redelivered: boolean;
+}
+
+export interface DurableSubscription {
+  events: AsyncIterable<DeliveredEvent>;
+  /** Acknowledges a delivered event (once the server has recorded it); a sequence not waiting is a no-op. */
+  ack(sequence: number): Promise<void>;
+}
+
 export interface EventBus {
   readonly kind: 'embedded' | 'nats';
-  publish(event: EventPayload): Promise<void>;
+  /** Resolves once the event is sent, or stored (with its sequence) when events are kept. */
+  publish(event: EventPayload): Promise<number | undefined>;
   /**
    * Resolves once the subscription is in place (events published from then on are delivered);
    * iterate `events` until `signal` aborts or the subscription is ended.
    */
   subscribe(pattern: string, signal: AbortSignal): Promise<AsyncIterable<EventPayload>>;
+  /** Absent: this bus keeps no events (durable subscriptions are refused). */
+  subscribeDurable?(pattern: string, start: DurableStart, signal: AbortSignal): Promise<DurableSubscription>;
   close(): Promise<void>;
 }
 

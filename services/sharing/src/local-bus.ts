@@ -20,10 +20,11 @@ export class LocalBus implements EventBus {
 
   constructor(private readonly maxQueued = 10_000) {}
 
-  async publish(event: EventPayload): Promise<void> {
+  async publish(event: EventPayload): Promise<undefined> {
     const subs = this.exact.get(event.topic);
     if (subs) for (const s of subs) s.queue.push(event);
     for (const s of this.wildcard) if (topicMatches(s.pattern, event.topic)) s.queue.push(event);
+    return undefined;
   }
 
   async subscribe(pattern: string, signal: AbortSignal): Promise<AsyncIterable<EventPayload>> {

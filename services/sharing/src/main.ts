@@ -14,6 +14,8 @@ runService(sharingSettings, 'sharing', async (config, log) => {
     replicas: config.replicas,
     history: config.history,
     subjectPrefix: config.subjectPrefix,
+    eventRetentionS: config.eventRetentionS,
+    eventAckWaitS: config.eventAckWaitS,
     log,
   });
   await registerService(running, {

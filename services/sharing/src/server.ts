@@ -127,11 +127,17 @@ export function sharingService(sharing: Sharing, audiences?: Audiences): Service
           };
     },
     publish: async (req) => {
-      await sharing.publish({ topic: req.topic, payload: payloadOf(req.payload) } as EventPayload);
-      return {};
+      const sequence = await sharing.publish({
+        topic: req.topic,
+        payload: payloadOf(req.payload),
+      } as EventPayload);
+      return { sequence: sequence ?? 0 };
     },
     subscribe: async (req, sink, ctx) => {
-      const sub = await sharing.subscribe(req.topic, ctx.signal);
+      const durable = req.durableName
+        ? { name: req.durableName, fromSequence: req.fromSequence, fromTimeMs: req.fromTimeMs }
+        : undefined;
+      const sub = await sharing.subscribe(req.topic, ctx.signal, durable);
       await sink.send({ message: { $case: 'subscriptionId', subscriptionId: sub.id } });
       for await (const ev of sub.events) {
         const payload =
@@ -145,11 +151,19 @@ export function sharingService(sharing: Sharing, audiences?: Audiences): Service
                   ev.payload.data.byteLength,
                 ),
               };
-        await sink.send({ message: { $case: 'event', event: { topic: ev.topic, payload } } });
+        const stored =
+          'sequence' in ev
+            ? { sequence: ev.sequence, redelivered: ev.redelivered }
+            : { sequence: 0, redelivered: false };
+        await sink.send({ message: { $case: 'event', event: { topic: ev.topic, payload, ...stored } } });
       }
     },
     unsubscribe: async (req) => {
       sharing.unsubscribe(req.subscriptionId);
+      return {};
+    },
+    ack: async (req) => {
+      await sharing.ack(req.subscriptionId, req.sequence);
       return {};
     },
     nodes: async (_req, ctx) => ({

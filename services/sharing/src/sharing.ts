@@ -3,6 +3,7 @@ import type { Consistency } from '@backplane/replicated';
 import { BackplaneError } from '@backplane/runtime';
 import type {
   CommitResult,
+  DeliveredEvent,
   Entry,
   EventBus,
   EventPayload,
@@ -10,6 +11,7 @@ import type {
   Transaction,
   WatchItem,
 } from './engine';
+import { type DurableStart, validateDurableName } from './event-store';
 import {
   LIMITS,
   pageToken,
@@ -24,7 +26,14 @@ import type { Ring } from './ring';
 
 export interface SubscriptionHandle {
   id: string;
-  events: AsyncIterable<EventPayload>;
+  /** A durable subscription's events carry their sequence (DeliveredEvent). */
+  events: AsyncIterable<EventPayload | DeliveredEvent>;
+}
+
+interface Subscribed {
+  ac: AbortController;
+  /** A durable subscription's acks. */
+  ack?: ((sequence: number) => Promise<void>) | undefined;
 }
 
 /**
@@ -32,8 +41,8 @@ export interface SubscriptionHandle {
  * Everything a caller sends is validated here, so both engines see only well-formed input.
  */
 export class Sharing {
-  /** subscription id → how to end it (Unsubscribe). */
-  private readonly subscriptions = new Map<string, AbortController>();
+  /** subscription id → how to end it (Unsubscribe), and a durable one's acks. */
+  private readonly subscriptions = new Map<string, Subscribed>();
 
   constructor(
     readonly properties: PropertiesEngine,
@@ -138,7 +147,8 @@ export class Sharing {
     return this.properties.commit(txn, requestId);
   }
 
-  async publish(event: EventPayload): Promise<void> {
+  /** Resolves with the event's sequence when events are kept (durable events), else undefined. */
+  async publish(event: EventPayload): Promise<number | undefined> {
     validateTopic(event.topic);
     const size =
       event.payload.$case === 'text' ? Buffer.byteLength(event.payload.text) : event.payload.data.length;
@@ -153,9 +163,20 @@ export class Sharing {
     return this.events.publish(event);
   }
 
-  /** Subscribes; the subscription lasts until `signal` aborts or Unsubscribe(id). */
-  async subscribe(pattern: string, signal: AbortSignal): Promise<SubscriptionHandle> {
+  /**
+   * Subscribes; the subscription lasts until `signal` aborts or Unsubscribe(id). With `durable`, the
+   * durable subscription of that name (events kept until acknowledged with ack()).
+   */
+  async subscribe(pattern: string, signal: AbortSignal, durable?: DurableStart): Promise<SubscriptionHandle> {
     validatePattern(pattern);
+    if (durable) {
+      validateDurableName(durable.name);
+      if (!this.events.subscribeDurable)
+        throw BackplaneError.incorrectState(
+          'durable subscriptions need the NATS engine with durable events on (BACKPLANE_SHARING_EVENT_RETENTION_S)',
+          { reason: 'DURABLE_EVENTS_OFF' },
+        );
+    }
     // gone already (it cancelled while being authenticated): an abort listener would never fire
     if (signal.aborted) throw BackplaneError.of('CANCELLED', 'the call was cancelled before it subscribed');
     if (this.subscriptions.size >= this.limits.maxSubscriptions)
@@ -167,14 +188,20 @@ export class Sharing {
     const ac = new AbortController();
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    this.subscriptions.set(id, ac);
+    const subscribed: Subscribed = { ac };
+    this.subscriptions.set(id, subscribed);
     const forget = () => {
       this.subscriptions.delete(id);
       signal.removeEventListener('abort', onAbort);
     };
     ac.signal.addEventListener('abort', forget, { once: true });
     try {
-      const events = await this.events.subscribe(pattern, ac.signal);
+      let events: AsyncIterable<EventPayload | DeliveredEvent>;
+      if (durable && this.events.subscribeDurable) {
+        const sub = await this.events.subscribeDurable(pattern, durable, ac.signal);
+        subscribed.ack = sub.ack;
+        events = sub.events;
+      } else events = await this.events.subscribe(pattern, ac.signal);
       return {
         id,
         events: {
@@ -197,12 +224,28 @@ export class Sharing {
   }
 
   unsubscribe(id: string): void {
-    const ac = this.subscriptions.get(id);
-    if (!ac)
+    this.subscribed(id).ac.abort(UNSUBSCRIBED);
+  }
+
+  /** Acknowledges an event of a durable subscription (a sequence not waiting for its ack is a no-op). */
+  async ack(id: string, sequence: number): Promise<void> {
+    const ack = this.subscribed(id).ack;
+    if (!ack)
+      throw BackplaneError.incorrectState('only the events of a durable subscription are acknowledged', {
+        reason: 'NOT_DURABLE',
+      });
+    if (!Number.isSafeInteger(sequence) || sequence <= 0)
+      throw BackplaneError.badParameter(`an event's sequence is a positive integer, got ${sequence}`);
+    await ack(sequence);
+  }
+
+  private subscribed(id: string): Subscribed {
+    const s = this.subscriptions.get(id);
+    if (!s)
       throw BackplaneError.notFound('no such subscription on this node', {
         reason: 'SUBSCRIPTION_NOT_FOUND',
       });
-    ac.abort(UNSUBSCRIBED);
+    return s;
   }
 
   get subscriptionCount(): number {

@@ -279,16 +279,45 @@ export interface PublishRequest {
 }
 
 export interface PublishResponse {
+  /**
+   * With durable events on (NATS engine, BACKPLANE_SHARING_EVENT_RETENTION_S
+   * > 0): the event's sequence in the events stream, once stored.
+   */
+  sequence: number;
 }
 
 export interface SubscribeRequest {
   /** A topic, or a pattern with '*' and '>'. */
   topic: string;
+  /**
+   * Set: a durable subscription of this name (1-64 characters of A-Z a-z
+   * 0-9 _ -), on the stored events (durable events must be on). Its events
+   * carry sequences and must be acknowledged (Ack); a subscription that ends
+   * and comes back under the same name gets every event it did not
+   * acknowledge, and every later one: none is missed.
+   */
+  durableName: string;
+  /**
+   * For a durable subscription made for the first time: start at this
+   * sequence, or at this time (ms since the epoch); neither: with the
+   * events published from now on.
+   */
+  fromSequence: number;
+  fromTimeMs: number;
 }
 
 export interface Event {
   topic: string;
-  payload?: { $case: "text"; text: string } | { $case: "data"; data: Buffer } | undefined;
+  payload?:
+    | { $case: "text"; text: string }
+    | { $case: "data"; data: Buffer }
+    | undefined;
+  /**
+   * In a durable subscription: the event's sequence (acknowledge it with
+   * Ack), and whether it is a delivery again of an event not acknowledged.
+   */
+  sequence: number;
+  redelivered: boolean;
 }
 
 export interface SubscribeResponse {
@@ -305,6 +334,14 @@ export interface UnsubscribeRequest {
 }
 
 export interface UnsubscribeResponse {
+}
+
+export interface AckRequest {
+  subscriptionId: string;
+  sequence: number;
+}
+
+export interface AckResponse {
 }
 
 export interface NodesRequest {
@@ -2209,11 +2246,14 @@ export const PublishRequest: MessageFns<PublishRequest> = {
 };
 
 function createBasePublishResponse(): PublishResponse {
-  return {};
+  return { sequence: 0 };
 }
 
 export const PublishResponse: MessageFns<PublishResponse> = {
-  encode(_: PublishResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: PublishResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0) {
+      writer.uint32(8).uint64(message.sequence);
+    }
     return writer;
   },
 
@@ -2230,6 +2270,14 @@ export const PublishResponse: MessageFns<PublishResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2242,32 +2290,45 @@ export const PublishResponse: MessageFns<PublishResponse> = {
     }
   },
 
-  fromJSON(_: any): PublishResponse {
-    return {};
+  fromJSON(object: any): PublishResponse {
+    return { sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0 };
   },
 
-  toJSON(_: PublishResponse): unknown {
+  toJSON(message: PublishResponse): unknown {
     const obj: any = {};
+    if (message.sequence !== 0) {
+      obj.sequence = Math.round(message.sequence);
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<PublishResponse>, I>>(base?: I): PublishResponse {
     return PublishResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<PublishResponse>, I>>(_: I): PublishResponse {
+  fromPartial<I extends Exact<DeepPartial<PublishResponse>, I>>(object: I): PublishResponse {
     const message = createBasePublishResponse();
+    message.sequence = object.sequence ?? 0;
     return message;
   },
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { topic: "" };
+  return { topic: "", durableName: "", fromSequence: 0, fromTimeMs: 0 };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
   encode(message: SubscribeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.topic !== "") {
       writer.uint32(10).string(message.topic);
+    }
+    if (message.durableName !== "") {
+      writer.uint32(18).string(message.durableName);
+    }
+    if (message.fromSequence !== 0) {
+      writer.uint32(24).uint64(message.fromSequence);
+    }
+    if (message.fromTimeMs !== 0) {
+      writer.uint32(32).int64(message.fromTimeMs);
     }
     return writer;
   },
@@ -2293,6 +2354,30 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.topic = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.durableName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromSequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fromTimeMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2306,13 +2391,39 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
   },
 
   fromJSON(object: any): SubscribeRequest {
-    return { topic: isSet(object.topic) ? globalThis.String(object.topic) : "" };
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      durableName: isSet(object.durableName)
+        ? globalThis.String(object.durableName)
+        : isSet(object.durable_name)
+        ? globalThis.String(object.durable_name)
+        : "",
+      fromSequence: isSet(object.fromSequence)
+        ? globalThis.Number(object.fromSequence)
+        : isSet(object.from_sequence)
+        ? globalThis.Number(object.from_sequence)
+        : 0,
+      fromTimeMs: isSet(object.fromTimeMs)
+        ? globalThis.Number(object.fromTimeMs)
+        : isSet(object.from_time_ms)
+        ? globalThis.Number(object.from_time_ms)
+        : 0,
+    };
   },
 
   toJSON(message: SubscribeRequest): unknown {
     const obj: any = {};
     if (message.topic !== "") {
       obj.topic = message.topic;
+    }
+    if (message.durableName !== "") {
+      obj.durableName = message.durableName;
+    }
+    if (message.fromSequence !== 0) {
+      obj.fromSequence = Math.round(message.fromSequence);
+    }
+    if (message.fromTimeMs !== 0) {
+      obj.fromTimeMs = Math.round(message.fromTimeMs);
     }
     return obj;
   },
@@ -2323,12 +2434,15 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
   fromPartial<I extends Exact<DeepPartial<SubscribeRequest>, I>>(object: I): SubscribeRequest {
     const message = createBaseSubscribeRequest();
     message.topic = object.topic ?? "";
+    message.durableName = object.durableName ?? "";
+    message.fromSequence = object.fromSequence ?? 0;
+    message.fromTimeMs = object.fromTimeMs ?? 0;
     return message;
   },
 };
 
 function createBaseEvent(): Event {
-  return { topic: "", payload: undefined };
+  return { topic: "", payload: undefined, sequence: 0, redelivered: false };
 }
 
 export const Event: MessageFns<Event> = {
@@ -2343,6 +2457,12 @@ export const Event: MessageFns<Event> = {
       case "data":
         writer.uint32(26).bytes(message.payload.data);
         break;
+    }
+    if (message.sequence !== 0) {
+      writer.uint32(32).uint64(message.sequence);
+    }
+    if (message.redelivered !== false) {
+      writer.uint32(40).bool(message.redelivered);
     }
     return writer;
   },
@@ -2384,6 +2504,22 @@ export const Event: MessageFns<Event> = {
             message.payload = { $case: "data", data: Buffer.from(reader.bytes()) };
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.redelivered = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2404,6 +2540,8 @@ export const Event: MessageFns<Event> = {
         : isSet(object.data)
         ? { $case: "data", data: Buffer.from(bytesFromBase64(object.data)) }
         : undefined,
+      sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
+      redelivered: isSet(object.redelivered) ? globalThis.Boolean(object.redelivered) : false,
     };
   },
 
@@ -2416,6 +2554,12 @@ export const Event: MessageFns<Event> = {
       obj.text = message.payload.text;
     } else if (message.payload?.$case === "data") {
       obj.data = base64FromBytes(message.payload.data);
+    }
+    if (message.sequence !== 0) {
+      obj.sequence = Math.round(message.sequence);
+    }
+    if (message.redelivered !== false) {
+      obj.redelivered = message.redelivered;
     }
     return obj;
   },
@@ -2440,6 +2584,8 @@ export const Event: MessageFns<Event> = {
         break;
       }
     }
+    message.sequence = object.sequence ?? 0;
+    message.redelivered = object.redelivered ?? false;
     return message;
   },
 };
@@ -2668,6 +2814,147 @@ export const UnsubscribeResponse: MessageFns<UnsubscribeResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<UnsubscribeResponse>, I>>(_: I): UnsubscribeResponse {
     const message = createBaseUnsubscribeResponse();
+    return message;
+  },
+};
+
+function createBaseAckRequest(): AckRequest {
+  return { subscriptionId: "", sequence: 0 };
+}
+
+export const AckRequest: MessageFns<AckRequest> = {
+  encode(message: AckRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscriptionId !== "") {
+      writer.uint32(10).string(message.subscriptionId);
+    }
+    if (message.sequence !== 0) {
+      writer.uint32(16).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscriptionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AckRequest {
+    return {
+      subscriptionId: isSet(object.subscriptionId)
+        ? globalThis.String(object.subscriptionId)
+        : isSet(object.subscription_id)
+        ? globalThis.String(object.subscription_id)
+        : "",
+      sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
+    };
+  },
+
+  toJSON(message: AckRequest): unknown {
+    const obj: any = {};
+    if (message.subscriptionId !== "") {
+      obj.subscriptionId = message.subscriptionId;
+    }
+    if (message.sequence !== 0) {
+      obj.sequence = Math.round(message.sequence);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AckRequest>, I>>(base?: I): AckRequest {
+    return AckRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AckRequest>, I>>(object: I): AckRequest {
+    const message = createBaseAckRequest();
+    message.subscriptionId = object.subscriptionId ?? "";
+    message.sequence = object.sequence ?? 0;
+    return message;
+  },
+};
+
+function createBaseAckResponse(): AckResponse {
+  return {};
+}
+
+export const AckResponse: MessageFns<AckResponse> = {
+  encode(_: AckResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AckResponse {
+    return {};
+  },
+
+  toJSON(_: AckResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AckResponse>, I>>(base?: I): AckResponse {
+    return AckResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AckResponse>, I>>(_: I): AckResponse {
+    const message = createBaseAckResponse();
     return message;
   },
 };
@@ -3034,6 +3321,20 @@ export const SharingServiceService = {
     responseDeserialize: (value: Buffer): UnsubscribeResponse => UnsubscribeResponse.decode(value),
   },
   /**
+   * Acknowledges an event of a durable subscription (by its sequence): it is
+   * not delivered again. Unacknowledged events are delivered again after
+   * the subscription's ack wait, and to the next subscription of that name.
+   */
+  ack: {
+    path: "/backplane.sharing.v1.SharingService/Ack" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AckRequest): Buffer => Buffer.from(AckRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AckRequest => AckRequest.decode(value),
+    responseSerialize: (value: AckResponse): Buffer => Buffer.from(AckResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AckResponse => AckResponse.decode(value),
+  },
+  /**
    * The nodes of the ring (the seed's bootstrap: a client given one address
    * learns every node from it).
    */
@@ -3085,6 +3386,12 @@ export interface SharingServiceServer extends UntypedServiceImplementation {
   subscribe: handleServerStreamingCall<SubscribeRequest, SubscribeResponse>;
   /** Ends a subscription by id (the stream ends as if the client cancelled). */
   unsubscribe: handleUnaryCall<UnsubscribeRequest, UnsubscribeResponse>;
+  /**
+   * Acknowledges an event of a durable subscription (by its sequence): it is
+   * not delivered again. Unacknowledged events are delivered again after
+   * the subscription's ack wait, and to the next subscription of that name.
+   */
+  ack: handleUnaryCall<AckRequest, AckResponse>;
   /**
    * The nodes of the ring (the seed's bootstrap: a client given one address
    * learns every node from it).
@@ -3241,6 +3548,23 @@ export interface SharingServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UnsubscribeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Acknowledges an event of a durable subscription (by its sequence): it is
+   * not delivered again. Unacknowledged events are delivered again after
+   * the subscription's ack wait, and to the next subscription of that name.
+   */
+  ack(request: AckRequest, callback: (error: ServiceError | null, response: AckResponse) => void): ClientUnaryCall;
+  ack(
+    request: AckRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AckResponse) => void,
+  ): ClientUnaryCall;
+  ack(
+    request: AckRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AckResponse) => void,
   ): ClientUnaryCall;
   /**
    * The nodes of the ring (the seed's bootstrap: a client given one address
