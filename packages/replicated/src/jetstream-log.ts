@@ -198,6 +198,11 @@ export class JetStreamLog implements ReplicatedLog {
     return { position: Number(info.description), data };
   }
 
+  async snapshotPosition(): Promise<number> {
+    const info = await (this.snapshots as ObjectStore).info(SNAPSHOT);
+    return info && !info.deleted ? Number(info.description) : 0;
+  }
+
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     const store = this.snapshots as ObjectStore;
     const current = await store.info(SNAPSHOT);

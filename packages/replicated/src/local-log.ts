@@ -63,6 +63,8 @@ export class LocalLog implements ReplicatedLog {
   /** Appends queued or being written, by id: the same id appended again meanwhile shares them. */
   private readonly inFlight = new Map<string, Promise<number>>();
   private closed = false;
+  /** The latest snapshot's position, once read or written. */
+  private savedAt: number | undefined;
 
   private constructor(
     /** The level store the entries are in (tests hold or fail its batches). */
@@ -225,11 +227,18 @@ export class LocalLog implements ReplicatedLog {
     return { position: Number(b.readBigUInt64BE(0)), data: b.subarray(8) };
   }
 
+  async snapshotPosition(): Promise<number> {
+    // one process writes the snapshots: read once, then known
+    this.savedAt ??= (await this.loadSnapshot())?.position ?? 0;
+    return this.savedAt;
+  }
+
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     const value = Buffer.allocUnsafe(8 + snapshot.data.length);
     value.writeBigUInt64BE(BigInt(snapshot.position), 0);
     value.set(snapshot.data, 8);
     await this.db.put(SNAPSHOT, value, { sync: this.options.sync ?? true });
+    this.savedAt = snapshot.position;
   }
 
   async trim(position: number): Promise<void> {

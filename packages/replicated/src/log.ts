@@ -56,6 +56,8 @@ export interface ReplicatedLog {
   ): Promise<Following>;
   /** The latest snapshot saved, if any. */
   loadSnapshot(): Promise<Snapshot | undefined>;
+  /** The position of the latest snapshot saved (by any node), without reading it; 0 when none. */
+  snapshotPosition(): Promise<number>;
   /** Saves a snapshot (it replaces the one before it). */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   /** Removes the entries below `position` (the entry at `position` is kept). */

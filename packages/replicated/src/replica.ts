@@ -13,6 +13,11 @@ export interface StateMachine<C, R> {
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's. */
   restore(data: Uint8Array): void;
+  /**
+   * How many records a snapshot of the state holds now (what writing one costs). Given, a replica takes
+   * a snapshot only after applying at least as many entries, so snapshots cost O(1) per entry applied.
+   */
+  size?(): number;
 }
 
 export interface CommandCodec<C> {
@@ -27,7 +32,11 @@ export interface ReplicaOptions<C, R> {
   log: ReplicatedLog;
   machine: StateMachine<C, R>;
   codec: CommandCodec<C>;
-  /** Applied entries between snapshots (default 10,000; 0 = none). */
+  /**
+   * Applied entries between snapshots, at least (default 10,000; 0 = none); more when the state is
+   * larger (the machine's size()), and a random quarter more on each node, so that nodes do not all
+   * write one at the same moment (a node skips its own when another saved one recently).
+   */
   snapshotEvery?: number;
   /** Entries kept below a snapshot when the log is trimmed, for followers a little behind (default 1,000). */
   keepBelowSnapshot?: number;
@@ -73,6 +82,8 @@ export class Replica<C, R> {
   private readonly nodeId = randomBytes(6).toString('hex');
   private counter = 0;
   private sinceSnapshot = 0;
+  /** This node's spread of the snapshot interval (node-local: snapshots are not part of the state). */
+  private readonly snapshotJitter = 1 + Math.random() * 0.25;
   private snapshotting: Promise<void> | undefined;
   private closed = false;
   private failure: Error | undefined;
@@ -176,8 +187,7 @@ export class Replica<C, R> {
       this.options.onApplied?.(command, result as R, e.position);
     this.wake();
     this.sinceSnapshot++;
-    const every = this.options.snapshotEvery ?? 10_000;
-    if (every > 0 && this.sinceSnapshot >= every && !this.snapshotting) void this.snapshot();
+    if (this.sinceSnapshot >= this.snapshotInterval() && !this.snapshotting) void this.snapshot(true);
   }
 
   private wake(): void {
@@ -334,18 +344,36 @@ export class Replica<C, R> {
     return this.positionNext;
   }
 
-  /** Saves the state at the current position, then trims the log below it (less a margin). */
-  async snapshot(): Promise<void> {
+  /** Entries to apply before the next snapshot (Infinity: none). */
+  private snapshotInterval(): number {
+    const every = this.options.snapshotEvery ?? 10_000;
+    if (every <= 0) return Number.POSITIVE_INFINITY;
+    // checked after every entry: size() must be cheap (a count)
+    return Math.max(every, this.options.machine.size?.() ?? 0) * this.snapshotJitter;
+  }
+
+  /**
+   * Saves the state at the current position, then trims the log below it (less a margin). `due`: the
+   * periodic one, skipped when another node saved one recently (half an interval ago or less).
+   */
+  async snapshot(due = false): Promise<void> {
     // one at a time; a call made while one runs takes its own afterwards (its position may be newer)
     while (this.snapshotting) await this.snapshotting;
-    this.snapshotting = this.saveSnapshot().finally(() => {
+    this.snapshotting = this.saveSnapshot(due).finally(() => {
       this.snapshotting = undefined;
     });
     await this.snapshotting;
   }
 
-  private async saveSnapshot(): Promise<void> {
+  private async saveSnapshot(due: boolean): Promise<void> {
     try {
+      if (due) {
+        const saved = await this.options.log.snapshotPosition();
+        if (saved >= this.applied - this.snapshotInterval() / 2) {
+          this.sinceSnapshot = Math.max(0, this.applied - saved);
+          return;
+        }
+      }
       const position = this.applied;
       const data = this.options.machine.snapshot();
       this.sinceSnapshot = 0;

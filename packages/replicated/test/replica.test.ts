@@ -190,6 +190,47 @@ describe.each([
     await r2.close();
     if (shared) await r.close();
   }, 60_000);
+
+  it('takes periodic snapshots no more often than the state is large, and not right after another node', async () => {
+    // a state of 40 records: with snapshotEvery 10, a snapshot only after 40 to 50 entries
+    class Sized extends Counter {
+      snapshots = 0;
+      size() {
+        return 40;
+      }
+      override snapshot() {
+        this.snapshots++;
+        return super.snapshot();
+      }
+    }
+    const mine = new Sized();
+    const r = await replica(mine, 10);
+    const start = await r.log.snapshotPosition();
+    for (let i = 0; i < 35; i++) await r.propose({ op: 'add', n: 1 });
+    expect(await r.log.snapshotPosition()).toBe(start);
+    for (let i = 0; i < 20; i++) await r.propose({ op: 'add', n: 1 });
+    await waitFor(async () => (await r.log.snapshotPosition()) > start, 10_000);
+    const first = await r.log.snapshotPosition();
+    expect(first - start).toBeGreaterThanOrEqual(40);
+    expect(first - start).toBeLessThanOrEqual(51);
+    if (shared) {
+      // another node's replica, due after 40 to 50 entries, while this one saves a snapshot every 10: it
+      // finds a recent snapshot every time it is due and serializes its state not once
+      const other = new Sized();
+      const ro = await replica(other, 10);
+      const taken = other.snapshots;
+      for (let i = 0; i < 80; i++) {
+        await r.propose({ op: 'add', n: 1 });
+        if (i % 10 === 9) await r.snapshot();
+      }
+      await ro.barrier();
+      await new Promise((res) => setTimeout(res, 200));
+      expect(other.snapshots).toBe(taken);
+      expect(other.total).toBe(mine.total);
+      await ro.close();
+    }
+    await r.close();
+  }, 60_000);
 });
 
 describe('the local log', () => {

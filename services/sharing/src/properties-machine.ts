@@ -2,6 +2,7 @@ import type { StateMachine } from '@backplane/replicated';
 import { ExpiryHeap } from '@backplane/runtime';
 import type { PropertiesCommand } from './commands';
 import type { Change, Conflict, Entry } from './engine';
+import { decodeSnapshot, encodeSnapshot } from './snapshot-codec';
 
 /** What applying a command gave: the revision of its changes, or the conflicts that refused it. */
 export interface PropertiesResult {
@@ -184,65 +185,35 @@ export class PropertiesMachine implements StateMachine<PropertiesCommand, Proper
     return this.expiry.peek()?.at;
   }
 
+  /** Records a snapshot holds (keys and changes kept): what it costs to write one. */
+  size(): number {
+    return this.entries.size + this.history.length - this.start;
+  }
+
   snapshot(): Uint8Array {
-    const b64 = (v: Uint8Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-    return Buffer.from(
-      JSON.stringify({
-        v: 1,
+    return encodeSnapshot(
+      {
         revision: this.revision,
         compacted: this.compacted,
-        entries: [...this.entries.values()].map((e) => [
-          e.key,
-          b64(e.value),
-          e.revision,
-          e.createRevision,
-          e.expiresAt,
-        ]),
-        history: this.history
-          .slice(this.start)
-          .map((c) => [
-            c.kind,
-            c.key,
-            c.revision,
-            c.createRevision ?? 0,
-            c.expiresAt,
-            c.value ? b64(c.value) : null,
-          ]),
-      }),
+        entries: this.entries.values(),
+        history: this.history,
+      },
+      { from: this.start },
     );
   }
 
   restore(data: Uint8Array): void {
-    const s = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString()) as {
-      v: number;
-      revision: number;
-      compacted: number;
-      entries: Array<[string, string, number, number, number]>;
-      history: Array<[Change['kind'], string, number, number, number, string | null]>;
-    };
-    if (s.v !== 1) throw new Error(`a properties snapshot of version ${s.v}: this node knows 1`);
+    const s = decodeSnapshot(data);
     this.entries.clear();
     this.expiry = new ExpiryHeap();
     this.sorted = undefined;
-    for (const [key, value, revision, createRevision, expiresAt] of s.entries) {
-      this.entries.set(key, {
-        key,
-        value: Buffer.from(value, 'base64'),
-        revision,
-        createRevision,
-        expiresAt,
-      });
-      if (expiresAt) this.expiry.push(expiresAt, key);
+    for (const e of s.entries) {
+      this.entries.set(e.key, e);
+      if (e.expiresAt) this.expiry.push(e.expiresAt, e.key);
     }
     this.revision = s.revision;
     this.compacted = s.compacted;
-    this.history = s.history.map(([kind, key, revision, createRevision, expiresAt, value]) => ({
-      kind,
-      key,
-      revision,
-      expiresAt,
-      ...(kind === 'PUT' ? { createRevision, value: Buffer.from(value ?? '', 'base64') } : {}),
-    }));
+    this.history = s.history;
     this.start = 0;
     this.historyBytes = this.history.reduce((n, c) => n + changeBytes(c), 0);
   }
