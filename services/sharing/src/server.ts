@@ -21,9 +21,9 @@ const toPb = (e: Omit<Entry, 'createRevision'> & { createRevision?: number }, wi
  * A write's request id, when the client sent one: every try of one write (at any node, within two
  * minutes) is then one entry of the log, applied once, and each try answers with its result.
  */
-function requestIdOf(req: { requestId: string }): string | undefined {
+function requestIdOf(req: { requestId?: string | undefined }): string | undefined {
   const id = req.requestId;
-  if (id === '') return undefined;
+  if (id === undefined || id === '') return undefined;
   if (!/^[A-Za-z0-9_-]{8,64}$/.test(id))
     throw BackplaneError.badParameter('request_id is 8-64 characters of A-Z a-z 0-9 _ -', {
       reason: 'BAD_REQUEST_ID',
@@ -32,9 +32,13 @@ function requestIdOf(req: { requestId: string }): string | undefined {
 }
 
 /** The consistency a read asks for (unspecified: linearizable). */
-function consistencyOf(c: PbConsistency): Consistency {
+function consistencyOf(c: PbConsistency | undefined): Consistency {
   if (c === PbConsistency.CONSISTENCY_SERIALIZABLE) return 'serializable';
-  if (c === PbConsistency.CONSISTENCY_UNSPECIFIED || c === PbConsistency.CONSISTENCY_LINEARIZABLE)
+  if (
+    c === undefined ||
+    c === PbConsistency.CONSISTENCY_UNSPECIFIED ||
+    c === PbConsistency.CONSISTENCY_LINEARIZABLE
+  )
     return 'linearizable';
   throw BackplaneError.badParameter(`unknown consistency ${c}: LINEARIZABLE or SERIALIZABLE`);
 }

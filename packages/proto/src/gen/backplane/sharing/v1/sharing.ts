@@ -99,7 +99,7 @@ export interface PutRequest {
    * node, within two minutes): the tries are then one write, applied once,
    * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
    */
-  requestId: string;
+  requestId?: string | undefined;
 }
 
 export interface PutResponse {
@@ -108,7 +108,7 @@ export interface PutResponse {
 
 export interface GetRequest {
   key: string;
-  consistency: Consistency;
+  consistency?: Consistency | undefined;
 }
 
 export interface GetResponse {
@@ -125,7 +125,7 @@ export interface RemoveRequest {
    * node, within two minutes): the tries are then one write, applied once,
    * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
    */
-  requestId: string;
+  requestId?: string | undefined;
 }
 
 export interface RemoveResponse {
@@ -145,7 +145,7 @@ export interface CompareAndSetRequest {
    * node, within two minutes): the tries are then one write, applied once,
    * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
    */
-  requestId: string;
+  requestId?: string | undefined;
 }
 
 export interface CompareAndSetResponse {
@@ -161,7 +161,7 @@ export interface ListRequest {
   pageToken: string;
   /** Only keys and revisions (values left empty). */
   keysOnly: boolean;
-  consistency: Consistency;
+  consistency?: Consistency | undefined;
 }
 
 export interface ListResponse {
@@ -255,7 +255,7 @@ export interface CommitRequest {
    * node, within two minutes): the tries are then one write, applied once,
    * and each answers with its result. 8-64 characters of A-Z a-z 0-9 _ -.
    */
-  requestId: string;
+  requestId?: string | undefined;
 }
 
 export interface Conflict {
@@ -296,14 +296,16 @@ export interface SubscribeRequest {
    * and comes back under the same name gets every event it did not
    * acknowledge, and every later one: none is missed.
    */
-  durableName: string;
+  durableName?:
+    | string
+    | undefined;
   /**
    * For a durable subscription made for the first time: start at this
    * sequence, or at this time (ms since the epoch); neither: with the
    * events published from now on.
    */
-  fromSequence: number;
-  fromTimeMs: number;
+  fromSequence?: number | undefined;
+  fromTimeMs?: number | undefined;
 }
 
 export interface Event {
@@ -503,7 +505,7 @@ export const Entry: MessageFns<Entry> = {
 };
 
 function createBasePutRequest(): PutRequest {
-  return { key: "", value: Buffer.alloc(0), ttlMs: 0, requestId: "" };
+  return { key: "", value: Buffer.alloc(0), ttlMs: 0, requestId: undefined };
 }
 
 export const PutRequest: MessageFns<PutRequest> = {
@@ -517,7 +519,7 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.ttlMs !== 0) {
       writer.uint32(24).int64(message.ttlMs);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       writer.uint32(34).string(message.requestId);
     }
     return writer;
@@ -593,7 +595,7 @@ export const PutRequest: MessageFns<PutRequest> = {
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
-        : "",
+        : undefined,
     };
   },
 
@@ -608,7 +610,7 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
     return obj;
@@ -622,7 +624,7 @@ export const PutRequest: MessageFns<PutRequest> = {
     message.key = object.key ?? "";
     message.value = object.value ?? Buffer.alloc(0);
     message.ttlMs = object.ttlMs ?? 0;
-    message.requestId = object.requestId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -695,7 +697,7 @@ export const PutResponse: MessageFns<PutResponse> = {
 };
 
 function createBaseGetRequest(): GetRequest {
-  return { key: "", consistency: 0 };
+  return { key: "", consistency: undefined };
 }
 
 export const GetRequest: MessageFns<GetRequest> = {
@@ -703,7 +705,7 @@ export const GetRequest: MessageFns<GetRequest> = {
     if (message.key !== "") {
       writer.uint32(10).string(message.key);
     }
-    if (message.consistency !== 0) {
+    if (message.consistency !== undefined) {
       writer.uint32(16).int32(message.consistency);
     }
     return writer;
@@ -753,7 +755,7 @@ export const GetRequest: MessageFns<GetRequest> = {
   fromJSON(object: any): GetRequest {
     return {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
-      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : 0,
+      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : undefined,
     };
   },
 
@@ -762,7 +764,7 @@ export const GetRequest: MessageFns<GetRequest> = {
     if (message.key !== "") {
       obj.key = message.key;
     }
-    if (message.consistency !== 0) {
+    if (message.consistency !== undefined) {
       obj.consistency = consistencyToJSON(message.consistency);
     }
     return obj;
@@ -774,7 +776,7 @@ export const GetRequest: MessageFns<GetRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetRequest>, I>>(object: I): GetRequest {
     const message = createBaseGetRequest();
     message.key = object.key ?? "";
-    message.consistency = object.consistency ?? 0;
+    message.consistency = object.consistency ?? undefined;
     return message;
   },
 };
@@ -865,7 +867,7 @@ export const GetResponse: MessageFns<GetResponse> = {
 };
 
 function createBaseRemoveRequest(): RemoveRequest {
-  return { key: "", expectedRevision: 0, requestId: "" };
+  return { key: "", expectedRevision: 0, requestId: undefined };
 }
 
 export const RemoveRequest: MessageFns<RemoveRequest> = {
@@ -876,7 +878,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.expectedRevision !== 0) {
       writer.uint32(16).uint64(message.expectedRevision);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       writer.uint32(26).string(message.requestId);
     }
     return writer;
@@ -943,7 +945,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
-        : "",
+        : undefined,
     };
   },
 
@@ -955,7 +957,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.expectedRevision !== 0) {
       obj.expectedRevision = Math.round(message.expectedRevision);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
     return obj;
@@ -968,7 +970,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     const message = createBaseRemoveRequest();
     message.key = object.key ?? "";
     message.expectedRevision = object.expectedRevision ?? 0;
-    message.requestId = object.requestId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1059,7 +1061,7 @@ export const RemoveResponse: MessageFns<RemoveResponse> = {
 };
 
 function createBaseCompareAndSetRequest(): CompareAndSetRequest {
-  return { key: "", expectedRevision: 0, value: Buffer.alloc(0), ttlMs: 0, requestId: "" };
+  return { key: "", expectedRevision: 0, value: Buffer.alloc(0), ttlMs: 0, requestId: undefined };
 }
 
 export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
@@ -1076,7 +1078,7 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     if (message.ttlMs !== 0) {
       writer.uint32(32).int64(message.ttlMs);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       writer.uint32(42).string(message.requestId);
     }
     return writer;
@@ -1165,7 +1167,7 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
-        : "",
+        : undefined,
     };
   },
 
@@ -1183,7 +1185,7 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
     return obj;
@@ -1198,7 +1200,7 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     message.expectedRevision = object.expectedRevision ?? 0;
     message.value = object.value ?? Buffer.alloc(0);
     message.ttlMs = object.ttlMs ?? 0;
-    message.requestId = object.requestId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1271,7 +1273,7 @@ export const CompareAndSetResponse: MessageFns<CompareAndSetResponse> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return { prefix: "", pageSize: 0, pageToken: "", keysOnly: false, consistency: 0 };
+  return { prefix: "", pageSize: 0, pageToken: "", keysOnly: false, consistency: undefined };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
@@ -1288,7 +1290,7 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.keysOnly !== false) {
       writer.uint32(32).bool(message.keysOnly);
     }
-    if (message.consistency !== 0) {
+    if (message.consistency !== undefined) {
       writer.uint32(40).int32(message.consistency);
     }
     return writer;
@@ -1377,7 +1379,7 @@ export const ListRequest: MessageFns<ListRequest> = {
         : isSet(object.keys_only)
         ? globalThis.Boolean(object.keys_only)
         : false,
-      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : 0,
+      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : undefined,
     };
   },
 
@@ -1395,7 +1397,7 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.keysOnly !== false) {
       obj.keysOnly = message.keysOnly;
     }
-    if (message.consistency !== 0) {
+    if (message.consistency !== undefined) {
       obj.consistency = consistencyToJSON(message.consistency);
     }
     return obj;
@@ -1410,7 +1412,7 @@ export const ListRequest: MessageFns<ListRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.keysOnly = object.keysOnly ?? false;
-    message.consistency = object.consistency ?? 0;
+    message.consistency = object.consistency ?? undefined;
     return message;
   },
 };
@@ -1796,7 +1798,7 @@ export const ReadCheck: MessageFns<ReadCheck> = {
 };
 
 function createBaseCommitRequest(): CommitRequest {
-  return { reads: [], puts: [], removes: [], requestId: "" };
+  return { reads: [], puts: [], removes: [], requestId: undefined };
 }
 
 export const CommitRequest: MessageFns<CommitRequest> = {
@@ -1810,7 +1812,7 @@ export const CommitRequest: MessageFns<CommitRequest> = {
     for (const v of message.removes) {
       writer.uint32(26).string(v!);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       writer.uint32(34).string(message.requestId);
     }
     return writer;
@@ -1882,7 +1884,7 @@ export const CommitRequest: MessageFns<CommitRequest> = {
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
-        : "",
+        : undefined,
     };
   },
 
@@ -1897,7 +1899,7 @@ export const CommitRequest: MessageFns<CommitRequest> = {
     if (message.removes?.length) {
       obj.removes = message.removes;
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
     return obj;
@@ -1911,7 +1913,7 @@ export const CommitRequest: MessageFns<CommitRequest> = {
     message.reads = object.reads?.map((e) => ReadCheck.fromPartial(e)) || [];
     message.puts = object.puts?.map((e) => PutRequest.fromPartial(e)) || [];
     message.removes = object.removes?.map((e) => e) || [];
-    message.requestId = object.requestId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -2313,7 +2315,7 @@ export const PublishResponse: MessageFns<PublishResponse> = {
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { topic: "", durableName: "", fromSequence: 0, fromTimeMs: 0 };
+  return { topic: "", durableName: undefined, fromSequence: undefined, fromTimeMs: undefined };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
@@ -2321,13 +2323,13 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     if (message.topic !== "") {
       writer.uint32(10).string(message.topic);
     }
-    if (message.durableName !== "") {
+    if (message.durableName !== undefined) {
       writer.uint32(18).string(message.durableName);
     }
-    if (message.fromSequence !== 0) {
+    if (message.fromSequence !== undefined) {
       writer.uint32(24).uint64(message.fromSequence);
     }
-    if (message.fromTimeMs !== 0) {
+    if (message.fromTimeMs !== undefined) {
       writer.uint32(32).int64(message.fromTimeMs);
     }
     return writer;
@@ -2397,17 +2399,17 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         ? globalThis.String(object.durableName)
         : isSet(object.durable_name)
         ? globalThis.String(object.durable_name)
-        : "",
+        : undefined,
       fromSequence: isSet(object.fromSequence)
         ? globalThis.Number(object.fromSequence)
         : isSet(object.from_sequence)
         ? globalThis.Number(object.from_sequence)
-        : 0,
+        : undefined,
       fromTimeMs: isSet(object.fromTimeMs)
         ? globalThis.Number(object.fromTimeMs)
         : isSet(object.from_time_ms)
         ? globalThis.Number(object.from_time_ms)
-        : 0,
+        : undefined,
     };
   },
 
@@ -2416,13 +2418,13 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     if (message.topic !== "") {
       obj.topic = message.topic;
     }
-    if (message.durableName !== "") {
+    if (message.durableName !== undefined) {
       obj.durableName = message.durableName;
     }
-    if (message.fromSequence !== 0) {
+    if (message.fromSequence !== undefined) {
       obj.fromSequence = Math.round(message.fromSequence);
     }
-    if (message.fromTimeMs !== 0) {
+    if (message.fromTimeMs !== undefined) {
       obj.fromTimeMs = Math.round(message.fromTimeMs);
     }
     return obj;
@@ -2434,9 +2436,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
   fromPartial<I extends Exact<DeepPartial<SubscribeRequest>, I>>(object: I): SubscribeRequest {
     const message = createBaseSubscribeRequest();
     message.topic = object.topic ?? "";
-    message.durableName = object.durableName ?? "";
-    message.fromSequence = object.fromSequence ?? 0;
-    message.fromTimeMs = object.fromTimeMs ?? 0;
+    message.durableName = object.durableName ?? undefined;
+    message.fromSequence = object.fromSequence ?? undefined;
+    message.fromTimeMs = object.fromTimeMs ?? undefined;
     return message;
   },
 };
