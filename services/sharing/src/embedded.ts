@@ -141,12 +141,15 @@ export async function startSharingServer(options: SharingServerOptions): Promise
       onClose: [() => nc && closeNats(nc), () => sharing.close()],
     });
     const served = running;
+    // on NATS, NOT_SERVING until the node is in the ring (a supervisor that waits for SERVING, such as
+    // `backplane up`, then finds every node it started in Nodes)
+    let joined = !nc;
     if (link) {
       // NOT_SERVING while the node has no NATS connection, so supervisors and clients go elsewhere
       // (the properties need JetStream: serving means it answers)
-      link.onChange((state) => served.setServing(state.ready));
-      if (!link.ready) served.setServing(false);
       const following = link;
+      link.onChange((state) => served.setServing(state.ready && joined));
+      served.setServing(following.ready && joined);
       served.addCloseHook(() => following.stop());
     }
     // leave the ring as soon as shutdown starts, so clients fail over before the node is gone
@@ -160,6 +163,8 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     sharing.ring = nc
       ? await NatsRing.join(nc, `${bucket}-nodes`, self, options.log, options.replicas)
       : singleNode(self);
+    joined = true;
+    if (link) served.setServing(link.ready);
   } catch (err) {
     // a node that cannot start lets go of what it opened (a NATS connection reconnects for ever)
     if (running) await running.close();
