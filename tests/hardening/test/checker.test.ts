@@ -1,4 +1,5 @@
 import {
+  boundObservedWrites,
   linearizable,
   type Operation,
   type RegisterInput,
@@ -63,5 +64,29 @@ describe('the linearizability checker', () => {
     ).toBe(false);
     // a failed compare-and-set when the value did match
     expect(linearizable([w(0, 1, 'a'), cas(2, 3, 'a', 'b', false)], registerModel).ok).toBe(false);
+  });
+
+  it('bounds a write of unknown outcome by the first operation that saw its value, without changing a verdict', () => {
+    // 30 writes whose callers never learned the outcome, each read back, then a stale read of the first
+    const history: Op[] = [];
+    for (let i = 0; i < 30; i++)
+      history.push(w(i * 10, Infinity, `v${i}`), r(i * 10 + 5, i * 10 + 6, `v${i}`));
+    history.push(cas(400, 401, 'v29', 'x', true));
+    const bounded = boundObservedWrites(history);
+    expect(bounded[0]).toMatchObject({ call: 0, ret: 6 });
+    // a compare-and-set that succeeded expecting a value saw it too; an unseen one stays open
+    expect(boundObservedWrites([w(0, Infinity, 'a'), cas(5, 7, 'a', 'b', true)])[0]?.ret).toBe(7);
+    expect(boundObservedWrites([w(0, Infinity, 'a'), r(5, 6, null)])[0]?.ret).toBe(Infinity);
+    expect(linearizable(bounded, registerModel, 200_000)).toMatchObject({ ok: true, exhausted: false });
+    const stale = [...history, r(500, 501, 'v0')];
+    expect(linearizable(boundObservedWrites(stale), registerModel, 200_000)).toMatchObject({
+      ok: false,
+      exhausted: false,
+    });
+    // bounding changes no verdict: the same answers as the unbounded search
+    expect(linearizable(history, registerModel).ok).toBe(true);
+    expect(linearizable(stale, registerModel).ok).toBe(false);
+    // a write seen before it was called cannot be bounded below its call
+    expect(boundObservedWrites([r(0, 1, 'a'), w(5, Infinity, 'a')])[1]?.ret).toBe(5);
   });
 });

@@ -167,3 +167,28 @@ export const registerModel: Model<string | null, RegisterInput, RegisterOutput> 
   },
   key: (s) => (s === null ? '\u0000' : s),
 };
+
+/**
+ * Bounds the return of a write or compare-and-set of unknown outcome whose value (every written value is
+ * unique) was later seen, by a read or by a compare-and-set that succeeded expecting it: it took effect
+ * before that operation returned. Sound (every linearization of the history is one of the result), and
+ * it keeps the search small: an operation of unknown outcome is otherwise concurrent with all that follows.
+ */
+export function boundObservedWrites(
+  history: Array<Operation<RegisterInput, RegisterOutput>>,
+): Array<Operation<RegisterInput, RegisterOutput>> {
+  const seenBy = new Map<string, number>();
+  const see = (value: string | null, ret: number) => {
+    if (value === null || ret === Number.POSITIVE_INFINITY) return;
+    seenBy.set(value, Math.min(seenBy.get(value) ?? Number.POSITIVE_INFINITY, ret));
+  };
+  for (const o of history) {
+    if (o.input.f === 'read' && o.output && 'value' in o.output) see(o.output.value, o.ret);
+    if (o.input.f === 'cas' && o.output && 'ok' in o.output && o.output.ok) see(o.input.expect, o.ret);
+  }
+  return history.map((o) => {
+    if (o.ret !== Number.POSITIVE_INFINITY || o.input.f === 'read') return o;
+    const by = seenBy.get(o.input.value);
+    return by === undefined ? o : { ...o, ret: Math.max(by, o.call) };
+  });
+}
