@@ -141,11 +141,17 @@ export async function benchReplicated(): Promise<void> {
     ),
   );
   const embedded = await sharingNode({ BACKPLANE_DATA_DIR: join(dir, 'embedded') });
+  // the durability of the embedded engine before the replicated log (level without fsync: kill -9 safe)
+  const embeddedNoSync = await sharingNode({
+    BACKPLANE_DATA_DIR: join(dir, 'embedded-nosync'),
+    BACKPLANE_SHARING_FSYNC: 'false',
+  });
   const nc = await connect({ servers: cluster.urls.split(',') });
   const e3 = new Etcd3({ hosts: etcd3.endpoints });
   const e1 = new Etcd3({ hosts: etcd1.endpoints });
   const ours3 = sharingOps(nodes.map((n) => n.address));
   const ours1 = sharingOps([embedded.address]);
+  const ours1NoSync = sharingOps([embeddedNoSync.address]);
   const theirs3 = etcdOps(e3);
   const theirs1 = etcdOps(e1);
   try {
@@ -154,6 +160,7 @@ export async function benchReplicated(): Promise<void> {
       await Promise.all([
         ours3.put(k),
         ours1.put(k),
+        ours1NoSync.put(k),
         theirs3.put(k),
         theirs1.put(k),
         kv.put(`bench.k${k}`, value),
@@ -226,16 +233,30 @@ export async function benchReplicated(): Promise<void> {
         target: 1.48,
       }),
     );
+    for (const [name, op, concurrency, target] of [
+      ['embedded put, no fsync (as before) vs single etcd put', ours1NoSync.put, 64, 3.2],
+      ['embedded 2r/2w Commit, no fsync (as before) vs etcd Txn', ours1NoSync.commit, 16, 1.48],
+    ] as const)
+      results.push(
+        await compare({
+          name,
+          ours: op,
+          theirs: name.includes('Commit') ? theirs1.commit : theirs1.put,
+          concurrency,
+          target,
+        }),
+      );
     console.log(
       `results: ${writeResults('replicated.json', { rounds: ROUNDS, durationMs: DURATION, results: results.filter(Boolean) })}`,
     );
   } finally {
     ours3.close();
     ours1.close();
+    ours1NoSync.close();
     e3.close();
     e1.close();
     await nc.close();
-    for (const n of [...nodes, embedded]) await stopChild(n.child);
+    for (const n of [...nodes, embedded, embeddedNoSync]) await stopChild(n.child);
     await etcd3.stop();
     await etcd1.stop();
     await cluster.stop();

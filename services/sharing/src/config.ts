@@ -42,6 +42,11 @@ export const sharingSettings = {
     'NATS subject prefix of SharedEvents topics',
     'backplane.events',
   ),
+  fsync: settings.bool(
+    'BACKPLANE_SHARING_FSYNC',
+    'embedded engine: fsync every group commit of the log (acknowledged writes survive a power loss); false: they survive kill -9 only',
+    true,
+  ),
   eventRetentionS: settings.int(
     'BACKPLANE_SHARING_EVENT_RETENTION_S',
     'NATS engine: keep SharedEvents this long (stream BP_<bucket>_events) and offer durable subscriptions; 0 = off (set the same on every node)',

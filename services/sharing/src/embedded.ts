@@ -43,6 +43,8 @@ export interface SharingServerOptions {
   replicas?: number;
   history?: number;
   subjectPrefix?: string;
+  /** Embedded engine: fsync every group commit of the log (default true). */
+  fsync?: boolean;
   /** NATS engine: keep events this long and offer durable subscriptions (0 or absent: off). */
   eventRetentionS?: number;
   /** Durable subscriptions: redeliver an event not acknowledged this long after delivery (default 30). */
@@ -112,7 +114,7 @@ export async function startSharingServer(options: SharingServerOptions): Promise
     const logger = options.log ?? silentLogger();
     const properties = await ReplicatedProperties.open({
       kind: 'embedded',
-      log: await LocalLog.open(join(options.dataDir, 'log')),
+      log: await LocalLog.open(join(options.dataDir, 'log'), { sync: options.fsync ?? true }),
       history: { changes: options.history },
       logger,
       reapEveryMs: options.reapEveryMs,

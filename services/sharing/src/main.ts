@@ -13,6 +13,7 @@ runService(sharingSettings, 'sharing', async (config, log) => {
     bucket: config.bucket,
     replicas: config.replicas,
     history: config.history,
+    fsync: config.fsync,
     subjectPrefix: config.subjectPrefix,
     eventRetentionS: config.eventRetentionS,
     eventAckWaitS: config.eventAckWaitS,
