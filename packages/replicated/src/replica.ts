@@ -62,6 +62,7 @@ interface Pending<R> {
 interface Waiter {
   position: number;
   resolve(): void;
+  reject(err: unknown): void;
 }
 
 /**
@@ -150,6 +151,7 @@ export class Replica<C, R> {
     const e = BackplaneError.unavailable(`the replica stopped following its log: ${this.failure.message}`);
     for (const list of this.pending.values()) for (const p of list) p.reject(e);
     this.pending.clear();
+    this.rejectWaiters(e);
   }
 
   private applyEntry(e: LogEntry): void {
@@ -198,16 +200,31 @@ export class Replica<C, R> {
     for (const w of ready) w.resolve();
   }
 
-  /** Resolves once this replica has applied `position`; rejects when `signal` aborts first. */
+  /** Nothing more will be applied here (closed, or stopped following): every wait ends with `err`. */
+  private rejectWaiters(err: unknown): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /**
+   * Resolves once this replica has applied `position`; rejects when `signal` aborts first, or when the
+   * replica closes or stops following its log.
+   */
   waitFor(position: number, signal?: AbortSignal): Promise<void> {
     if (position <= this.applied) return Promise.resolve();
     if (this.failure) return Promise.reject(BackplaneError.unavailable(this.failure.message));
+    if (this.closed) return Promise.reject(BackplaneError.unavailable('the replica is closed'));
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         position,
         resolve: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
         },
       };
       const onAbort = () => {
@@ -252,6 +269,9 @@ export class Replica<C, R> {
       if (list) list.push(mine);
       else this.pending.set(id, [mine]);
     });
+    // rejected by close() or a failure while this call still waits for its append: the rejection is
+    // seen below, but must not count as unhandled meanwhile (Node would end the process)
+    applied.catch(() => undefined);
     const forget = () => {
       const list = this.pending.get(id)?.filter((p) => p !== mine);
       if (list?.length) this.pending.set(id, list);
@@ -391,5 +411,6 @@ export class Replica<C, R> {
     const err = BackplaneError.unavailable('the replica is closing');
     for (const list of this.pending.values()) for (const p of list) p.reject(err);
     this.pending.clear();
+    this.rejectWaiters(err);
   }
 }

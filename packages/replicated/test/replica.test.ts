@@ -121,6 +121,22 @@ describe.each([
     await r.close();
   }, 60_000);
 
+  it('fails a proposal in flight when the replica closes, with UNAVAILABLE and nothing left unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const r = await replica();
+      const inFlight = r.propose({ op: 'add', n: 1 });
+      await r.close();
+      await expect(inFlight).rejects.toMatchObject({ code: 14 });
+      await new Promise((res) => setTimeout(res, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  }, 60_000);
+
   it('refuses a proposal larger than the log takes with INVALID_ARGUMENT, before sending it', async () => {
     const r = await replica();
     const big = 'x'.repeat(r.log.maxEntryBytes + 1);
