@@ -246,7 +246,16 @@ function readN(s: Socket | NodeJS.ReadableStream, n: number): Promise<string> {
   }, 900_000);
 
   it('runs a 3-node NATS cluster and three sharing nodes with every stream on three replicas', async () => {
-    await timed('cluster up', () => cluster(['up', '-d', '--wait', '--wait-timeout', '180'], 300_000));
+    await timed('cluster up', () =>
+      cluster(['up', '-d', '--wait', '--wait-timeout', '180'], 300_000).catch(async (err: unknown) => {
+        // what the containers said, for a failure that happens only in CI
+        const logs = await run('docker', ['compose', ...CLUSTER, 'logs', '--no-color', '--tail', '40'], {
+          env,
+          timeoutMs: 60_000,
+        });
+        throw new Error(`${(err as Error).message}\n--- logs ---\n${logs.stdout.slice(-12_000)}`);
+      }),
+    );
     const nodes = ['BACKPLANE_SHARING_PORT', 'BACKPLANE_SHARING_2_PORT', 'BACKPLANE_SHARING_3_PORT'].map(
       hostAddress,
     );

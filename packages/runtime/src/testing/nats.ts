@@ -95,6 +95,10 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
+  // a name of its own: a test cluster whose servers are down (killed for an outage) frees its ports,
+  // and a cluster started meanwhile may get one of them; with one shared name the restarted servers
+  // would route into that cluster and merge with it (seen as "no suitable peers for placement")
+  const name = `backplane-test-${Math.random().toString(36).slice(2, 10)}`;
   const servers = await Promise.all(
     ports.map(async (port, i) => {
       const dir = tempDir(`backplane-nats-${i}-`);
@@ -102,7 +106,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
         '--name',
         `n${i}`,
         '--cluster_name',
-        'backplane-test',
+        name,
         '--cluster',
         `nats://127.0.0.1:${clusterPorts[i]}`,
         '--routes',
