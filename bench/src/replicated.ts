@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startNatsCluster } from '@backplane/runtime/testing';
-import { SharedProperties, SharingConnection } from '@backplane/sharing-client';
+import { SharedProperties, SharingConnection, TransactionConflict } from '@backplane/sharing-client';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
@@ -44,7 +44,8 @@ function sharingOps(addresses: string[]) {
       await Promise.all([t.get(a), t.get(b)]);
       t.put(a, value).put(b, value);
       await t.commit().catch((err: unknown) => {
-        if ((err as { name?: string }).name !== 'TransactionConflict') throw err;
+        // (its name is BackplaneError's: a conflict counted as a failure before)
+        if (!(err instanceof TransactionConflict)) throw err;
       });
     },
     close: () => {
