@@ -11,6 +11,8 @@ export interface JetStreamView {
   metaLeader: string;
   /** Streams this server holds a replica of. */
   streams: string[];
+  /** The leader (server name) of each stream it holds, as it sees it. */
+  leaders: Record<string, string>;
 }
 
 /**
@@ -28,11 +30,13 @@ export class PartitionCluster {
   private constructor(
     readonly net: PrivateNetwork,
     private readonly dir: { path: string; remove(): void },
+    /** Replicas of the properties' log (1: one server holds it; 3: every server, one leads). */
+    readonly replicas: number,
   ) {}
 
-  static async start(size = 3): Promise<PartitionCluster> {
+  static async start(size = 3, replicas = 1): Promise<PartitionCluster> {
     const net = PrivateNetwork.create(size);
-    const cluster = new PartitionCluster(net, tempDir('partition-'));
+    const cluster = new PartitionCluster(net, tempDir('partition-'), replicas);
     try {
       await cluster.startNats();
       // one at a time: the first creates the buckets, the others find them
@@ -95,7 +99,7 @@ export class PartitionCluster {
     const proc = this.net.spawn(i, process.execPath, [require.resolve('@backplane/sharing/dist/main.js')], {
       ...process.env,
       BACKPLANE_NATS_URL: `nats://127.0.0.1:${NATS_PORT}`,
-      BACKPLANE_SHARING_REPLICAS: '1',
+      BACKPLANE_SHARING_REPLICAS: String(this.replicas),
       BACKPLANE_HOST: '0.0.0.0',
       BACKPLANE_ADVERTISE_HOST: this.net.addresses[i],
       BACKPLANE_PORT: String(SHARING_PORT),
@@ -114,11 +118,13 @@ export class PartitionCluster {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json()) as {
       meta_cluster?: { leader?: string };
-      account_details?: Array<{ stream_detail?: Array<{ name: string }> }>;
+      account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string } }> }>;
     };
+    const details = (body.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
     return {
       metaLeader: body.meta_cluster?.leader ?? '',
-      streams: (body.account_details ?? []).flatMap((a) => (a.stream_detail ?? []).map((s) => s.name)),
+      streams: details.map((s) => s.name),
+      leaders: Object.fromEntries(details.map((s) => [s.name, s.cluster?.leader ?? ''])),
     };
   }
 
@@ -126,6 +132,20 @@ export class PartitionCluster {
   async hostOf(stream: string): Promise<number> {
     for (let i = 0; i < this.size; i++) if ((await this.jetstream(i)).streams.includes(stream)) return i;
     throw new Error(`no nats-server holds ${stream}`);
+  }
+
+  /** The node whose nats-server leads `stream` (on three replicas: the one its writes go through). */
+  async leaderOf(stream: string, timeoutMs = 30_000): Promise<number> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = 0; i < this.size; i++) {
+        const leader = (await this.jetstream(i).catch(() => undefined))?.leaders[stream];
+        const node = [0, 1, 2].find((n) => this.serverName(n) === leader);
+        if (node !== undefined) return node;
+      }
+      if (Date.now() > until) throw new Error(`no nats-server leads ${stream}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   /** Everything the processes printed, for a failing run. */

@@ -40,7 +40,7 @@ export function formatPartitionTable(report: PartitionReport): string {
   const lines: string[] = [];
   for (const r of report.rounds) {
     lines.push(
-      `### ${r.name} (node ${r.isolated} cut off; properties stream on node ${r.streamHost})`,
+      `### ${r.name} (node ${r.isolated} cut off; properties stream ${r.name.includes('leading') ? 'led by' : 'on'} node ${r.streamHost})`,
       '',
       `JetStream meta leader ${r.metaLeaderBefore || 'none'} before; during, as each node saw it: ${r.metaLeaderDuring.map((l) => l || 'none').join(', ')}. ` +
         `Ring size each node reported during: ${r.ringDuring.join(', ')}.`,

@@ -9,6 +9,8 @@ export interface PartitionOptions {
   partitionMs: number;
   /** Give up waiting for recovery after this long. */
   healTimeoutMs: number;
+  /** Replicas of the properties' log (default 1; `pnpm partition --r3`: 3). */
+  replicas?: number;
 }
 
 export const SHORT: PartitionOptions = { beforeMs: 1500, partitionMs: 8000, healTimeoutMs: 60_000 };
@@ -21,7 +23,7 @@ export interface RoundReport {
   name: string;
   /** The node cut off from the other two (its nats-server and its sharing node). */
   isolated: number;
-  /** The node whose nats-server holds the properties stream (R1). */
+  /** The node whose nats-server holds the properties stream (R1), or led it when the round began (R3). */
   streamHost: number;
   metaLeaderBefore: string;
   /** Each side's view of the JetStream meta leader during the partition ('' = none). */
@@ -59,21 +61,41 @@ export interface PartitionReport {
  * The partition test of the sharing ring: three namespaces, each with a nats-server of one cluster and a
  * sharing node on it. Each round runs writers, compare-and-set incrementers and publishers through every
  * node, cuts one node off from the other two, heals, and then reads everything back through every node.
- * Round 1 isolates a node without the properties stream, round 2 the node that holds it.
+ * Round 1 isolates a node without the properties stream, round 2 the node that holds it; with the log on
+ * three replicas (`--r3`), a node that does not lead the stream, then its leader.
  */
 export async function runPartition(
   options: PartitionOptions,
   log: (line: string) => void = () => undefined,
 ): Promise<PartitionReport> {
-  const cluster = await PartitionCluster.start(3);
+  const replicas = options.replicas ?? 1;
+  const cluster = await PartitionCluster.start(3, replicas);
   const rounds: RoundReport[] = [];
   try {
-    const host = await cluster.hostOf(PROPERTIES_STREAM);
-    log(`partition: properties stream on node ${host}`);
-    rounds.push(
-      await round(cluster, 'minority without the properties stream', (host + 1) % 3, host, options, log),
-    );
-    rounds.push(await round(cluster, 'minority holding the properties stream', host, host, options, log));
+    if (replicas === 1) {
+      const host = await cluster.hostOf(PROPERTIES_STREAM);
+      log(`partition: properties stream on node ${host}`);
+      rounds.push(
+        await round(cluster, 'minority without the properties stream', (host + 1) % 3, host, options, log),
+      );
+      rounds.push(await round(cluster, 'minority holding the properties stream', host, host, options, log));
+    } else {
+      const leader = await cluster.leaderOf(PROPERTIES_STREAM);
+      log(`partition: properties stream led by node ${leader}`);
+      rounds.push(
+        await round(
+          cluster,
+          'minority not leading the properties stream',
+          (leader + 1) % 3,
+          leader,
+          options,
+          log,
+        ),
+      );
+      // the leader may have moved during the first round
+      const now = await cluster.leaderOf(PROPERTIES_STREAM);
+      rounds.push(await round(cluster, 'minority leading the properties stream', now, now, options, log));
+    }
   } finally {
     await cluster.stop();
   }
