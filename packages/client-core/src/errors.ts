@@ -46,7 +46,7 @@ function cut(text: string): string {
  * that says what was wrong and what is allowed.
  */
 export class BackplaneError extends Error {
-  override readonly name = 'BackplaneError';
+  override readonly name: string = 'BackplaneError';
   readonly code: status;
   readonly reason: string;
   readonly metadata: Record<string, string>;

@@ -75,6 +75,7 @@ const KINDS: Record<number, ChangeKind> = {
 
 /** Commit failed: these keys are no longer at the revisions the transaction read. */
 export class TransactionConflict extends BackplaneError {
+  override readonly name: string = 'TransactionConflict';
   constructor(readonly conflicts: Array<{ key: string; expectedRevision: number; actualRevision: number }>) {
     super(9, 'TRANSACTION_CONFLICT', `transaction conflict on ${conflicts.map((c) => c.key).join(', ')}`);
   }

@@ -97,6 +97,8 @@ describe('sharing client against an embedded node', () => {
     await t.commit();
     const err = await t2.commit().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransactionConflict);
+    // named as its class (logs, and code that tells errors apart by name), with the vocabulary's code
+    expect(err).toMatchObject({ name: 'TransactionConflict', code: 9, reason: 'TRANSACTION_CONFLICT' });
     expect((err as TransactionConflict).conflicts.map((c) => c.key)).toEqual(['bank.a']);
     expect((await props.get('bank.a'))?.text()).toBe('5');
     expect((await props.get('bank.b'))?.text()).toBe('5');
