@@ -26,7 +26,8 @@ describe('sharing node through a NATS outage', () => {
     cluster = await startNatsCluster();
     node = await startSharingServer({ natsUrl: cluster.urls, dataDir: dir.path, port: 0, bucket: 'outage' });
     client = new SharingServiceClient(node.address, credentials.createInsecure());
-  }, 90_000);
+    // startNatsCluster waits up to 120 s for the cluster to form (a busy machine)
+  }, 180_000);
 
   afterAll(async () => {
     client?.close();

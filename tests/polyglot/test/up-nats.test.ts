@@ -51,7 +51,9 @@ describe('backplane up --nats, driven from Python', () => {
         ds: address('ds-coordinator'),
       }),
     });
-    if (result.code !== 0) console.error(result.output);
+    // what the suite and `backplane up` said (a service that went away shows there)
+    if (result.code !== 0)
+      console.error(`${result.output}\n--- backplane up ---\n${up.process.output().slice(-6000)}`);
     expect(result.failed).toEqual([]);
     expect(result.passed).toEqual(CHECKS);
     expect(result.code).toBe(0);

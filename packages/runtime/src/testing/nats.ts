@@ -123,8 +123,13 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       await Promise.all(servers.map((s) => s.stop()));
     },
   };
+  const started = Date.now();
   try {
     await untilReplicated(cluster.urls, size);
+    // slow to form: say so, for the test that then runs out of time
+    const took = Date.now() - started;
+    if (took > 10_000)
+      process.stderr.write(`startNatsCluster: the cluster took ${took} ms to place a stream\n`);
   } catch (err) {
     await cluster.stop();
     throw err;
