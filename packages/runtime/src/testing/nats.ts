@@ -90,8 +90,27 @@ export interface NatsCluster {
   stop(): Promise<void>;
 }
 
-/** Three JetStream-enabled nats-servers clustered on loopback. */
+/**
+ * Three (or `size`) JetStream-enabled nats-servers clustered on loopback, once the cluster places a
+ * stream on every server. A cluster that has not formed in 40 s is stopped and started again on new
+ * ports, up to three times: the ports come from freePort(), and on a busy machine where other tests start
+ * clusters at the same moment, one of them can be taken before its server binds it (CI saw a cluster
+ * answer "no suitable peers for placement" for 120 s).
+ */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await tryCluster(size, 40_000);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      process.stderr.write(
+        `startNatsCluster: attempt ${attempt} failed (${(err as Error).message}); again\n`,
+      );
+    }
+  }
+}
+
+async function tryCluster(size: number, formTimeoutMs: number): Promise<NatsCluster> {
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
@@ -125,7 +144,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   };
   const started = Date.now();
   try {
-    await untilReplicated(cluster.urls, size);
+    await untilReplicated(cluster.urls, size, formTimeoutMs);
     // slow to form: say so, for the test that then runs out of time
     const took = Date.now() - started;
     if (took > 10_000)
