@@ -4,10 +4,12 @@ import { codeOf } from '../codes';
 const RETRY_FOR_MS = 30_000;
 
 /**
- * The read-back's calls. A call that finds the service unreachable (UNAVAILABLE) is retried for up to
- * 30 s, so an unreachable moment is not counted as lost data; it is counted here and reported instead.
+ * The read-back's calls (reads: trying one again changes nothing). A call that finds the service
+ * unreachable (UNAVAILABLE) or not answering in time (DEADLINE_EXCEEDED: a replicated log electing its
+ * leader after a kill) is retried for up to 30 s, so such a moment is not counted as lost data; it is
+ * counted here and reported instead. A read that answers "not found" is never retried.
  */
-/** Read-back calls that met UNAVAILABLE at least once, and when (ms after the read-back started). */
+/** Read-back calls that met UNAVAILABLE or DEADLINE_EXCEEDED at least once, and when (ms after the read-back started). */
 export interface Unreachable {
   calls: number;
   firstAtMs: number;
@@ -30,7 +32,8 @@ export class ReadBack {
         return await fn();
       } catch (err) {
         const e = err instanceof Error ? err : new Error(String(err));
-        if (codeOf(err) !== 'UNAVAILABLE' || Date.now() >= giveUpAt) return e;
+        const code = codeOf(err);
+        if ((code !== 'UNAVAILABLE' && code !== 'DEADLINE_EXCEEDED') || Date.now() >= giveUpAt) return e;
         const at = Date.now() - this.startedAt;
         if (!counted) {
           counted = true;
