@@ -123,16 +123,7 @@ export class NatsBus implements EventBus {
       end();
       throw BackplaneError.unavailable(`NATS: ${(err as Error).message}`, { cause: err });
     }
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          yield* queue.drain(signal);
-        } finally {
-          end();
-          signal.removeEventListener('abort', end);
-        }
-      },
-    };
+    return drained(queue, signal, end);
   }
 
   /**
@@ -185,16 +176,7 @@ export class NatsBus implements EventBus {
       }
     })();
     return {
-      events: {
-        async *[Symbol.asyncIterator]() {
-          try {
-            yield* queue.drain(signal);
-          } finally {
-            end();
-            signal.removeEventListener('abort', end);
-          }
-        },
-      },
+      events: drained(queue, signal, end),
       ack: async (sequence) => {
         const m = waiting.get(sequence);
         if (!m) return;
@@ -209,4 +191,18 @@ export class NatsBus implements EventBus {
     const err = BackplaneError.unavailable('the sharing node is stopping');
     for (const q of this.queues) q.fail(err);
   }
+}
+
+/** A subscription's queue as its events: drained until `signal` aborts, then `end` (once, whoever stops). */
+function drained<T>(queue: AsyncQueue<T>, signal: AbortSignal, end: () => void): AsyncIterable<T> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* queue.drain(signal);
+      } finally {
+        end();
+        signal.removeEventListener('abort', end);
+      }
+    },
+  };
 }
