@@ -24,6 +24,7 @@ export {
   TurnBatch,
   unary,
 } from '@backplane/client-core';
+export { unlessAborted } from './abortable';
 export { AsyncLock, Condition } from './async-lock';
 export type { QueueBytes } from './async-queue';
 export { AsyncQueue } from './async-queue';

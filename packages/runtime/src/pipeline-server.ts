@@ -14,6 +14,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { unlessAborted } from './abortable';
 import type { BidiStreamHandler } from './handlers';
 
 /** A unary method as served (wrapHandlers' grpc-js handler) and its definition (request decoder). */
@@ -115,17 +116,13 @@ export function pipelineHandler(
     // the stream ends: a client that went away (or its deadline) cancels the calls in progress; on a
     // server shutdown they finish (they see the shutdown themselves) and are answered before the stream ends
     const signal = ctx.signal;
-    const stopped = new Promise<never>((_, reject) => {
-      const onAbort = () => {
-        if (BackplaneError.from(signal.reason).code !== status.UNAVAILABLE) {
-          for (const c of calls.values()) c.cancel();
-        }
-        reject(signal.reason);
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    stopped.catch(() => undefined);
+    const onAbort = () => {
+      if (BackplaneError.from(signal.reason).code !== status.UNAVAILABLE) {
+        for (const c of calls.values()) c.cancel();
+      }
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
     const start = (req: CallsRequest) => {
       const id = req.id;
       if (req.cancel) {
@@ -204,13 +201,13 @@ export function pipelineHandler(
     };
     const it = requests[Symbol.asyncIterator]();
     for (;;) {
-      const next = await Promise.race([it.next(), stopped]).catch(() => undefined);
+      const next = await unlessAborted(it.next(), signal).catch(() => undefined);
       if (!next || next.done) break;
       const req = next.value;
       start(req);
       for (const r of req.more) start(r);
       // a client that does not read its answers gets no more calls run until it does
-      if (unsent > MAX_UNSENT) await Promise.race([lastSend, stopped]).catch(() => undefined);
+      if (unsent > MAX_UNSENT) await unlessAborted(lastSend, signal);
     }
     // no more calls (the client ended its side, or the stream stops): the calls in progress finish first
     while (calls.size > 0) {
