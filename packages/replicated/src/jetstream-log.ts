@@ -32,6 +32,12 @@ export interface JetStreamLogOptions {
 }
 
 const SNAPSHOT = 'latest';
+/** How long a waited-for position may take to arrive through the consumer before it is read directly. */
+const CATCH_UP_AFTER_MS = 250;
+/** Entries read at once when a follower catches up by reading the stream. */
+const CATCH_UP_WINDOW = 128;
+/** A follower that received nothing for this long asks whether the stream grew. */
+const IDLE_CHECK_MS = 2000;
 
 /**
  * The distributed log: a JetStream stream (file storage, R1 on one server, R3 on a cluster), whose
@@ -44,6 +50,8 @@ export class JetStreamLog implements ReplicatedLog {
   readonly kind = 'jetstream' as const;
   readonly maxEntryBytes: number;
   private readonly js: JetStreamClient;
+  /** Reads by sequence when a follower catches up: short timeouts, tried again. */
+  private readonly reader: JetStreamManager;
   private readonly subject: string;
   private readonly stream: string;
   private readonly log: Logger;
@@ -52,7 +60,9 @@ export class JetStreamLog implements ReplicatedLog {
   private constructor(
     private readonly options: JetStreamLogOptions,
     private readonly jsm: JetStreamManager,
+    reader: JetStreamManager,
   ) {
+    this.reader = reader;
     this.js = jetstream(options.nc, { timeout: options.timeoutMs ?? 5000 });
     this.stream = `BP_${options.name}`;
     this.subject = `bp.${options.name}.log`;
@@ -69,7 +79,8 @@ export class JetStreamLog implements ReplicatedLog {
         () => jetstreamManager(options.nc, { timeout: options.timeoutMs ?? 5000 }),
         retry,
       );
-      const log = new JetStreamLog(options, jsm);
+      const reader = await jetstreamManager(options.nc, { timeout: 1000, checkAPI: false });
+      const log = new JetStreamLog(options, jsm, reader);
       await retryJetStream(`stream BP_${options.name}`, () => log.ensureStream(), retry);
       await retryJetStream(`object store BP_${options.name}_snap`, () => log.ensureSnapshots(), retry);
       return log;
@@ -158,35 +169,137 @@ export class JetStreamLog implements ReplicatedLog {
       return { stop: () => undefined };
     }
     let expected = after + 1;
+    let stopped = false;
+    /** The consumer fell behind a wait: until it delivers a new entry itself, waits read at once. */
+    let stalled = false;
+    let lastDelivery = Date.now();
+    let messages:
+      | Awaited<ReturnType<Awaited<ReturnType<JetStreamClient['consumers']['getPushConsumer']>>['consume']>>
+      | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let idle: NodeJS.Timeout | undefined;
+    const stop = (): void => {
+      stopped = true;
+      if (idle) clearInterval(idle);
+      if (timer) clearTimeout(timer);
+      void messages?.stop();
+    };
+    const deliver = (seq: number, id: string, data: Uint8Array): void => {
+      if (stopped || seq < expected) return; // delivered already (by the other path, or before a reset)
+      if (seq > expected) {
+        // entries between were purged: the consumer skipped them (a follower that fell behind a trim)
+        stop();
+        onGap(seq);
+        return;
+      }
+      expected = seq + 1;
+      lastDelivery = Date.now();
+      onEntry({ position: seq, id, data });
+    };
     const consumer = await this.js.consumers.getPushConsumer(this.stream, {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: expected,
     });
-    let stopped = false;
-    const messages = await consumer.consume({
+    messages = await consumer.consume({
       callback: (m: JsMsg) => {
-        if (stopped) return;
-        if (m.seq < expected) return; // redelivered after a reset of the ordered consumer
-        if (m.seq > expected) {
-          // entries between were purged: the consumer skipped them (a follower that fell behind a trim)
-          stopped = true;
-          void messages.stop();
-          onGap(m.seq);
-          return;
-        }
-        expected = m.seq + 1;
-        onEntry({ position: m.seq, id: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data });
+        // the consumer delivers new entries again: waits go back to it
+        if (m.seq === expected) stalled = false;
+        deliver(m.seq, m.headers?.get('Nats-Msg-Id') ?? '', m.data);
       },
     });
     void messages.closed().then((err) => {
       if (!stopped && err) onError(err instanceof Error ? err : new Error(String(err)));
     });
-    return {
-      stop: () => {
-        stopped = true;
-        void messages.stop();
-      },
+    // The consumer is one ephemeral consumer on one server. When that server is cut off from this node
+    // (a partition, a frozen process) while this node's side still has, or elects, the stream's leader,
+    // entries are appended but not delivered until the client makes a new consumer, which needs the
+    // JetStream meta leader (its election can take longer, or it can be on the other side). So when a
+    // caller waits for a position that has not arrived after CATCH_UP_AFTER_MS, or nothing arrived for a
+    // while although the stream grew, the entries are read by sequence from the stream's leader: the
+    // server that just acknowledged the append, so reachable whenever appends work. (A direct get, which
+    // any replica answers, was tried first: its queue group spreads requests over all replicas, so with
+    // one frozen, every other one waited for a timeout.)
+    let needed = 0;
+    let catchingUp = false;
+    const get = (seq: number) =>
+      this.reader.streams.getMessage(this.stream, { seq }).then(
+        (m) => m ?? undefined,
+        () => undefined,
+      );
+    const catchUp = async (): Promise<void> => {
+      catchingUp = true;
+      let misses = 0;
+      try {
+        // up to CATCH_UP_WINDOW reads in flight, refilled as each is delivered in order
+        const inFlight = new Map<number, ReturnType<typeof get>>();
+        let ask = expected;
+        while (!stopped && expected <= needed) {
+          if (ask < expected) {
+            // the consumer delivered some meanwhile
+            for (const s of inFlight.keys()) if (s < expected) inFlight.delete(s);
+            ask = expected;
+          }
+          for (; ask <= needed && ask < expected + CATCH_UP_WINDOW; ask += 1)
+            if (!inFlight.has(ask)) inFlight.set(ask, get(ask));
+          const seq = expected;
+          const m = await inFlight.get(seq);
+          inFlight.delete(seq);
+          if (stopped) return;
+          if (m) {
+            misses = 0;
+            stalled = true;
+            deliver(m.seq, m.header.get('Nats-Msg-Id') ?? '', m.data);
+            continue;
+          }
+          if (expected !== seq) continue; // the consumer delivered it meanwhile
+          inFlight.clear();
+          ask = expected;
+          // no leader yet, or the entry is gone: wait a little; now and then check for a trim
+          misses += 1;
+          if (misses % 10 === 0) {
+            const first = await this.firstPosition().catch(() => 0);
+            if (first > expected) {
+              // trimmed below a snapshot while this node was behind: it loads the snapshot instead
+              stop();
+              onGap(first);
+              return;
+            }
+          }
+          await new Promise((r) => setTimeout(r, Math.min(50 * misses, 500)));
+        }
+      } finally {
+        catchingUp = false;
+      }
     };
+    const check = (): void => {
+      timer = undefined;
+      if (stopped || catchingUp || expected > needed) return;
+      void catchUp();
+    };
+    const need = (position: number): void => {
+      if (stopped || position < expected) return;
+      needed = Math.max(needed, position);
+      if (catchingUp) return;
+      if (stalled) void catchUp();
+      else if (!timer) timer = setTimeout(check, CATCH_UP_AFTER_MS);
+    };
+    // an idle follower asks now and then whether the stream grew without it
+    idle = setInterval(() => {
+      if (stopped || catchingUp || Date.now() - lastDelivery < IDLE_CHECK_MS) return;
+      void this.lastPosition().then(
+        (last) => {
+          lastDelivery = Date.now();
+          need(last);
+        },
+        () => undefined,
+      );
+    }, IDLE_CHECK_MS);
+    idle.unref();
+    return { stop, need };
+  }
+
+  private async firstPosition(): Promise<number> {
+    return (await this.jsm.streams.info(this.stream)).state.first_seq;
   }
 
   async loadSnapshot(): Promise<Snapshot | undefined> {

@@ -22,6 +22,12 @@ export interface Snapshot {
 /** Follows a log: stop() ends it. */
 export interface Following {
   stop(): void;
+  /**
+   * A caller waits until `position` is delivered (its proposal's entry, or a read barrier). A log whose
+   * live delivery can stall while the log itself still works (a JetStream consumer on a server cut off
+   * from this node) fetches the entries up to there another way if they do not arrive soon.
+   */
+  need?(position: number): void;
 }
 
 /**

@@ -234,6 +234,7 @@ export class Replica<C, R> {
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
+      this.following?.need?.(position);
     });
   }
 

@@ -7,6 +7,7 @@ import {
   tempDir,
   waitFor,
 } from '@backplane/runtime/testing';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
   type CommandCodec,
@@ -290,4 +291,65 @@ describe('a JetStream log', () => {
       await nats.stop();
     }
   });
+});
+
+describe('a JetStream log on a 3-node cluster when one server freezes', () => {
+  it("keeps applying at a node whose follower consumer is on the frozen server (reads by sequence from its own server's replica)", async () => {
+    const nats = await startNatsCluster(3);
+    // one connection per server, each kept on its server (a partition cuts servers, not connections)
+    const conns = await Promise.all(
+      nats.servers.map((s) => connect({ servers: s.url, ignoreClusterUpdates: true, noRandomize: true })),
+    );
+    const replicas: Array<Replica<Command, number>> = [];
+    const frozen: NatsServer[] = [];
+    try {
+      await waitFor(() => jetStreamReady(conns[0] as NatsConnection).then(() => true), 120_000, 250);
+      const name = `freeze${Math.random().toString(36).slice(2, 8)}`;
+      const jsm = await jetstreamManager(conns[0] as NatsConnection);
+      // a replica whose ephemeral consumer JetStream placed on another server than the one it talks to
+      let mine: { replica: Replica<Command, number>; server: number; consumerServer: number } | undefined;
+      for (let i = 0; i < 12 && !mine; i += 1) {
+        const server = i % 3;
+        const before = new Set<string>();
+        if (i > 0) for await (const c of jsm.consumers.list(`BP_${name}`)) before.add(c.name);
+        const log = await JetStreamLog.open({ nc: conns[server] as NatsConnection, name, replicas: 3 });
+        const replica = await Replica.open({ log, machine: new Counter(), codec });
+        replicas.push(replica);
+        for await (const c of jsm.consumers.list(`BP_${name}`)) {
+          if (before.has(c.name)) continue;
+          const consumerServer = Number(c.cluster?.leader?.slice(1));
+          if (consumerServer !== server) mine = { replica, server, consumerServer };
+        }
+      }
+      if (!mine) throw new Error('JetStream placed every consumer on its own server: nothing to freeze');
+      await mine.replica.propose({ op: 'add', n: 1 });
+      // the consumer's server stops answering (SIGSTOP): its connections stall, as in a partition
+      const victim = nats.servers[mine.consumerServer] as NatsServer;
+      victim.process.child.kill('SIGSTOP');
+      frozen.push(victim);
+      const started = Date.now();
+      // the stream may have to elect a new leader first (when the frozen server led it)
+      let total = 0;
+      const signal = AbortSignal.timeout(30_000);
+      for (let n = 0; n < 5; n += 1) {
+        for (;;) {
+          try {
+            total = (await mine.replica.propose({ op: 'add', n: 1 }, { signal })).result;
+            break;
+          } catch (err) {
+            if (signal.aborted) throw err;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }
+      expect(total).toBe(6);
+      await mine.replica.barrier('linearizable', signal);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      for (const s of frozen) s.process.child.kill('SIGCONT');
+      for (const r of replicas) await r.close();
+      for (const nc of conns) await nc.close();
+      await nats.stop();
+    }
+  }, 120_000);
 });

@@ -14,6 +14,12 @@ export interface PartitionOptions {
 }
 
 export const SHORT: PartitionOptions = { beforeMs: 1500, partitionMs: 8000, healTimeoutMs: 60_000 };
+/**
+ * CI's run: the log on three replicas, as a cluster deployment has it. A cut of the stream's leader leaves
+ * the majority without a leader until NATS's Raft elects one (its election timeout is 4 to 9 s), so each
+ * cut lasts 15 s: long enough for the majority to write for several seconds after the election.
+ */
+export const SHORT_R3: PartitionOptions = { ...SHORT, partitionMs: 15_000, replicas: 3 };
 export const LONG: PartitionOptions = { beforeMs: 3000, partitionMs: 60_000, healTimeoutMs: 120_000 };
 
 // the properties' log: a JetStream stream named after the bucket setting (BP_<bucket>)
