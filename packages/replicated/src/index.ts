@@ -5,6 +5,6 @@ export { JetStreamLog } from './jetstream-log';
 export type { LocalLogOptions } from './local-log';
 export { LocalLog } from './local-log';
 export type { Following, LogEntry, ReplicatedLog, Snapshot } from './log';
-export { NOT_APPENDED } from './log';
+export { BARRIER_ID, NOT_APPENDED } from './log';
 export type { CommandCodec, Consistency, ReplicaOptions, StateMachine } from './replica';
 export { Replica } from './replica';

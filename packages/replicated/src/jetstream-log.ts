@@ -13,8 +13,15 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
-import { type NatsConnection, nanos } from '@nats-io/transport-node';
-import { type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog, type Snapshot } from './log';
+import { headers, type NatsConnection, nanos } from '@nats-io/transport-node';
+import {
+  BARRIER_ID,
+  type Following,
+  type LogEntry,
+  NOT_APPENDED,
+  type ReplicatedLog,
+  type Snapshot,
+} from './log';
 
 export interface JetStreamLogOptions {
   nc: NatsConnection;
@@ -32,6 +39,11 @@ export interface JetStreamLogOptions {
 }
 
 const SNAPSHOT = 'latest';
+const BARRIER_HEADER = 'Bp-Barrier';
+const EMPTY = new Uint8Array(0);
+/** A delivered message's entry id: the barrier marker, or the proposal's Nats-Msg-Id. */
+const entryId = (h: { get(k: string): string } | undefined) =>
+  h?.get(BARRIER_HEADER) ? BARRIER_ID : (h?.get('Nats-Msg-Id') ?? '');
 /** How long a waited-for position may take to arrive through the consumer before it is read directly. */
 const CATCH_UP_AFTER_MS = 250;
 /** Entries read at once when a follower catches up by reading the stream. */
@@ -148,6 +160,23 @@ export class JetStreamLog implements ReplicatedLog {
     return ack.seq;
   }
 
+  /**
+   * Appends an empty entry marked as a barrier (header Bp-Barrier, no Nats-Msg-Id: a retry may append a
+   * second one, which is harmless, and JetStream keeps no dedup record for it) and returns its position.
+   * The stream's leader answers the append only once a majority stored it, so the position is at or after
+   * every entry acknowledged before: STREAM.INFO, answered by whichever server still believes it leads,
+   * is not (the partition Jepsen run read a stale value through a cut-off leader that way).
+   */
+  async readBarrier(): Promise<number> {
+    const h = headers();
+    h.set(BARRIER_HEADER, '1');
+    try {
+      return (await this.js.publish(this.subject, EMPTY, { headers: h })).seq;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   async lastPosition(): Promise<number> {
     try {
       return (await this.jsm.streams.info(this.stream)).state.last_seq;
@@ -204,7 +233,7 @@ export class JetStreamLog implements ReplicatedLog {
       callback: (m: JsMsg) => {
         // the consumer delivers new entries again: waits go back to it
         if (m.seq === expected) stalled = false;
-        deliver(m.seq, m.headers?.get('Nats-Msg-Id') ?? '', m.data);
+        deliver(m.seq, entryId(m.headers), m.data);
       },
     });
     void messages.closed().then((err) => {
@@ -248,7 +277,7 @@ export class JetStreamLog implements ReplicatedLog {
           if (m) {
             misses = 0;
             stalled = true;
-            deliver(m.seq, m.header.get('Nats-Msg-Id') ?? '', m.data);
+            deliver(m.seq, entryId(m.header), m.data);
             continue;
           }
           if (expected !== seq) continue; // the consumer delivered it meanwhile

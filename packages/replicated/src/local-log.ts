@@ -171,6 +171,11 @@ export class LocalLog implements ReplicatedLog {
     }
   }
 
+  /** One node, one writer: the last position is already a linearizable barrier. */
+  readBarrier(): Promise<number> {
+    return this.lastPosition();
+  }
+
   async lastPosition(): Promise<number> {
     return this.head;
   }

@@ -4,6 +4,12 @@
  */
 export const NOT_APPENDED = 'NOT_APPENDED';
 
+/**
+ * The id of a read barrier's entry: an entry with no command, appended by readBarrier(). Every replica
+ * skips it (it only advances the position), so it changes no state.
+ */
+export const BARRIER_ID = '~barrier';
+
 /** One entry of an ordered log: a proposed command, at the position the log gave it. */
 export interface LogEntry {
   /** 1, 2, 3, …: every node sees the same entries at the same positions. */
@@ -49,6 +55,14 @@ export interface ReplicatedLog {
    * node has applied that far, its state reflects every entry appended before the call).
    */
   lastPosition(signal?: AbortSignal): Promise<number>;
+  /**
+   * A linearizable read barrier: a position such that a replica that has applied it reflects every entry
+   * acknowledged before the call began. On one node that is the last position; on a replicated log it is
+   * the position of a no-op entry (id BARRIER_ID) the log's majority committed, because a leader cut off
+   * from its majority may not know yet that another leader took over and keeps answering with its own
+   * last position (a stale read).
+   */
+  readBarrier(signal?: AbortSignal): Promise<number>;
   /**
    * Delivers every entry after `after`, in order, then new ones as they are appended. `onGap` is called
    * (and following stops) when the entries just after `after` are no longer in the log (trimmed below a

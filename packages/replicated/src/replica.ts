@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BackplaneError, type Logger, retryJetStream, silentLogger } from '@backplane/runtime';
-import { type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog } from './log';
+import { BARRIER_ID, type Following, type LogEntry, NOT_APPENDED, type ReplicatedLog } from './log';
 
 /**
  * A deterministic state machine: the same commands in the same order give every node the same state and
@@ -158,6 +158,12 @@ export class Replica<C, R> {
     if (e.position !== this.applied + 1) {
       if (e.position <= this.applied) return;
       this.fail(new Error(`entry ${e.position} follows ${this.applied}: the log has a hole`));
+      return;
+    }
+    if (e.id === BARRIER_ID) {
+      // a read barrier: no command, the same on every replica
+      this.applied = e.position;
+      this.wake();
       return;
     }
     let command: C | undefined;
@@ -346,13 +352,13 @@ export class Replica<C, R> {
   private positionNext: Promise<number> | undefined;
 
   /**
-   * The log's last position, one request for the reads of a moment: a request already on its way was
+   * A read barrier (the log's readBarrier()), one for the reads of a moment: a request already on its way was
    * sent before this read began and may not reflect a write acknowledged just before it, so the read waits
    * for the one sent after it (which every read arriving meanwhile shares).
    */
   private lastPosition(): Promise<number> {
     if (!this.positionAsked) {
-      this.positionAsked = this.options.log.lastPosition().finally(() => {
+      this.positionAsked = this.options.log.readBarrier().finally(() => {
         this.positionAsked = undefined;
       });
       return this.positionAsked;

@@ -1,6 +1,7 @@
 import { PrivateNetwork } from '../src/partition/netns';
 import { formatPartitionTable, partitionProblems } from '../src/partition/report';
 import { runPartition, SHORT_R3 } from '../src/partition/run';
+import { runStaleRead } from '../src/partition/stale-read';
 import { CALL_MS, LIST_MS } from '../src/partition/traffic';
 
 /**
@@ -46,5 +47,20 @@ describe('partition of the sharing ring, log on three replicas (short mode)', ()
       }
     },
     300_000,
+  );
+
+  (unavailable ? it.skip : it)(
+    "never answers a linearizable read on a cut-off leader's node with a value the majority overwrote",
+    async () => {
+      const r = await runStaleRead();
+      process.stdout.write(
+        `stale read: majority wrote after ${r.majorityWroteAfterMs} ms; cut-off node read ${r.cutOffReads.join(', ')}\n`,
+      );
+      expect(r.majorityWroteAfterMs).toBeGreaterThan(0);
+      // before read barriers went through the log, all five read 'old'
+      for (const read of r.cutOffReads) expect(read === 'new' || read.startsWith('failed')).toBe(true);
+      expect(r.cutOffReads).not.toContain('old');
+    },
+    180_000,
   );
 });

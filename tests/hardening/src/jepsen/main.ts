@@ -20,12 +20,18 @@ export function formatJepsen(r: JepsenReport): string {
 }
 
 /**
- * `pnpm jepsen [--long]`: the register and bank workloads on three sharing nodes over a 3-node NATS
- * cluster (R3) while nats-servers and sharing nodes are killed; exits 1 on any violation.
+ * `pnpm jepsen [--long] [--partition]`: the register and bank workloads on three sharing nodes over a
+ * 3-node NATS cluster (R3) while nats-servers and sharing nodes are killed (or, with `--partition`, while
+ * one node at a time is cut off from the others by the partition harness); exits 1 on any violation.
  */
 async function main(): Promise<void> {
-  const options = process.argv.includes('--long') ? LONG : SHORT;
-  console.log(`jepsen: ${options.seconds} s, ${options.clients} clients per workload, ${options.keys} keys`);
+  const options = {
+    ...(process.argv.includes('--long') ? LONG : SHORT),
+    faults: process.argv.includes('--partition') ? ('partition' as const) : ('kill' as const),
+  };
+  console.log(
+    `jepsen: ${options.seconds} s, ${options.clients} clients per workload, ${options.keys} keys, faults: ${options.faults}`,
+  );
   const report = await runJepsen(options, (line) => console.log(line));
   console.log(formatJepsen(report));
   const problems = jepsenProblems(report);

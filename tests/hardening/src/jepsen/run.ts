@@ -1,5 +1,6 @@
 import { type NatsCluster, startNatsCluster, tempDir } from '@backplane/runtime/testing';
 import { SharedProperties, SharingConnection, TransactionConflict } from '@backplane/sharing-client';
+import { PartitionCluster } from '../partition/cluster';
 import { ServiceProcess } from '../services';
 import {
   boundObservedWrites,
@@ -19,6 +20,12 @@ export interface JepsenOptions {
   keys: number;
   /** Pause between two faults, ms. */
   faultGapMs: [number, number];
+  /**
+   * What goes wrong: `kill` — nats-servers and sharing nodes killed -9 and restarted; `partition` — the
+   * partition harness (each node in its own network namespace, needs root) cuts one node off from the
+   * other two for 2 to 6 s, then heals.
+   */
+  faults?: 'kill' | 'partition';
 }
 
 export const SHORT: JepsenOptions = { seconds: 25, clients: 4, keys: 6, faultGapMs: [1500, 3000] };
@@ -62,9 +69,7 @@ const definiteFailure = (err: unknown) => code(err) === 3 || reason(err) === 'NO
  * -9 and restarted. Then: is every key's history linearizable, and did every bank read total 500?
  */
 export async function runJepsen(options: JepsenOptions, log: (line: string) => void = () => undefined) {
-  const cluster: NatsCluster = await startNatsCluster(3);
-  const dirs = [0, 1, 2].map((i) => tempDir(`jepsen-sharing-${i}-`));
-  const nodes: ServiceProcess[] = [];
+  const env = options.faults === 'partition' ? await partitionEnv() : await killEnv();
   const report: JepsenReport = {
     register: { operations: 0, ok: 0, unknown: 0, violations: [], undecided: [] },
     bank: { transfers: 0, conflicts: 0, unknown: 0, reads: 0, violations: [], final: 0 },
@@ -72,21 +77,8 @@ export async function runJepsen(options: JepsenOptions, log: (line: string) => v
     exits: 0,
   };
   try {
-    for (const [i, dir] of dirs.entries())
-      nodes.push(
-        await ServiceProcess.start('sharing', dir.path, {
-          // each node prefers its own nats-server, and fails over to the others
-          BACKPLANE_NATS_URL: [i, ...[0, 1, 2].filter((j) => j !== i)]
-            .map((j) => cluster.servers[j]?.url)
-            .join(','),
-          BACKPLANE_SHARING_REPLICAS: '3',
-        }),
-      );
-    const bootstrap = (first: number) =>
-      [first, ...[0, 1, 2].filter((j) => j !== first)].map((j) => nodes[j]?.address).join(',');
-
     // the bank's five accounts of 100
-    const setup = new SharingConnection(bootstrap(0));
+    const setup = new SharingConnection(env.bootstrap(0));
     const t = new SharedProperties(setup).transaction();
     for (let a = 0; a < 5; a++) t.put(`bank.a${a}`, '100');
     await t.commit({ timeoutMs: 30_000 });
@@ -96,36 +88,23 @@ export async function runJepsen(options: JepsenOptions, log: (line: string) => v
     const histories = new Map<string, Array<Operation<RegisterInput, RegisterOutput>>>();
     const workloads = [
       ...Array.from({ length: options.clients }, (_, c) =>
-        registerClient(c, bootstrap(c % 3), options.keys, until, histories, report),
+        registerClient(c, env.bootstrap(c % 3), options.keys, until, histories, report),
       ),
-      ...Array.from({ length: options.clients }, (_, c) => bankClient(bootstrap(c % 3), until, report)),
-      bankReader(bootstrap(1), until, report),
+      ...Array.from({ length: options.clients }, (_, c) => bankClient(env.bootstrap(c % 3), until, report)),
+      bankReader(env.bootstrap(1), until, report),
     ];
     const faults = (async () => {
       for (let n = 0; Date.now() < until - 3000; n++) {
         await sleep(between(options.faultGapMs));
         if (Date.now() >= until - 3000) break;
-        if (n % 2 === 0) {
-          const i = Math.floor(Math.random() * 3);
-          const server = cluster.servers[i] as NatsCluster['servers'][0];
-          await server.kill();
-          report.faults.push(`nats-server ${i} killed`);
-          await sleep(500 + Math.random() * 1500);
-          await server.restart();
-        } else {
-          const i = Math.floor(Math.random() * 3);
-          await (nodes[i] as ServiceProcess).crash();
-          report.faults.push(`sharing node ${i} killed`);
-          await sleep(300 + Math.random() * 700);
-          await (nodes[i] as ServiceProcess).restart();
-        }
-        log(`${report.faults.at(-1)} and restarted`);
+        report.faults.push(await env.fault(n));
+        log(`${report.faults.at(-1)}, then healed`);
       }
     })();
     await Promise.all([...workloads, faults]);
 
     // healed: the final totals, through a node the workloads all used
-    const check = new SharingConnection(bootstrap(2));
+    const check = new SharingConnection(env.bootstrap(2));
     const props = new SharedProperties(check);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -149,13 +128,97 @@ export async function runJepsen(options: JepsenOptions, log: (line: string) => v
           `${key}: ${r.linearized} of ${history.length} operations could be ordered`,
         );
     }
-    report.exits = nodes.reduce((n, p) => n + p.unexpectedExits, 0);
+    report.exits = env.exits();
   } finally {
+    await env.stop();
+  }
+  return report;
+}
+
+/** Three sharing nodes on a 3-node NATS cluster (the log on three replicas), and how to hurt them. */
+interface JepsenEnv {
+  /** A bootstrap list for clients, `first` node first (clients fail over to the others). */
+  bootstrap(first: number): string;
+  /** The n-th fault: done and healed when it resolves; says what it was. */
+  fault(n: number): Promise<string>;
+  /** Sharing node exits nobody asked for. */
+  exits(): number;
+  stop(): Promise<void>;
+}
+
+const bootstrapOf = (addresses: string[], first: number) =>
+  [first, ...[0, 1, 2].filter((j) => j !== first)].map((j) => addresses[j]).join(',');
+
+/** Processes on loopback; faults kill -9 a nats-server or a sharing node and restart it. */
+async function killEnv(): Promise<JepsenEnv> {
+  const cluster: NatsCluster = await startNatsCluster(3);
+  const dirs = [0, 1, 2].map((i) => tempDir(`jepsen-sharing-${i}-`));
+  const nodes: ServiceProcess[] = [];
+  const stop = async () => {
     for (const n of nodes) await n.stop().catch(() => undefined);
     await cluster.stop();
     for (const d of dirs) d.remove();
+  };
+  try {
+    for (const [i, dir] of dirs.entries())
+      nodes.push(
+        await ServiceProcess.start('sharing', dir.path, {
+          // each node prefers its own nats-server, and fails over to the others
+          BACKPLANE_NATS_URL: [i, ...[0, 1, 2].filter((j) => j !== i)]
+            .map((j) => cluster.servers[j]?.url)
+            .join(','),
+          BACKPLANE_SHARING_REPLICAS: '3',
+        }),
+      );
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  return report;
+  return {
+    bootstrap: (first) =>
+      bootstrapOf(
+        nodes.map((n) => n.address),
+        first,
+      ),
+    fault: async (n) => {
+      const i = Math.floor(Math.random() * 3);
+      if (n % 2 === 0) {
+        const server = cluster.servers[i] as NatsCluster['servers'][0];
+        await server.kill();
+        await sleep(500 + Math.random() * 1500);
+        await server.restart();
+        return `nats-server ${i} killed`;
+      }
+      await (nodes[i] as ServiceProcess).crash();
+      await sleep(300 + Math.random() * 700);
+      await (nodes[i] as ServiceProcess).restart();
+      return `sharing node ${i} killed`;
+    },
+    exits: () => nodes.reduce((n, p) => n + p.unexpectedExits, 0),
+    stop,
+  };
+}
+
+/**
+ * The partition harness: each node (its nats-server and its sharing node, connected to that server only)
+ * in its own network namespace; a fault cuts one node off from the other two for 2 to 6 s, then heals.
+ */
+async function partitionEnv(): Promise<JepsenEnv> {
+  const cluster = await PartitionCluster.start(3, 3);
+  const addresses = [0, 1, 2].map((i) => cluster.sharingAddress(i));
+  return {
+    bootstrap: (first) => bootstrapOf(addresses, first),
+    fault: async () => {
+      const i = Math.floor(Math.random() * 3);
+      const ms = 2000 + Math.random() * 4000;
+      cluster.net.partition([i]);
+      await sleep(ms);
+      cluster.net.heal();
+      return `node ${i} cut off for ${(ms / 1000).toFixed(1)} s`;
+    },
+    exits: () => cluster.exits.length,
+    stop: () => cluster.stop(),
+  };
 }
 
 /** Reads, writes (unique values) and compare-and-sets on a few keys, each recorded with its times. */
