@@ -161,9 +161,11 @@ export class Replica<C, R> {
       return;
     }
     if (e.id === BARRIER_ID) {
-      // a read barrier: no command, the same on every replica
+      // a read barrier: no command, the same on every replica. It counts towards the next snapshot, which
+      // trims the log: a workload of reads alone would otherwise grow the stream without end
       this.applied = e.position;
       this.wake();
+      this.countTowardsSnapshot();
       return;
     }
     let command: C | undefined;
@@ -194,6 +196,10 @@ export class Replica<C, R> {
     if (error === undefined && command !== undefined)
       this.options.onApplied?.(command, result as R, e.position);
     this.wake();
+    this.countTowardsSnapshot();
+  }
+
+  private countTowardsSnapshot(): void {
     this.sinceSnapshot++;
     if (this.sinceSnapshot >= this.snapshotInterval() && !this.snapshotting) void this.snapshot(true);
   }

@@ -293,6 +293,39 @@ describe('a JetStream log', () => {
   });
 });
 
+describe('read barriers on a JetStream log', () => {
+  it('appends one entry per barrier, changes no state, and counts towards the snapshot that trims them', async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const log = await JetStreamLog.open({ nc, name: 'barriers' });
+      const machine = new Counter();
+      const replica = await Replica.open({ log, machine, codec, snapshotEvery: 5, keepBelowSnapshot: 2 });
+      await replica.propose({ op: 'add', n: 7 });
+      const before = replica.position;
+      for (let i = 0; i < 12; i++) await replica.barrier('linearizable');
+      // each barrier is an entry of its own (the reads were one after another), skipped by apply
+      expect(replica.position).toBe(before + 12);
+      expect(machine.total).toBe(7);
+      // and a reads-only workload still snapshots and trims the log
+      await waitFor(async () => (await log.snapshotPosition()) >= 5, 10_000);
+      const otherMachine = new Counter();
+      const other = await Replica.open({
+        log: await JetStreamLog.open({ nc, name: 'barriers' }),
+        machine: otherMachine,
+        codec,
+      });
+      expect(other.position).toBe(replica.position);
+      expect(otherMachine.total).toBe(7);
+      await other.close();
+      await replica.close();
+    } finally {
+      await nc.close();
+      await nats.stop();
+    }
+  });
+});
+
 describe('a JetStream log on a 3-node cluster when one server freezes', () => {
   it("keeps applying at a node whose follower consumer is on the frozen server (reads by sequence from its own server's replica)", async () => {
     const nats = await startNatsCluster(3);
