@@ -92,8 +92,15 @@ export class PropertiesTransaction {
 
   constructor(private readonly props: SharedProperties) {}
 
-  async get(key: string, opts?: CallOptions): Promise<Property | undefined> {
-    const p = await this.props.get(key, opts);
+  /**
+   * Reads `key` and records its revision, which commit() requires to be unchanged. The read is
+   * serializable by default (the node's own state, no read barrier): a stale value has an old revision,
+   * so the commit that depends on it fails with TransactionConflict, and a commit that succeeds read
+   * current values (as etcd's STM does). A caller who acts on what it read without committing can ask
+   * for `consistency: 'linearizable'`.
+   */
+  async get(key: string, opts: CallOptions & ReadOptions = {}): Promise<Property | undefined> {
+    const p = await this.props.get(key, { consistency: 'serializable', ...opts });
     if (!this.reads.has(key)) this.reads.set(key, p?.revision ?? 0);
     return p;
   }
