@@ -236,8 +236,13 @@ export class JetStreamLog implements ReplicatedLog {
         deliver(m.seq, entryId(m.headers), m.data);
       },
     });
+    const fail = (err: unknown): void => {
+      if (stopped) return;
+      stop();
+      onError(err instanceof Error ? err : new Error(String(err)));
+    };
     void messages.closed().then((err) => {
-      if (!stopped && err) onError(err instanceof Error ? err : new Error(String(err)));
+      if (err) fail(err);
     });
     // The consumer is one ephemeral consumer on one server. When that server is cut off from this node
     // (a partition, a frozen process) while this node's side still has, or elects, the stream's leader,
@@ -259,34 +264,41 @@ export class JetStreamLog implements ReplicatedLog {
       catchingUp = true;
       let misses = 0;
       try {
-        // up to CATCH_UP_WINDOW reads in flight, refilled as each is delivered in order
+        // reads in flight (at most `window`, which starts at one after a miss and doubles with each
+        // entry read, up to CATCH_UP_WINDOW), delivered in order; the map holds them in ascending order
         const inFlight = new Map<number, ReturnType<typeof get>>();
+        let window = CATCH_UP_WINDOW;
         let ask = expected;
         while (!stopped && expected <= needed) {
-          if (ask < expected) {
-            // the consumer delivered some meanwhile
-            for (const s of inFlight.keys()) if (s < expected) inFlight.delete(s);
-            ask = expected;
+          // reads the consumer made unnecessary meanwhile
+          for (const s of inFlight.keys()) {
+            if (s >= expected) break;
+            inFlight.delete(s);
           }
-          for (; ask <= needed && ask < expected + CATCH_UP_WINDOW; ask += 1)
-            if (!inFlight.has(ask)) inFlight.set(ask, get(ask));
+          if (ask < expected) ask = expected;
+          for (; ask <= needed && ask < expected + window; ask += 1) inFlight.set(ask, get(ask));
           const seq = expected;
           const m = await inFlight.get(seq);
           inFlight.delete(seq);
           if (stopped) return;
           if (m) {
             misses = 0;
-            stalled = true;
+            window = Math.min(window * 2, CATCH_UP_WINDOW);
+            // only a read that was first (not one the consumer had delivered meanwhile) says it is behind
+            if (expected === seq) stalled = true;
             deliver(m.seq, entryId(m.header), m.data);
             continue;
           }
           if (expected !== seq) continue; // the consumer delivered it meanwhile
+          // no leader yet, or the entry is gone: ask for this one entry alone until it comes, after a
+          // short wait; now and then check whether it was trimmed away
           inFlight.clear();
           ask = expected;
-          // no leader yet, or the entry is gone: wait a little; now and then check for a trim
+          window = 1;
           misses += 1;
           if (misses % 10 === 0) {
             const first = await this.firstPosition().catch(() => 0);
+            if (stopped) return;
             if (first > expected) {
               // trimmed below a snapshot while this node was behind: it loads the snapshot instead
               stop();
@@ -294,23 +306,29 @@ export class JetStreamLog implements ReplicatedLog {
               return;
             }
           }
-          await new Promise((r) => setTimeout(r, Math.min(50 * misses, 500)));
+          await new Promise((r) => setTimeout(r, Math.min(50 * misses, 500)).unref());
         }
       } finally {
         catchingUp = false;
       }
     };
+    const startCatchUp = (): void => {
+      void catchUp().catch(fail);
+    };
     const check = (): void => {
       timer = undefined;
       if (stopped || catchingUp || expected > needed) return;
-      void catchUp();
+      startCatchUp();
     };
     const need = (position: number): void => {
       if (stopped || position < expected) return;
       needed = Math.max(needed, position);
       if (catchingUp) return;
-      if (stalled) void catchUp();
-      else if (!timer) timer = setTimeout(check, CATCH_UP_AFTER_MS);
+      if (stalled) startCatchUp();
+      else if (!timer) {
+        timer = setTimeout(check, CATCH_UP_AFTER_MS);
+        timer.unref();
+      }
     };
     // an idle follower asks now and then whether the stream grew without it
     idle = setInterval(() => {

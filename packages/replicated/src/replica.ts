@@ -142,6 +142,10 @@ export class Replica<C, R> {
       },
       (err) => this.fail(err),
     );
+    // waits that began before this follow (a re-follow after a gap) are announced to it too
+    let furthest = 0;
+    for (const w of this.waiters) furthest = Math.max(furthest, w.position);
+    if (furthest > this.applied) this.following.need?.(furthest);
   }
 
   private fail(err: unknown): void {

@@ -100,7 +100,7 @@ export class PropertiesTransaction {
    * for `consistency: 'linearizable'`.
    */
   async get(key: string, opts: CallOptions & ReadOptions = {}): Promise<Property | undefined> {
-    const p = await this.props.get(key, { consistency: 'serializable', ...opts });
+    const p = await this.props.get(key, { ...opts, consistency: opts.consistency ?? 'serializable' });
     if (!this.reads.has(key)) this.reads.set(key, p?.revision ?? 0);
     return p;
   }
