@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { BackplaneError, type CallOptions, serverStream, unary } from '@backplane/client-core';
+import { BackplaneError, type CallOptions, serverStream } from '@backplane/client-core';
 import {
   CommitRequest,
   CompareAndSetRequest,
@@ -131,10 +131,13 @@ export class PropertiesTransaction {
       removes: [...this.removes],
       requestId: newRequestId(),
     });
-    const res = await this.props.connection.withFailover(
-      (stub) => unary(stub.commit.bind(stub), request, this.props.connection.callOptions(opts)),
+    // through the call pipeline, as every other small call (a large one goes as a plain call by itself)
+    const res = await this.props.connection.unary(
+      SharingServiceService.commit,
+      (s) => s.commit,
+      request,
+      opts,
       this.reads.size > 0,
-      true,
     );
     if (!res.committed) throw new TransactionConflict(res.conflicts);
     return res.revision;

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { SharingServiceClient } from '@backplane/proto/sharing';
 import {
   type NatsCluster,
   natsServerBinary,
@@ -102,6 +103,24 @@ describe('sharing client against an embedded node', () => {
     expect((err as TransactionConflict).conflicts.map((c) => c.key)).toEqual(['bank.a']);
     expect((await props.get('bank.a'))?.text()).toBe('5');
     expect((await props.get('bank.b'))?.text()).toBe('5');
+  });
+
+  it('sends every small call, commits included, over the call pipeline (no plain unary call)', async () => {
+    const plain = (['put', 'get', 'commit'] as const).map((m) =>
+      jest.spyOn(SharingServiceClient.prototype, m),
+    );
+    try {
+      await props.put('pipe.a', '1');
+      const t = props.transaction();
+      await t.get('pipe.a');
+      t.put('pipe.b', '2');
+      await t.commit();
+      expect((await props.get('pipe.b'))?.text()).toBe('2');
+      // a plain call goes through the grpc-js client's method; a pipelined one through the Calls stream
+      for (const spy of plain) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of plain) spy.mockRestore();
+    }
   });
 
   it('watches a prefix and resumes from a revision', async () => {
