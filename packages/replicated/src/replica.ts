@@ -51,6 +51,9 @@ export interface ReplicaOptions<C, R> {
   recentResults?: number;
 }
 
+/** Read barriers on their way to the log at once (a JetStream log: each is an append). */
+const BARRIERS_IN_FLIGHT = 4;
+
 /** The prefix of proposal ids a caller chose (a client's request id): retried requests share one entry. */
 const REQUEST = 'req:';
 
@@ -358,27 +361,46 @@ export class Replica<C, R> {
     await this.waitFor(position, signal);
   }
 
-  private positionAsked: Promise<number> | undefined;
-  private positionNext: Promise<number> | undefined;
+  /** The barrier this moment's reads share, not sent yet. */
+  private pendingBarrier:
+    | { promise: Promise<number>; resolve(p: number): void; reject(e: unknown): void }
+    | undefined;
+  private barriersInFlight = 0;
 
   /**
-   * A read barrier (the log's readBarrier()), one for the reads of a moment: a request already on its way was
-   * sent before this read began and may not reflect a write acknowledged just before it, so the read waits
-   * for the one sent after it (which every read arriving meanwhile shares).
+   * A read barrier (the log's readBarrier()), one for the reads of a moment. A barrier already sent may
+   * not reflect a write acknowledged just before a read began, so a read joins the barrier not sent yet
+   * (every read of this event-loop turn shares it), sent at the end of the turn; up to
+   * BARRIERS_IN_FLIGHT are on their way at once, and beyond that the next one goes when one returns. On
+   * the local log the last position is a barrier without a round trip: no sharing needed.
    */
   private lastPosition(): Promise<number> {
-    if (!this.positionAsked) {
-      this.positionAsked = this.options.log.readBarrier().finally(() => {
-        this.positionAsked = undefined;
+    if (this.options.log.kind === 'local') return this.options.log.readBarrier();
+    if (!this.pendingBarrier) {
+      let resolve!: (p: number) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<number>((res, rej) => {
+        resolve = res;
+        reject = rej;
       });
-      return this.positionAsked;
+      this.pendingBarrier = { promise, resolve, reject };
+      setImmediate(() => this.sendBarrier());
     }
-    const after = () => {
-      this.positionNext = undefined;
-      return this.lastPosition();
-    };
-    this.positionNext ??= this.positionAsked.then(after, after);
-    return this.positionNext;
+    return this.pendingBarrier.promise;
+  }
+
+  private sendBarrier(): void {
+    const b = this.pendingBarrier;
+    if (!b || this.barriersInFlight >= BARRIERS_IN_FLIGHT) return;
+    this.pendingBarrier = undefined;
+    this.barriersInFlight++;
+    this.options.log
+      .readBarrier()
+      .then(b.resolve, b.reject)
+      .finally(() => {
+        this.barriersInFlight--;
+        this.sendBarrier();
+      });
   }
 
   /** Entries to apply before the next snapshot (Infinity: none). */

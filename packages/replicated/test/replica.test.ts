@@ -294,7 +294,7 @@ describe('a JetStream log', () => {
 });
 
 describe('read barriers on a JetStream log', () => {
-  it('appends one entry per barrier, changes no state, and counts towards the snapshot that trims them', async () => {
+  it('appends one entry per barrier (one for the reads of a moment), changes no state, and counts towards the snapshot that trims them', async () => {
     const nats = await startNats();
     const nc = await connect({ servers: nats.url });
     try {
@@ -307,6 +307,10 @@ describe('read barriers on a JetStream log', () => {
       // each barrier is an entry of its own (the reads were one after another), skipped by apply
       expect(replica.position).toBe(before + 12);
       expect(machine.total).toBe(7);
+      // the reads of one moment share one barrier
+      const shared = replica.position;
+      await Promise.all(Array.from({ length: 50 }, () => replica.barrier('linearizable')));
+      expect(replica.position).toBe(shared + 1);
       // and a reads-only workload still snapshots and trims the log
       await waitFor(async () => (await log.snapshotPosition()) >= 5, 10_000);
       // and the stream was trimmed below it: the barrier entries do not stay
