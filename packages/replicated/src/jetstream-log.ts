@@ -134,6 +134,34 @@ export class JetStreamLog implements ReplicatedLog {
     });
   }
 
+  /** Publishes waiting for the end of this event-loop turn. */
+  private publishing: Array<{
+    data: Uint8Array;
+    opts: Parameters<JetStreamClient['publish']>[2];
+    resolve(ack: Awaited<ReturnType<JetStreamClient['publish']>>): void;
+    reject(err: unknown): void;
+  }> = [];
+
+  /**
+   * A JetStream publish, sent with the others of this event-loop turn: nats.js writes what is published
+   * in one synchronous run as one socket write, and the appends of a busy node arrive in many turns'
+   * microtasks (one per call), each of which would otherwise be a write of its own.
+   */
+  private publish(
+    data: Uint8Array,
+    opts: Parameters<JetStreamClient['publish']>[2],
+  ): Promise<Awaited<ReturnType<JetStreamClient['publish']>>> {
+    return new Promise((resolve, reject) => {
+      this.publishing.push({ data, opts, resolve, reject });
+      if (this.publishing.length === 1)
+        setImmediate(() => {
+          const batch = this.publishing;
+          this.publishing = [];
+          for (const p of batch) this.js.publish(this.subject, p.data, p.opts).then(p.resolve, p.reject);
+        });
+    });
+  }
+
   async append(id: string, data: Uint8Array): Promise<number> {
     if (data.length > this.maxEntryBytes)
       throw BackplaneError.badParameter(
@@ -142,7 +170,7 @@ export class JetStreamLog implements ReplicatedLog {
       );
     let ack: Awaited<ReturnType<JetStreamClient['publish']>>;
     try {
-      ack = await this.js.publish(this.subject, data, { msgID: id });
+      ack = await this.publish(data, { msgID: id });
     } catch (err) {
       // refused by JetStream, or no server had the stream's subject: nothing was appended; anything else
       // (a timeout, a lost connection) may have been
@@ -171,7 +199,7 @@ export class JetStreamLog implements ReplicatedLog {
     const h = headers();
     h.set(BARRIER_HEADER, '1');
     try {
-      return (await this.js.publish(this.subject, EMPTY, { headers: h })).seq;
+      return (await this.publish(EMPTY, { headers: h })).seq;
     } catch (err) {
       throw unavailable(err);
     }
