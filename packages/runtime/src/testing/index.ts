@@ -8,7 +8,7 @@ export type { HeldBatches } from './hold-batches';
 export { holdBatches } from './hold-batches';
 export { memoryStore } from './memory-store';
 export type { NatsCluster, NatsServer } from './nats';
-export { natsServerBinary, startNats, startNatsCluster } from './nats';
+export { natsServerBinary, startNats, startNatsCluster, untilReplicated } from './nats';
 export { freePort, tempDir, waitFor } from './ports';
 export type { SpawnedProcess } from './processes';
 export { spawnProcess } from './processes';

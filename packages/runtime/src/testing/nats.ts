@@ -161,7 +161,7 @@ async function tryCluster(size: number, formTimeoutMs: number): Promise<NatsClus
  * knows every peer (a stream with `replicas` = the cluster's size is made, then deleted). Before that, a
  * test's first replicated stream may be refused ("no suitable peers for placement").
  */
-async function untilReplicated(urls: string, replicas: number, timeoutMs = 120_000): Promise<void> {
+export async function untilReplicated(urls: string, replicas: number, timeoutMs = 120_000): Promise<void> {
   const nc = await connect({ servers: urls.split(','), maxReconnectAttempts: -1 });
   const name = `READY_${Math.random().toString(36).slice(2, 10)}`;
   const until = Date.now() + timeoutMs;

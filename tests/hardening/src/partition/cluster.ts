@@ -1,4 +1,4 @@
-import { natsServerBinary, type SpawnedProcess, tempDir } from '@backplane/runtime/testing';
+import { natsServerBinary, type SpawnedProcess, tempDir, untilReplicated } from '@backplane/runtime/testing';
 import { PrivateNetwork } from './netns';
 
 const NATS_PORT = 4222;
@@ -34,18 +34,41 @@ export class PartitionCluster {
     readonly replicas: number,
   ) {}
 
+  /**
+   * Starts the network, the NATS cluster and the sharing nodes. A NATS cluster that cannot place a stream
+   * on every server within 45 s (CI once saw one answer "no suitable peers for placement" for a minute,
+   * with another partition cluster and a busy loop sharing the two cores) is stopped and started again,
+   * up to three times, with what its servers printed.
+   */
   static async start(size = 3, replicas = 1): Promise<PartitionCluster> {
-    const net = PrivateNetwork.create(size);
-    const cluster = new PartitionCluster(net, tempDir('partition-'), replicas);
-    try {
-      await cluster.startNats();
-      // one at a time: the first creates the buckets, the others find them
-      for (let i = 0; i < size; i++) await cluster.startSharing(i);
-    } catch (err) {
-      await cluster.stop();
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      const net = PrivateNetwork.create(size);
+      const cluster = new PartitionCluster(net, tempDir('partition-'), replicas);
+      try {
+        await cluster.startNats();
+        try {
+          await untilReplicated(cluster.natsUrls(), size, 45_000);
+        } catch (err) {
+          if (attempt >= 3) throw err;
+          process.stderr.write(
+            `PartitionCluster: the NATS cluster did not form (${(err as Error).message}); again\n${cluster.output()}\n`,
+          );
+          await cluster.stop();
+          continue;
+        }
+        // one at a time: the first creates the buckets, the others find them
+        for (let i = 0; i < size; i++) await cluster.startSharing(i);
+        return cluster;
+      } catch (err) {
+        await cluster.stop();
+        throw err;
+      }
     }
-    return cluster;
+  }
+
+  /** The nats-servers' client URLs, reached from the host. */
+  natsUrls(): string {
+    return this.net.addresses.map((a) => `nats://${a}:${NATS_PORT}`).join(',');
   }
 
   get size(): number {
